@@ -1,0 +1,61 @@
+# crossbook: the one entry for people and CI. Every CI step is a target here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+RUST := rust
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+STAMP := $(VENV)/.stamp
+CORE_SRC := $(shell find rust -name '*.rs' -o -name 'Cargo.toml' | grep -v target) rust/Cargo.lock pyproject.toml
+
+.PHONY: help setup build demo test test-fast lint fmt bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt
+	@echo "==> creating $(VENV) and installing pinned dependencies"
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(VENV)/.core: $(STAMP) $(CORE_SRC)
+	@echo "==> building crossbook._core (Rust, release) into $(VENV)"
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q
+	@touch $@
+
+setup: $(VENV)/.core  ## virtualenv + pinned deps + Rust extension (idempotent)
+
+build: setup
+
+demo: setup  ## live books from both venue simulators (Ctrl-C stops; DEMO_SECONDS=N stops by itself)
+	$(VENV)/bin/crossbook demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+
+lint: setup  ## ruff, mypy --strict, cargo fmt/clippy, stubtest
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/mypy
+	cd $(RUST) && $(CARGO) fmt --all -- --check
+	cd $(RUST) && $(CARGO) clippy --all-targets --release -q -- -D warnings
+	$(VPY) -m mypy.stubtest crossbook._core
+
+test: setup lint  ## everything CI runs: linters, Rust tests, Python tests (real Redis, sims)
+	cd $(RUST) && $(CARGO) test --release -q
+	$(VPY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: setup  ## Python tests only
+	$(VPY) -m pytest -q -x tests
+
+fmt:  ## format Rust and Python
+	cd $(RUST) && $(CARGO) fmt --all
+	$(VENV)/bin/ruff format python tests benches
+
+bench: setup  ## parse benchmark: BookSet vs orjson/msgspec + Python books
+	$(VPY) benches/bench_parse.py
+
+clean:  ## remove build outputs and the virtualenv
+	rm -rf $(VENV) $(RUST)/target

@@ -1,0 +1,5 @@
+import sys
+
+from crossbook.cli import main
+
+sys.exit(main())

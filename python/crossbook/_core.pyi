@@ -1,0 +1,86 @@
+"""Stubs for the Rust extension ``crossbook._core`` (rust/py). Checked by ``mypy.stubtest``."""
+
+from typing import Final, Self, TypedDict, final, type_check_only
+
+__all__ = ["BookSet", "__version__"]
+
+__version__: Final[str]
+
+@type_check_only
+class BookDict(TypedDict):
+    venue: str
+    market: str
+    bids: list[list[str]]
+    asks: list[list[str]]
+    valid: bool
+    reason: str | None
+
+@type_check_only
+class TopDict(TypedDict):
+    bid: str | None
+    bid_size: str | None
+    ask: str | None
+    ask_size: str | None
+    ts: int
+    valid: bool
+
+@final
+class BookSet:
+    """Live L2 books for both venues, keyed by (venue, market).
+
+    ``venue`` is ``"polymarket"`` (alias ``"poly"``) or ``"kalshi"``. Polymarket markets are keyed by
+    asset (token) id; Kalshi markets by ticker. Prices and sizes are exact fixed-point inside and
+    decimal strings outside.
+    """
+
+    def __new__(cls, *, kalshi_use_yes_price: bool = False) -> Self:
+        """``kalshi_use_yes_price``: the Kalshi orderbook subscription was made with ``use_yes_price``,
+        so NO-side levels already carry YES-ask prices (otherwise a NO bid at q is a YES ask at 1 − q).
+        """
+    def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0) -> int:
+        """Parse one WebSocket frame and apply every event in it, atomically.
+
+        Returns how many events of known types it held (0 for ``PONG`` or a frame of unknown
+        events, which are counted in ``stats()['unknown']``). ``recv_ns`` is the arrival time
+        (``time.time_ns()``); it becomes the book's ``ts`` (ms) and last-update time.
+        Raises ``crossbook.errors.FrameError`` (a ``ValueError``) for a malformed frame, which is
+        then not applied at all and is counted in ``stats()['malformed']``.
+        Raises ``ValueError`` for an unknown venue and ``TypeError`` for a frame of another type.
+        """
+    def book(self, venue: str, market: str, depth: int | None = None) -> BookDict:
+        """The book, best levels first. Raises ``KeyError`` for a market never seen.
+
+        ``depth`` keeps at most that many levels per side (``ValueError`` if negative).
+        """
+    def top(self, venue: str, market: str) -> TopDict:
+        """Best bid and ask with sizes, the last update time in ms, and validity.
+
+        Raises ``KeyError`` for a market never seen.
+        """
+    def books(self) -> list[BookDict]:
+        """Every book, Polymarket first, each venue's markets in first-seen order."""
+    def markets(self, venue: str) -> list[str]: ...
+    def take_changed(self) -> list[tuple[str, str]]:
+        """(venue, market) of books whose top of book or validity changed since the last call."""
+    def take_resync(self) -> list[tuple[int, str]]:
+        """Kalshi (sid, market_ticker) pairs that lost sequence and need a fresh snapshot."""
+    def last_update_ns(self, venue: str, market: str) -> int:
+        """Arrival time of the last frame that touched this market (0 if never)."""
+    def invalidate(self, venue: str, market: str | None, reason: str) -> None:
+        """Mark one market (or with ``None`` every market of the venue) invalid until its next snapshot.
+
+        A market never seen has no book to invalidate: naming one is a no-op.
+        """
+    def stats(self) -> dict[str, int]:
+        """Counters: frames, events, malformed, unknown, pongs, gaps, ignored, bba_mismatch.
+
+        ``frames``: every ``apply`` call; ``events``: known events in accepted frames; ``malformed``:
+        rejected frames; ``unknown``: events of unknown type (ignored); ``pongs``: Polymarket
+        ``PONG``; ``gaps``: Kalshi sequence gaps; ``ignored``: level updates dropped because the book
+        had no snapshot or was invalid; ``bba_mismatch``: Polymarket price changes whose
+        ``best_bid``/``best_ask`` disagreed with the book after applying (counted, not fatal).
+        """
+    def clear(self) -> None:
+        """Forget every book, sequence and queue (the counters in ``stats()`` are kept)."""
+    def __len__(self) -> int: ...
+    def __repr__(self) -> str: ...

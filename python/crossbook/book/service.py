@@ -1,0 +1,90 @@
+"""The market-data spine in one object: BookSet + upstream feeds + Redis writer + freshness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from crossbook._core import BookSet
+from crossbook.book.redis_writer import RedisBookWriter
+from crossbook.config import Config
+from crossbook.signing import HeaderSigner
+from crossbook.venues.kalshi.feed import connections_for as kalshi_connections
+from crossbook.venues.polymarket.feed import connections_for as polymarket_connections
+from crossbook.venues.wsfeed import UpstreamConnection
+
+log = logging.getLogger("crossbook.marketdata")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How much a book can be trusted right now (what the breaker reads)."""
+
+    venue: str
+    market: str
+    valid: bool
+    connected: bool
+    age_ms: float  # since the last update of this book or heartbeat of its connection
+    reason: str | None
+
+    @property
+    def fresh(self) -> bool:
+        return self.valid and self.connected and self.reason is None
+
+
+class MarketData:
+    def __init__(self, cfg: Config, signer: HeaderSigner, redis_url: str | None) -> None:
+        self.cfg = cfg
+        self.books = BookSet(kalshi_use_yes_price=cfg.kalshi.use_yes_price)
+        self.writer = RedisBookWriter(self.books, redis_url, prefix=cfg.redis.key_prefix) if redis_url else None
+        notify = self.writer.notify if self.writer else None
+        self.connections: list[UpstreamConnection] = []
+        if cfg.polymarket.enabled and cfg.polymarket.assets:
+            self.connections += polymarket_connections(
+                cfg.polymarket.assets, self.books, cfg.polymarket, cfg.feed, notify
+            )
+        if cfg.kalshi.enabled and cfg.kalshi.markets:
+            self.connections += kalshi_connections(
+                cfg.kalshi.markets, self.books, cfg.kalshi, cfg.feed, signer, notify
+            )
+        self._by_market: dict[tuple[str, str], UpstreamConnection] = {
+            (c.venue, m): c for c in self.connections for m in c.markets()
+        }
+
+    async def start(self) -> None:
+        if self.writer is not None:
+            self.writer.start()
+        for c in self.connections:
+            c.start()
+        log.info("market data: %d upstream connections, %d markets", len(self.connections), len(self._by_market))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
+        if self.writer is not None:
+            await self.writer.stop()
+
+    def subscribed(self) -> list[tuple[str, str]]:
+        return list(self._by_market)
+
+    def freshness(self, venue: str, market: str, now_ns: int | None = None) -> Freshness:
+        now = time.time_ns() if now_ns is None else now_ns
+        conn = self._by_market.get((venue, market))
+        stale_ns = self.cfg.feed.stale_after_ms * 1_000_000
+        try:
+            top = self.books.top(venue, market)
+            book = self.books.book(venue, market, 0)
+            valid, reason = top["valid"], book["reason"]
+            last = self.books.last_update_ns(venue, market)
+        except KeyError:
+            valid, reason, last = False, "no data received yet", 0
+        connected = conn is not None and conn.connected
+        hb = conn.last_heartbeat_ns if conn is not None else 0
+        newest = max(last, hb) if connected else last
+        age_ms = (now - newest) / 1e6 if newest else float("inf")
+        if not connected and reason is None:
+            reason = "feed disconnected"
+        if reason is None and now - newest > stale_ns:
+            reason = f"no update or heartbeat for {age_ms:.0f} ms (limit {self.cfg.feed.stale_after_ms} ms)"
+        return Freshness(venue, market, valid, connected, age_ms, reason)

@@ -1,0 +1,118 @@
+"""The ``crossbook`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from crossbook.errors import CrossbookError
+
+EPILOG = """examples:
+  crossbook demo                         live books from both simulators (Ctrl-C stops)
+  crossbook demo --seconds 20 --chaos    stop by itself; inject venue faults every few seconds
+  crossbook daemon --config crossbook.toml
+  crossbook book replay --venue kalshi frames.jsonl > books.json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crossbook",
+        description="Trade the same event on Polymarket and Kalshi: live books, safety, execution.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    d = sub.add_parser(
+        "demo",
+        help="run embedded Redis, both venue simulators and the daemon, with a live table",
+        description="Starts an embedded Redis, a Polymarket and a Kalshi simulator (real wire protocols, "
+        "on loopback), and the market-data daemon; shows the top of book as stored in Redis.",
+    )
+    d.add_argument("--seconds", type=float, default=None, help="stop by itself after N seconds")
+    d.add_argument("--markets", type=int, default=4, help="markets per venue (default 4)")
+    d.add_argument("--chaos", action="store_true",
+                   help="inject faults (drops, garbage, Kalshi gaps, tick changes, stalls) every 4 s")
+    d.add_argument("--seed", type=int, default=7, help="simulator seed")
+
+    dm = sub.add_parser(
+        "daemon",
+        help="run the production daemon",
+        description="Streams the configured markets from both venues, keeps live L2 books and writes "
+        "book:<venue>:<market> hashes to Redis. Settings: the TOML file, then CROSSBOOK_* env vars.",
+    )
+    dm.add_argument("--config", help="TOML config file (see examples/crossbook.toml)")
+    dm.add_argument("--seconds", type=float, default=None, help="stop by itself after N seconds")
+
+    b = sub.add_parser("book", help="book tools (replay)")
+    bsub = b.add_subparsers(dest="book_cmd", metavar="SUBCOMMAND")
+    r = bsub.add_parser(
+        "replay",
+        help="apply recorded frames and print the resulting books as JSON",
+        description="Reads frames (JSON lines, a JSON array of frames, one message per file, a directory "
+        "of such files, or - for stdin), applies them in order and prints {\"books\": [...]}. Malformed "
+        "and unknown frames are reported on stderr and skipped; the exit code stays 0.",
+    )
+    r.add_argument("--venue", required=True, choices=["polymarket", "kalshi"])
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--depth", type=int, default=None, help="levels per side to print (default all)")
+    r.add_argument("--kalshi-use-yes-price", action="store_true",
+                   help="the frames were recorded with use_yes_price=true (NO levels on the YES scale)")
+    return p
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "demo":
+            from crossbook.demo import run_demo
+
+            _install_uvloop()
+            return asyncio.run(run_demo(args.seconds, args.markets, args.chaos, args.seed))
+        if args.cmd == "daemon":
+            from crossbook.config import load_config
+            from crossbook.daemon import run_daemon
+            from crossbook.logs import setup_logging
+
+            cfg = load_config(args.config)
+            setup_logging(cfg.log_level)
+            _install_uvloop()
+            asyncio.run(run_daemon(cfg, seconds=args.seconds))
+            return 0
+        if args.cmd == "book" and args.book_cmd == "replay":
+            from crossbook.book.replay import replay
+
+            out = replay(args.venue, args.files, kalshi_use_yes_price=args.kalshi_use_yes_price, depth=args.depth)
+            sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
+            return 0
+        if args.cmd == "book":
+            parser.parse_args(["book", "--help"])
+        parser.print_help()
+        return 2
+    except CrossbookError as exc:
+        print(f"crossbook: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except FileNotFoundError as exc:
+        print(f"crossbook: {exc.filename}: no such file", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

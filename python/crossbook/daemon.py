@@ -1,0 +1,80 @@
+"""The daemon: wires the components and owns their lifecycle (start, run, drain, stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from crossbook.book.service import MarketData
+from crossbook.config import Config
+from crossbook.signing import HeaderSigner, LocalHeaderSigner
+from crossbook.store.embedded_redis import EmbeddedRedis
+
+log = logging.getLogger("crossbook.daemon")
+
+
+def pin_cpus(cores: list[int]) -> None:
+    if cores:
+        os.sched_setaffinity(0, set(cores))
+        log.info("pinned to cores %s", sorted(cores))
+
+
+async def wait_for_stop(seconds: float | None = None) -> None:
+    """Return on SIGINT/SIGTERM, or after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if seconds is None:
+            await stop.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: float | None = None) -> None:
+    pin_cpus(cfg.cpu_affinity)
+    embedded: EmbeddedRedis | None = None
+    redis_url = cfg.redis.url
+    if not redis_url:
+        embedded = EmbeddedRedis().start()
+        redis_url = embedded.url
+        log.info("started embedded Redis at %s", redis_url)
+    if signer is None:
+        signer = LocalHeaderSigner.from_files(cfg.kalshi.api_key_id, cfg.kalshi.private_key_path)
+    md = MarketData(cfg, signer, redis_url)
+    if not md.connections:
+        log.warning("no markets configured: set polymarket.assets and/or kalshi.markets")
+    await md.start()
+
+    async def status_loop() -> None:
+        while True:
+            await asyncio.sleep(10)
+            w = md.writer.stats if md.writer else None
+            st = md.books.stats()
+            log.info(
+                "frames=%d malformed=%d gaps=%d redis_writes=%d redis_errors=%d connected=%d/%d",
+                st.get("frames", 0), st.get("malformed", 0), st.get("gaps", 0),
+                w.keys_written if w else 0, w.errors if w else 0,
+                sum(c.connected for c in md.connections), len(md.connections),
+            )
+
+    status = asyncio.create_task(status_loop(), name="status")
+    try:
+        await wait_for_stop(seconds)
+        log.info("stopping: draining feeds and the Redis writer")
+    finally:
+        status.cancel()
+        await md.stop()
+        if embedded is not None:
+            embedded.close()
+        log.info("stopped")

@@ -1,0 +1,1 @@
+"""Storage: Redis (books) now; PostgreSQL (asyncpg, numbered migrations) with the mapping work."""

@@ -1,0 +1,689 @@
+"""Local Kalshi simulator: the v2 WebSocket (``/trade-api/ws/v2``) and a little REST.
+
+Shapes follow ``shared/vectors/kalshi`` (fixed-point strings: prices ``"0.4200"``, counts
+``"300.00"``). The handshake is authenticated like Kalshi (RSA-PSS over
+``timestamp + "GET" + "/trade-api/ws/v2"``); refused handshakes get HTTP 401 with a JSON body.
+The book is kept as YES bids and NO bids (a NO bid at q is a YES ask at 1 - q), never crossed.
+
+Quirks copied from the venue: ``seq`` per sid starting at 1 with the first snapshot; an empty
+snapshot omits both ladder keys; ``get_snapshot`` needs ``market_tickers`` (else error 14, which
+also burns a seq slot on that sid); ``use_yes_price`` reports NO levels at 1 - price; ping frames
+with payload ``heartbeat`` every ``ping_interval`` seconds.
+
+Run standalone: ``python -m crossbook.venues.kalshi.sim --port 8002`` (prints a dev key to use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
+
+from crossbook.venues.kalshi.auth import (
+    KEY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WS_PATH,
+    load_public_key,
+    verify_signature,
+)
+from crossbook.venues.simcore import (
+    JSON,
+    PRICE_SCALE,
+    SIZE_SCALE,
+    BookView,
+    Change,
+    HttpRequest,
+    LadderBook,
+    Session,
+    SimServer,
+    fmt_fixed,
+    json_response,
+    now_ms,
+    price_dec,
+    run_standalone,
+    size_dec,
+)
+
+REST_PREFIX = "/trade-api/v2"
+CHANNELS = ("orderbook_delta", "ticker", "trade")
+_SEQ_CHANNELS = {"orderbook_delta", "trade"}
+
+ERRORS = {
+    1: "Unable to process message",
+    2: "Params required",
+    3: "Channels required",
+    4: "Subscription IDs required",
+    5: "Unknown command",
+    6: "Already subscribed",
+    7: "Unknown subscription ID",
+    8: "Unknown channel name",
+    11: "Invalid parameter",
+    12: "Exactly one subscription ID is required",
+    13: "Unsupported action",
+    14: "Market Ticker required",
+    15: "Action required",
+    16: "Market not found",
+}
+
+# ticker, event_ticker, title, yes_sub_title, close_time
+_DEFAULT_MARKETS = [
+    (
+        "KXFEDDECISION-26DEC-H0",
+        "KXFEDDECISION-26DEC",
+        "Will the Fed hold rates at its December 2026 meeting?",
+        "Hold",
+        "2026-12-09T18:55:00Z",
+    ),
+    (
+        "KXBTCD-26DEC31-T100000",
+        "KXBTCD-26DEC31",
+        "Will the Bitcoin price be above $100,000 on Dec 31, 2026 at 5pm EST?",
+        "$100,000 or above",
+        "2026-12-31T22:00:00Z",
+    ),
+    (
+        "KXETHD-26DEC31-T5000",
+        "KXETHD-26DEC31",
+        "Will the Ethereum price be above $5,000 on Dec 31, 2026 at 5pm EST?",
+        "$5,000 or above",
+        "2026-12-31T22:00:00Z",
+    ),
+    (
+        "KXCPIYOY-26NOV-T3.0",
+        "KXCPIYOY-26NOV",
+        "Will CPI inflation be above 3.0% for November 2026?",
+        "Above 3.0%",
+        "2026-12-10T13:25:00Z",
+    ),
+]
+
+PublicKeyLike = rsa.RSAPublicKey | bytes | str
+
+
+@dataclass
+class KalshiMarket:
+    ticker: str
+    event_ticker: str
+    title: str
+    yes_sub_title: str
+    close_time: str
+    market_id: str
+    book: LadderBook
+    last_price: int
+    last_size: int = 0
+    volume: int = 0  # size units
+    open_interest: int = 0
+
+
+@dataclass
+class Subscription:
+    sid: int
+    channel: str
+    markets: list[str]
+    use_yes_price: bool = False
+    seq: int = 0  # last seq used on this sid
+    skip_pending: bool = False
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        if self.skip_pending:
+            self.seq += 1
+            self.skip_pending = False
+        return self.seq
+
+
+@dataclass
+class KalshiConn:
+    next_sid: int = 1
+    subs: dict[int, Subscription] = field(default_factory=dict)
+    pinger: asyncio.Task[None] | None = None
+
+
+def _pd(units: int) -> str:
+    return fmt_fixed(price_dec(units), 4)
+
+
+def _cf(units: int) -> str:
+    return fmt_fixed(size_dec(units), 2)
+
+
+def _iso(ts_ms: int, micros: bool = True) -> str:
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    if micros:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _auth_error(details: str) -> Response:
+    return json_response(
+        401, {"error": {"code": "authentication_error", "message": "authentication error", "details": details}}
+    )
+
+
+class KalshiSim(SimServer):
+    """Kalshi v2 WebSocket + REST simulator.
+
+    Attributes: ``markets`` (tickers), ``titles`` (ticker -> title), ``market_ids`` (ticker ->
+    uuid), ``stats``; ``dev_key_id``/``dev_private_key`` when constructed without ``api_keys``.
+    """
+
+    ws_path = WS_PATH
+    venue = "kalshi"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        markets: int | list[str] = 4,
+        tick_interval: float = 0.05,
+        heartbeat: bool = True,
+        api_keys: Mapping[str, PublicKeyLike] | None = None,
+        max_clock_skew: float = 30.0,
+        ping_interval: float = 10.0,
+        trade_probability: float = 0.1,
+    ) -> None:
+        super().__init__(host=host, port=port, seed=seed, tick_interval=tick_interval, heartbeat=heartbeat)
+        self.max_clock_skew = max_clock_skew
+        self.ping_interval = ping_interval
+        self.trade_probability = trade_probability
+        self.dev_key_id: str | None = None
+        self.dev_private_key: rsa.RSAPrivateKey | None = None
+        if api_keys is None:
+            # A throwaway key so the demo can connect; tests pass their own keys.
+            self.dev_private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.dev_key_id = str(uuid.UUID(int=random.Random(f"kalshi-key:{seed}").getrandbits(128), version=4))
+            api_keys = {self.dev_key_id: self.dev_private_key.public_key()}
+        self.api_keys: dict[str, rsa.RSAPublicKey] = {k: load_public_key(v) for k, v in api_keys.items()}
+
+        specs = (
+            [(t, t.rsplit("-", 1)[0], f"Simulated market {t}", "Yes", "2026-12-31T22:00:00Z") for t in markets]
+            if isinstance(markets, list)
+            else [
+                _DEFAULT_MARKETS[i]
+                if i < len(_DEFAULT_MARKETS)
+                else (
+                    f"KXSIM-26DEC31-T{i}",
+                    "KXSIM-26DEC31",
+                    f"Simulated market #{i}?",
+                    f"Above {i}",
+                    "2026-12-31T22:00:00Z",
+                )
+                for i in range(markets)
+            ]
+        )
+        self._markets: dict[str, KalshiMarket] = {}
+        for i, (ticker, event, title, sub_title, close) in enumerate(specs):
+            rng = random.Random(f"kalshi:{seed}:{i}")
+            market_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            fair = rng.randint(PRICE_SCALE * 2 // 10, PRICE_SCALE * 8 // 10)
+            book = LadderBook(rng, tick=PRICE_SCALE // 100, fair=fair, fractional_sizes=False)
+            self._markets[ticker] = KalshiMarket(
+                ticker, event, title, sub_title, close, market_id, book, book.fair,
+                volume=rng.randint(1000, 90000) * SIZE_SCALE, open_interest=rng.randint(1000, 50000) * SIZE_SCALE,
+            )  # fmt: skip
+        self.markets: list[str] = list(self._markets)
+        self.titles: dict[str, str] = {t: m.title for t, m in self._markets.items()}
+        self.market_ids: dict[str, str] = {t: m.market_id for t, m in self._markets.items()}
+        self._conns: dict[Session, KalshiConn] = {}
+
+    # -- truth -------------------------------------------------------------------------------
+    def book(self, market: str) -> BookView:
+        """The true YES view: YES bids, and asks = 1 - NO bids; Decimal, best first."""
+        b = self._markets[market].book
+        return {
+            "bids": [(price_dec(p), size_dec(s)) for p, s in b.sorted_bids()],
+            "asks": [(price_dec(p), size_dec(s)) for p, s in b.sorted_asks()],
+        }
+
+    def no_bids(self, market: str) -> list[tuple[Decimal, Decimal]]:
+        """NO bids as the venue publishes them, best (highest) first."""
+        b = self._markets[market].book
+        return [(price_dec(PRICE_SCALE - p), size_dec(s)) for p, s in b.sorted_asks()]
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every live subscription (for tests): sid, channel, markets, seq."""
+        return [
+            {"sid": s.sid, "channel": s.channel, "markets": list(s.markets), "seq": s.seq}
+            for c in self._conns.values()
+            for s in c.subs.values()
+        ]
+
+    # -- auth --------------------------------------------------------------------------------
+    def check_auth(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
+        """None if the Kalshi headers authenticate this request, else why not."""
+        key_id = headers.get(KEY_HEADER)
+        ts = headers.get(TIMESTAMP_HEADER)
+        signature = headers.get(SIGNATURE_HEADER)
+        if not key_id or not ts or not signature:
+            return f"missing {KEY_HEADER} / {TIMESTAMP_HEADER} / {SIGNATURE_HEADER} header"
+        public_key = self.api_keys.get(key_id)
+        if public_key is None:
+            return "unknown API key id"
+        try:
+            ts_ms = int(ts)
+        except ValueError:
+            return "timestamp is not integer milliseconds"
+        if abs(time.time() * 1000 - ts_ms) > self.max_clock_skew * 1000:
+            return "timestamp outside the allowed clock skew"
+        if not verify_signature(public_key, ts_ms, method, path, signature):
+            return "invalid signature"
+        return None
+
+    def _authenticate(self, request: HttpRequest) -> Response | None:
+        reason = self.check_auth("GET", request.path, request.headers)
+        return None if reason is None else _auth_error(reason)
+
+    # -- faults ------------------------------------------------------------------------------
+    def skip_seq(self, market: str | None = None) -> int:
+        """Skip one seq on the next message of every orderbook sid carrying ``market`` (all if None)."""
+        count = 0
+        for conn in self._conns.values():
+            for sub in conn.subs.values():
+                if sub.channel == "orderbook_delta" and (market is None or market in sub.markets):
+                    sub.skip_pending = True
+                    count += 1
+        self.stats["seq_skips"] += count
+        return count
+
+    def _fault_table(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        table = super()._fault_table()
+        table["skip_seq"] = lambda a: self.skip_seq(a.get("market"))
+        return table
+
+    def _garbage_frames(self, session: Session) -> list[str]:
+        ticker = self.markets[0]
+        sid = next(iter(self._conns[session].subs), 1) if session in self._conns else 1
+        bad_price = orjson.dumps(
+            {
+                "type": "orderbook_delta",
+                "sid": sid,
+                "seq": 0,
+                "msg": {
+                    "market_ticker": ticker,
+                    "market_id": self.market_ids[ticker],
+                    "price_dollars": "abc",
+                    "delta_fp": "1.00",
+                    "side": "yes",
+                    "ts_ms": now_ms(),
+                },
+            }
+        ).decode()
+        whole = orjson.dumps(self._snapshot_msg_body(ticker, False)).decode()
+        return ["{not json at all", '{"type":"orderbook_snapshot","msg":' + whole[: len(whole) // 2], bad_price]
+
+    # -- message building --------------------------------------------------------------------
+    def _snapshot_msg_body(self, ticker: str, use_yes_price: bool) -> dict[str, Any]:
+        m = self._markets[ticker]
+        yes = [[_pd(p), _cf(s)] for p, s in sorted(m.book.bids.items())]
+        if use_yes_price:
+            no = [[_pd(p), _cf(s)] for p, s in sorted(m.book.asks.items())]
+        else:
+            no = [[_pd(PRICE_SCALE - p), _cf(s)] for p, s in sorted(m.book.asks.items(), reverse=True)]
+        body: dict[str, Any] = {"market_ticker": ticker, "market_id": m.market_id}
+        if yes:
+            body["yes_dollars_fp"] = yes
+        if no:
+            body["no_dollars_fp"] = no
+        return body
+
+    def _send_snapshot(self, session: Session, sub: Subscription, ticker: str) -> None:
+        frame = {
+            "type": "orderbook_snapshot",
+            "sid": sub.sid,
+            "seq": sub.next_seq(),
+            "msg": self._snapshot_msg_body(ticker, sub.use_yes_price),
+        }
+        self.deliver(session, "orderbook_snapshot", frame)
+
+    def _delta_frame(self, sub: Subscription, m: KalshiMarket, c: Change, ts_ms: int) -> dict[str, Any]:
+        if c.side == "bid":
+            side, price = "yes", c.price
+        else:
+            side, price = "no", (c.price if sub.use_yes_price else PRICE_SCALE - c.price)
+        delta = c.size - c.old
+        return {
+            "type": "orderbook_delta",
+            "sid": sub.sid,
+            "seq": sub.next_seq(),
+            "msg": {
+                "market_ticker": m.ticker,
+                "market_id": m.market_id,
+                "price_dollars": _pd(price),
+                "delta_fp": _cf(delta),
+                "side": side,
+                "ts": _iso(ts_ms),
+                "ts_ms": ts_ms,
+            },
+        }
+
+    def _ticker_body(self, m: KalshiMarket, ts_ms: int) -> dict[str, Any]:
+        bid = m.book.best_bid()
+        ask = m.book.best_ask()
+        volume_dollars = m.volume * m.last_price // (SIZE_SCALE * PRICE_SCALE)
+        return {
+            "market_id": m.market_id,
+            "market_ticker": m.ticker,
+            "price_dollars": _pd(m.last_price),
+            "yes_bid_dollars": _pd(bid) if bid is not None else "0.0000",
+            "yes_ask_dollars": _pd(ask) if ask is not None else "1.0000",
+            "volume_fp": _cf(m.volume),
+            "open_interest_fp": _cf(m.open_interest),
+            "dollar_volume": volume_dollars,
+            "dollar_open_interest": m.open_interest * m.last_price // (SIZE_SCALE * PRICE_SCALE),
+            "yes_bid_size_fp": _cf(m.book.bids[bid]) if bid is not None else "0.00",
+            "yes_ask_size_fp": _cf(m.book.asks[ask]) if ask is not None else "0.00",
+            "last_trade_size_fp": _cf(m.last_size),
+            "ts": ts_ms // 1000,
+            "ts_ms": ts_ms,
+            "time": _iso(ts_ms, micros=False),
+        }
+
+    # -- the stream --------------------------------------------------------------------------
+    def _step_markets(self) -> None:
+        ts_ms = now_ms()
+        for m in self._markets.values():
+            top_before = (m.book.best_bid(), m.book.best_ask())
+            changes = m.book.step()
+            trade_body: dict[str, Any] | None = None
+            if m.book.rng.random() < self.trade_probability:
+                trade = m.book.trade()
+                if trade is not None:
+                    side, price, size = trade
+                    m.last_price, m.last_size = price, size
+                    m.volume += size
+                    taker = "no" if side == "bid" else "yes"  # hitting the YES bid = buying NO
+                    trade_body = {
+                        "trade_id": str(uuid.UUID(int=m.book.rng.getrandbits(128), version=4)),
+                        "market_ticker": m.ticker,
+                        "yes_price_dollars": _pd(price),
+                        "no_price_dollars": _pd(PRICE_SCALE - price),
+                        "count_fp": _cf(size),
+                        "taker_side": taker,
+                        "taker_outcome_side": taker,
+                        "taker_book_side": "ask" if taker == "no" else "bid",
+                        "is_block_trade": False,
+                        "ts": ts_ms // 1000,
+                        "ts_ms": ts_ms,
+                    }
+            ticker_due = trade_body is not None or top_before != (m.book.best_bid(), m.book.best_ask())
+            ticker_body = self._ticker_body(m, ts_ms) if ticker_due else None
+            for session, conn in self._conns.items():
+                for sub in conn.subs.values():
+                    if m.ticker not in sub.markets:
+                        continue
+                    if sub.channel == "orderbook_delta":
+                        for c in changes:
+                            self.deliver(session, "orderbook_delta", self._delta_frame(sub, m, c, ts_ms))
+                    elif sub.channel == "trade" and trade_body is not None:
+                        frame = {"type": "trade", "sid": sub.sid, "seq": sub.next_seq(), "msg": trade_body}
+                        self.deliver(session, "trade", frame)
+                    elif sub.channel == "ticker" and ticker_body is not None:
+                        self.deliver(session, "ticker", {"type": "ticker", "sid": sub.sid, "msg": ticker_body})
+
+    async def _ping_loop(self, session: Session) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.ping_interval)
+                if not self.heartbeat or self.is_stalled(session.conn):
+                    self.stats["pings_withheld"] += 1
+                    continue
+                await session.conn.ping(b"heartbeat")
+                self.stats["pings"] += 1
+
+    async def _on_open(self, session: Session) -> None:
+        conn = KalshiConn()
+        conn.pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
+        self._conns[session] = conn
+
+    def _on_close(self, session: Session) -> None:
+        conn = self._conns.pop(session, None)
+        if conn is not None and conn.pinger is not None:
+            conn.pinger.cancel()
+
+    # -- commands ----------------------------------------------------------------------------
+    def _error(self, session: Session, cmd_id: int, code: int) -> None:
+        self.deliver(session, "error", {"id": cmd_id, "type": "error", "msg": {"code": code, "msg": ERRORS[code]}})
+
+    async def _on_message(self, session: Session, message: str | bytes) -> None:
+        conn = self._conns[session]
+        try:
+            req = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            self._error(session, 0, 1)
+            return
+        if not isinstance(req, dict):
+            self._error(session, 0, 1)
+            return
+        raw_id = req.get("id", 0)
+        cmd_id = raw_id if isinstance(raw_id, int) else 0
+        cmd = req.get("cmd")
+        params = req.get("params")
+        if cmd == "list_subscriptions":
+            subs = [{"channel": s.channel, "sid": s.sid} for s in conn.subs.values()]
+            self.deliver(session, "ok", {"id": cmd_id, "type": "ok", "msg": subs})
+            return
+        if cmd not in ("subscribe", "unsubscribe", "update_subscription"):
+            self._error(session, cmd_id, 5)
+            return
+        if not isinstance(params, dict):
+            self._error(session, cmd_id, 2)
+            return
+        if cmd == "subscribe":
+            self._subscribe(session, conn, cmd_id, params)
+        elif cmd == "unsubscribe":
+            self._unsubscribe(session, conn, cmd_id, params)
+        else:
+            self._update(session, conn, cmd_id, params)
+
+    @staticmethod
+    def _tickers(params: Mapping[str, Any]) -> list[str] | None:
+        if isinstance(params.get("market_tickers"), list):
+            return [str(t) for t in params["market_tickers"]]
+        if isinstance(params.get("market_ticker"), str):
+            return [params["market_ticker"]]
+        return None
+
+    def _subscribe(self, session: Session, conn: KalshiConn, cmd_id: int, params: Mapping[str, Any]) -> None:
+        channels = params.get("channels")
+        if not isinstance(channels, list) or not channels:
+            self._error(session, cmd_id, 3)
+            return
+        if any(ch not in CHANNELS for ch in channels):
+            self._error(session, cmd_id, 8)
+            return
+        tickers = self._tickers(params)
+        if tickers is not None and any(t not in self._markets for t in tickers):
+            self._error(session, cmd_id, 16)
+            return
+        if tickers is None and "orderbook_delta" in channels:
+            self._error(session, cmd_id, 14)
+            return
+        use_yes = params.get("use_yes_price") is True
+        for channel in dict.fromkeys(str(c) for c in channels):
+            markets = list(dict.fromkeys(tickers)) if tickers is not None else list(self.markets)
+            taken = {t for s in conn.subs.values() if s.channel == channel for t in s.markets}
+            if taken & set(markets):
+                self._error(session, cmd_id, 6)
+                continue
+            sub = Subscription(conn.next_sid, channel, markets, use_yes_price=use_yes)
+            conn.next_sid += 1
+            conn.subs[sub.sid] = sub
+            ack = {"id": cmd_id, "type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
+            self.deliver(session, "subscribed", ack)
+            if channel == "orderbook_delta":
+                for ticker in markets:
+                    self._send_snapshot(session, sub, ticker)
+
+    def _unsubscribe(self, session: Session, conn: KalshiConn, cmd_id: int, params: Mapping[str, Any]) -> None:
+        sids = params.get("sids")
+        if not isinstance(sids, list) or not sids:
+            self._error(session, cmd_id, 4)
+            return
+        for sid in sids:
+            sub = conn.subs.pop(sid, None) if isinstance(sid, int) else None
+            if sub is None:
+                self._error(session, cmd_id, 7)
+                continue
+            self.deliver(
+                session, "unsubscribed", {"id": cmd_id, "sid": sub.sid, "seq": sub.seq + 1, "type": "unsubscribed"}
+            )
+
+    def _update(self, session: Session, conn: KalshiConn, cmd_id: int, params: Mapping[str, Any]) -> None:
+        sids = params.get("sids")
+        if isinstance(sids, list):
+            if len(sids) != 1:
+                self._error(session, cmd_id, 12)
+                return
+            sid = sids[0]
+        else:
+            sid = params.get("sid")
+        if sid is None:
+            self._error(session, cmd_id, 4)
+            return
+        sub = conn.subs.get(sid) if isinstance(sid, int) else None
+        if sub is None:
+            self._error(session, cmd_id, 7)
+            return
+        action = params.get("action")
+        if action is None:
+            self._error(session, cmd_id, 15)
+            return
+        if action not in ("add_markets", "delete_markets", "get_snapshot"):
+            self._error(session, cmd_id, 13)
+            return
+        if action == "get_snapshot" and sub.channel != "orderbook_delta":
+            self._error(session, cmd_id, 13)
+            return
+        tickers = self._tickers(params)
+        if not tickers:
+            if action == "get_snapshot":
+                sub.next_seq()  # observed on the venue: this error burns a seq slot on the sid
+            self._error(session, cmd_id, 14)
+            return
+        if any(t not in self._markets for t in tickers):
+            self._error(session, cmd_id, 16)
+            return
+        if action == "get_snapshot":
+            for ticker in tickers:
+                if ticker in sub.markets:
+                    self._send_snapshot(session, sub, ticker)
+            return
+        if action == "add_markets":
+            fresh = [t for t in dict.fromkeys(tickers) if t not in sub.markets]
+            sub.markets.extend(fresh)
+        else:
+            fresh = []
+            sub.markets = [t for t in sub.markets if t not in tickers]
+        ok = {"id": cmd_id, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": {"market_tickers": sub.markets}}
+        self.deliver(session, "ok", ok)
+        if sub.channel == "orderbook_delta":
+            for ticker in fresh:
+                self._send_snapshot(session, sub, ticker)
+
+    # -- REST --------------------------------------------------------------------------------
+    def _route(self, request: HttpRequest) -> Response | None:
+        path = request.path
+        if not path.startswith(REST_PREFIX + "/"):
+            return None
+        if path.startswith(REST_PREFIX + "/portfolio/"):
+            reason = self.check_auth(request.method, path, request.headers)
+            if reason is not None:
+                return _auth_error(reason)
+            if path == REST_PREFIX + "/portfolio/balance" and request.method == "GET":
+                return json_response(200, {"balance": 1_000_000, "portfolio_value": 0, "updated_ts": now_ms()})
+            return None
+        if request.method != "GET":
+            return None
+        parts = path[len(REST_PREFIX) + 1 :].split("/")
+        if parts == ["markets"]:
+            wanted = request.param("tickers")
+            event = request.param("event_ticker")
+            listed = [
+                self._market_json(m)
+                for m in self._markets.values()
+                if (not wanted or m.ticker in wanted.split(",")) and (not event or m.event_ticker == event)
+            ]
+            return json_response(200, {"markets": listed, "cursor": ""})
+        if len(parts) in (2, 3) and parts[0] == "markets":
+            m = self._markets.get(parts[1])
+            if m is None:
+                return json_response(404, {"error": {"code": "not_found", "message": "market not found"}})
+            if len(parts) == 2:
+                return json_response(200, {"market": self._market_json(m)})
+            if parts[2] == "orderbook":
+                return json_response(200, self._rest_orderbook(m, request.param("depth")))
+        return None
+
+    def _rest_orderbook(self, m: KalshiMarket, depth: str | None) -> JSON:
+        yes = sorted(m.book.bids.items())
+        no = sorted(((PRICE_SCALE - p, s) for p, s in m.book.asks.items()))
+        if depth and depth.isdigit() and int(depth) > 0:
+            n = int(depth)
+            yes, no = yes[-n:], no[-n:]
+        return {
+            "orderbook_fp": {
+                "yes_dollars": [[_pd(p), _cf(s)] for p, s in yes],
+                "no_dollars": [[_pd(p), _cf(s)] for p, s in no],
+            }
+        }
+
+    def _market_json(self, m: KalshiMarket) -> JSON:
+        bid, ask = m.book.best_bid(), m.book.best_ask()
+        return {
+            "ticker": m.ticker,
+            "event_ticker": m.event_ticker,
+            "market_type": "binary",
+            "title": m.title,
+            "subtitle": m.yes_sub_title,
+            "yes_sub_title": m.yes_sub_title,
+            "no_sub_title": m.yes_sub_title,
+            "open_time": "2026-01-01T15:00:00Z",
+            "close_time": m.close_time,
+            "expiration_time": m.close_time,
+            "latest_expiration_time": m.close_time,
+            "status": "active",
+            "yes_bid_dollars": _pd(bid) if bid is not None else "0.0000",
+            "yes_ask_dollars": _pd(ask) if ask is not None else "1.0000",
+            "no_bid_dollars": _pd(PRICE_SCALE - ask) if ask is not None else "0.0000",
+            "no_ask_dollars": _pd(PRICE_SCALE - bid) if bid is not None else "1.0000",
+            "last_price_dollars": _pd(m.last_price),
+            "volume_fp": _cf(m.volume),
+            "open_interest_fp": _cf(m.open_interest),
+            "notional_value_dollars": "1.0000",
+            "price_level_structure": "linear_cent",
+            "fractional_trading_enabled": False,
+            "can_close_early": True,
+            "rules_primary": f"If {m.title.rstrip('?')}, then the market resolves to Yes.",
+        }
+
+
+def main(argv: list[str] | None = None) -> None:
+    def factory(host: str, port: int, seed: int) -> KalshiSim:
+        sim = KalshiSim(host=host, port=port, seed=seed)
+        if sim.dev_private_key is not None:
+            pem = sim.dev_private_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+            print(f"dev API key id: {sim.dev_key_id}\ndev private key (throwaway):\n{pem}", flush=True)
+        return sim
+
+    run_standalone(factory, argv, "Local Kalshi v2 WebSocket + REST simulator")
+
+
+if __name__ == "__main__":
+    main()

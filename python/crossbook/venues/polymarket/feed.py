@@ -1,0 +1,78 @@
+"""Polymarket market channel: public books for up to 200 assets per connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import orjson
+from picows import WSFrame, WSMsgType, WSTransport
+
+from crossbook._core import BookSet
+from crossbook.config import FeedConfig, PolymarketConfig
+from crossbook.venues.wsfeed import UpstreamConnection
+
+VENUE = "polymarket"
+
+
+class PolymarketConnection(UpstreamConnection):
+    venue = VENUE
+
+    def __init__(
+        self,
+        name: str,
+        assets: Sequence[str],
+        books: BookSet,
+        cfg: PolymarketConfig,
+        feed_cfg: FeedConfig,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        if not 1 <= len(assets) <= cfg.max_assets_per_connection:
+            raise ValueError(
+                f"a Polymarket connection carries 1..{cfg.max_assets_per_connection} assets, got {len(assets)}"
+            )
+        super().__init__(
+            name,
+            cfg.ws_url,
+            books,
+            feed_cfg,
+            ping_interval_s=cfg.ping_interval_s,
+            pong_timeout_s=cfg.pong_timeout_s,
+            on_update=on_update,
+        )
+        self._markets = tuple(assets)
+
+    def subscribe_messages(self) -> list[bytes]:
+        return [
+            orjson.dumps({"assets_ids": list(self._markets), "type": "market", "custom_feature_enabled": True})
+        ]
+
+    def send_heartbeat(self, transport: WSTransport) -> None:
+        transport.send(WSMsgType.TEXT, b"PING")
+
+    def is_heartbeat_reply(self, frame: WSFrame) -> bool:
+        return bool(
+            frame.payload_size == 4
+            and frame.msg_type == WSMsgType.TEXT
+            and frame.get_payload_as_bytes() == b"PONG"
+        )
+
+    def on_reconnect(self) -> None:
+        # No sequence numbers on this venue: after any break only a fresh `book` is trustworthy.
+        for asset in self._markets:
+            self.books.invalidate(VENUE, asset, "feed disconnected; waiting for a fresh book snapshot")
+
+
+def connections_for(
+    assets: Sequence[str],
+    books: BookSet,
+    cfg: PolymarketConfig,
+    feed_cfg: FeedConfig,
+    on_update: Callable[[], None] | None = None,
+) -> list[PolymarketConnection]:
+    """Split the assets over as few connections as the per-connection limit allows."""
+    n = cfg.max_assets_per_connection
+    unique = list(dict.fromkeys(assets))
+    return [
+        PolymarketConnection(f"polymarket#{i // n}", unique[i : i + n], books, cfg, feed_cfg, on_update)
+        for i in range(0, len(unique), n)
+    ]

@@ -1,0 +1,629 @@
+//! Every live book of both venues, the frame entry point, and the queues the daemon drains.
+
+use std::borrow::Cow;
+
+use crate::book::{Book, Level, NegativeLevel, Side, Top};
+use crate::error::FrameError;
+use crate::fixed::{to_string, ONE};
+use crate::hash::FxHashMap;
+use crate::kalshi::{self, KalshiFrame, KalshiMsg, Leg};
+use crate::poly::{self, PolyFrame, PolyOp};
+use crate::Venue;
+
+/// Reason given to a book that has seen updates but no snapshot.
+pub const NO_SNAPSHOT: &str = "no book snapshot yet";
+
+/// Counters since construction (they survive [`BookSet::clear`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames handed to `apply`, good or bad.
+    pub frames: u64,
+    /// Events of known types in accepted frames.
+    pub events: u64,
+    /// Frames rejected as malformed (not applied).
+    pub malformed: u64,
+    /// Events of unknown types (ignored).
+    pub unknown: u64,
+    /// Polymarket `PONG` frames.
+    pub pongs: u64,
+    /// Kalshi sequence gaps.
+    pub gaps: u64,
+    /// Level updates not applied because the book had no snapshot or was invalid.
+    pub ignored: u64,
+    /// Polymarket price changes whose best_bid/best_ask disagreed with our book after applying.
+    pub bba_mismatch: u64,
+}
+
+impl Stats {
+    pub fn pairs(&self) -> [(&'static str, u64); 8] {
+        [
+            ("frames", self.frames),
+            ("events", self.events),
+            ("malformed", self.malformed),
+            ("unknown", self.unknown),
+            ("pongs", self.pongs),
+            ("gaps", self.gaps),
+            ("ignored", self.ignored),
+            ("bba_mismatch", self.bba_mismatch),
+        ]
+    }
+}
+
+/// One market's book and its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Market {
+    key: Box<str>,
+    book: Book,
+    valid: bool,
+    reason: Option<String>,
+    last_ns: u64,
+    ts_ms: u64,
+    tick: Option<i64>,
+    epoch: u32,
+    sid: Option<i64>,
+    queued: bool,
+}
+
+impl Market {
+    fn new(key: &str) -> Self {
+        Market {
+            key: key.into(),
+            book: Book::new(),
+            valid: false,
+            reason: Some(NO_SNAPSHOT.to_string()),
+            last_ns: 0,
+            ts_ms: 0,
+            tick: None,
+            epoch: 0,
+            sid: None,
+            queued: false,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+    pub fn top(&self) -> Top {
+        self.book.top()
+    }
+    pub fn valid(&self) -> bool {
+        self.valid
+    }
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    /// Arrival time (ns) of the last frame that touched this market.
+    pub fn last_update_ns(&self) -> u64 {
+        self.last_ns
+    }
+    /// Last update time in ms (arrival time, or the venue's timestamp when no arrival time was given).
+    pub fn ts_ms(&self) -> u64 {
+        self.ts_ms
+    }
+    /// Polymarket tick size (units of 10^-6), when known.
+    pub fn tick_size(&self) -> Option<i64> {
+        self.tick
+    }
+    /// Polymarket tick-size epoch: bumped on every `tick_size_change`.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    /// Kalshi subscription id the book's snapshot came on.
+    pub fn sid(&self) -> Option<i64> {
+        self.sid
+    }
+
+    fn state(&self) -> (Top, bool) {
+        (self.book.top(), self.valid)
+    }
+
+    fn touch(&mut self, recv_ns: u64, venue_ts_ms: u64) {
+        if recv_ns > 0 {
+            self.last_ns = recv_ns;
+            self.ts_ms = recv_ns / 1_000_000;
+        } else {
+            self.last_ns = venue_ts_ms.saturating_mul(1_000_000);
+            self.ts_ms = venue_ts_ms;
+        }
+    }
+
+    fn invalidate(&mut self, reason: String) {
+        self.valid = false;
+        self.reason = Some(reason);
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Markets {
+    index: FxHashMap<Box<str>, u32>,
+    list: Vec<Market>,
+}
+
+impl Markets {
+    #[inline]
+    fn find(&self, key: &str) -> Option<usize> {
+        self.index.get(key).map(|&i| i as usize)
+    }
+
+    #[inline]
+    fn get_or_create(&mut self, key: &str) -> usize {
+        if let Some(i) = self.find(key) {
+            return i;
+        }
+        let i = self.list.len();
+        self.list.push(Market::new(key));
+        self.index
+            .insert(key.into(), u32::try_from(i).unwrap_or(u32::MAX));
+        i
+    }
+}
+
+/// Reuses a vector's allocation for a vector of another lifetime of the same type (the elements
+/// are dropped; collecting in place keeps the buffer).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+#[derive(Debug, Default)]
+pub struct BookSet {
+    poly: Markets,
+    kalshi: Markets,
+    kalshi_use_yes_price: bool,
+    /// Kalshi orderbook subscriptions: sid -> last seq.
+    book_seq: FxHashMap<i64, i64>,
+    /// Other Kalshi subscriptions: sid -> last seq (tracked, never acted on).
+    other_seq: FxHashMap<i64, i64>,
+    changed: Vec<(Venue, u32)>,
+    resync: Vec<(i64, u32)>,
+    stats: Stats,
+    // Reusable decode buffers (kept empty between calls).
+    poly_ops: Vec<PolyOp<'static>>,
+    poly_assets: Vec<Cow<'static, str>>,
+    levels: Vec<Level>,
+}
+
+impl BookSet {
+    /// `kalshi_use_yes_price`: the Kalshi subscription was made with `use_yes_price`, so NO-side
+    /// levels already carry YES-ask prices.
+    pub fn new(kalshi_use_yes_price: bool) -> Self {
+        BookSet {
+            kalshi_use_yes_price,
+            ..Default::default()
+        }
+    }
+
+    pub fn kalshi_use_yes_price(&self) -> bool {
+        self.kalshi_use_yes_price
+    }
+
+    fn markets(&self, venue: Venue) -> &Markets {
+        match venue {
+            Venue::Polymarket => &self.poly,
+            Venue::Kalshi => &self.kalshi,
+        }
+    }
+
+    /// Parses one frame and applies it atomically; returns the number of known events in it.
+    pub fn apply(&mut self, venue: Venue, frame: &[u8], recv_ns: u64) -> Result<usize, FrameError> {
+        match std::str::from_utf8(frame) {
+            Ok(s) => self.apply_str(venue, s, recv_ns),
+            Err(e) => {
+                self.stats.frames += 1;
+                self.stats.malformed += 1;
+                Err(FrameError::new(
+                    venue,
+                    "frame",
+                    format!("not UTF-8 (at byte {})", e.valid_up_to()),
+                ))
+            }
+        }
+    }
+
+    /// [`BookSet::apply`] for a frame that is already text.
+    pub fn apply_str(
+        &mut self,
+        venue: Venue,
+        frame: &str,
+        recv_ns: u64,
+    ) -> Result<usize, FrameError> {
+        self.stats.frames += 1;
+        let r = match venue {
+            Venue::Polymarket => self.apply_poly(frame, recv_ns),
+            Venue::Kalshi => self.apply_kalshi(frame, recv_ns),
+        };
+        if r.is_err() {
+            self.stats.malformed += 1;
+        }
+        r
+    }
+
+    fn note_change(&mut self, venue: Venue, i: usize, before: (Top, bool)) {
+        let changed = &mut self.changed;
+        let m = match venue {
+            Venue::Polymarket => self.poly.list.get_mut(i),
+            Venue::Kalshi => self.kalshi.list.get_mut(i),
+        };
+        if let Some(m) = m {
+            if !m.queued && m.state() != before {
+                m.queued = true;
+                changed.push((venue, u32::try_from(i).unwrap_or(u32::MAX)));
+            }
+        }
+    }
+
+    fn apply_poly(&mut self, frame: &str, recv_ns: u64) -> Result<usize, FrameError> {
+        let mut out = PolyFrame {
+            ops: recycle(std::mem::take(&mut self.poly_ops)),
+            levels: std::mem::take(&mut self.levels),
+            assets: recycle(std::mem::take(&mut self.poly_assets)),
+            ..Default::default()
+        };
+        out.levels.clear();
+        let r = poly::decode(frame, &mut out);
+        let result = match r {
+            Err(e) => Err(e),
+            Ok(()) => {
+                if out.pong {
+                    self.stats.pongs += 1;
+                }
+                self.stats.events += out.known;
+                self.stats.unknown += out.unknown;
+                for op in &out.ops {
+                    self.poly_op(op, &out, recv_ns);
+                }
+                Ok(usize::try_from(out.known).unwrap_or(usize::MAX))
+            }
+        };
+        self.poly_ops = recycle(out.ops);
+        self.poly_assets = recycle(out.assets);
+        self.levels = out.levels;
+        self.levels.clear();
+        result
+    }
+
+    fn poly_op(&mut self, op: &PolyOp<'_>, f: &PolyFrame<'_>, recv_ns: u64) {
+        const VN: Venue = Venue::Polymarket;
+        match op {
+            PolyOp::Book {
+                asset,
+                bids,
+                asks,
+                tick,
+                ts_ms,
+            } => {
+                let i = self.poly.get_or_create(asset);
+                let Some(m) = self.poly.list.get_mut(i) else {
+                    return;
+                };
+                let before = m.state();
+                m.book
+                    .replace_side(Side::Bid, f.levels.get(bids.clone()).unwrap_or(&[]));
+                m.book
+                    .replace_side(Side::Ask, f.levels.get(asks.clone()).unwrap_or(&[]));
+                if tick.is_some() {
+                    m.tick = *tick;
+                }
+                m.valid = true;
+                m.reason = None;
+                m.touch(recv_ns, *ts_ms);
+                self.note_change(VN, i, before);
+            }
+            PolyOp::Level {
+                asset,
+                side,
+                price,
+                size,
+                best_bid,
+                best_ask,
+                ts_ms,
+            } => {
+                let i = self.poly.get_or_create(asset);
+                let Some(m) = self.poly.list.get_mut(i) else {
+                    return;
+                };
+                let before = m.state();
+                m.touch(recv_ns, *ts_ms);
+                if !m.valid {
+                    self.stats.ignored += 1;
+                    return;
+                }
+                m.book.set(*side, *price, *size);
+                let top = m.book.top();
+                let bid_ok = best_bid.is_none_or(|b| b == top.bid.map_or(0, |l| l.0));
+                let ask_ok = best_ask.is_none_or(|a| {
+                    a == top.ask.map_or(0, |l| l.0) || (a == ONE && top.ask.is_none())
+                });
+                if !(bid_ok && ask_ok) {
+                    self.stats.bba_mismatch += 1;
+                }
+                self.note_change(VN, i, before);
+            }
+            PolyOp::Tick {
+                asset,
+                old,
+                new,
+                ts_ms,
+            } => {
+                let i = self.poly.get_or_create(asset);
+                let Some(m) = self.poly.list.get_mut(i) else {
+                    return;
+                };
+                let before = m.state();
+                let fmt = |t: Option<i64>| t.map_or_else(|| "?".to_string(), |v| to_string(v, 0));
+                let reason = format!(
+                    "tick size changed {} -> {}; waiting for a new book snapshot",
+                    fmt(old.or(m.tick)),
+                    fmt(*new)
+                );
+                m.epoch = m.epoch.wrapping_add(1);
+                if new.is_some() {
+                    m.tick = *new;
+                }
+                m.book.clear();
+                m.invalidate(reason);
+                m.touch(recv_ns, *ts_ms);
+                self.note_change(VN, i, before);
+            }
+            PolyOp::Resolved {
+                assets,
+                outcome,
+                ts_ms,
+            } => {
+                let reason = match outcome {
+                    Some(o) => format!("market resolved (winning outcome: {o})"),
+                    None => "market resolved".to_string(),
+                };
+                for a in f.assets.get(assets.clone()).unwrap_or(&[]) {
+                    let Some(i) = self.poly.find(a) else { continue };
+                    let Some(m) = self.poly.list.get_mut(i) else {
+                        continue;
+                    };
+                    let before = m.state();
+                    m.invalidate(reason.clone());
+                    m.touch(recv_ns, *ts_ms);
+                    self.note_change(VN, i, before);
+                }
+            }
+        }
+    }
+
+    fn apply_kalshi(&mut self, frame: &str, recv_ns: u64) -> Result<usize, FrameError> {
+        let mut out = KalshiFrame {
+            levels: std::mem::take(&mut self.levels),
+            ..Default::default()
+        };
+        out.levels.clear();
+        let r = kalshi::decode(frame, &mut out);
+        let result = match r {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let n = self.kalshi_msg(&out, recv_ns);
+                self.stats.events += n as u64;
+                Ok(n)
+            }
+        };
+        self.levels = out.levels;
+        self.levels.clear();
+        result
+    }
+
+    fn kalshi_msg(&mut self, f: &KalshiFrame<'_>, recv_ns: u64) -> usize {
+        const VN: Venue = Venue::Kalshi;
+        match &f.msg {
+            KalshiMsg::Unknown => {
+                self.stats.unknown += 1;
+                return 0;
+            }
+            KalshiMsg::Other => {
+                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
+                    self.other_seq.insert(sid, seq);
+                }
+            }
+            KalshiMsg::Snapshot {
+                ticker,
+                yes,
+                no,
+                ts_ms,
+            } => {
+                let i = self.kalshi.get_or_create(ticker);
+                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
+                    self.check_seq(sid, seq, Some(i));
+                }
+                self.resync.retain(|&(_, m)| m as usize != i);
+                let use_yes = self.kalshi_use_yes_price;
+                let Some(m) = self.kalshi.list.get_mut(i) else {
+                    return 1;
+                };
+                let before = m.state();
+                m.book
+                    .replace_side(Side::Bid, f.levels.get(yes.clone()).unwrap_or(&[]));
+                let no_levels = f.levels.get(no.clone()).unwrap_or(&[]);
+                if use_yes {
+                    m.book.replace_side(Side::Ask, no_levels);
+                } else {
+                    let asks: Vec<Level> = no_levels.iter().map(|&(p, q)| (ONE - p, q)).collect();
+                    m.book.replace_side(Side::Ask, &asks);
+                }
+                m.valid = true;
+                m.reason = None;
+                if f.sid.is_some() {
+                    m.sid = f.sid;
+                }
+                m.touch(recv_ns, *ts_ms);
+                self.note_change(VN, i, before);
+            }
+            KalshiMsg::Delta {
+                ticker,
+                leg,
+                price,
+                delta,
+                ts_ms,
+            } => {
+                let i = self.kalshi.get_or_create(ticker);
+                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
+                    self.check_seq(sid, seq, None);
+                }
+                let use_yes = self.kalshi_use_yes_price;
+                let Some(m) = self.kalshi.list.get_mut(i) else {
+                    return 1;
+                };
+                let before = m.state();
+                m.touch(recv_ns, *ts_ms);
+                if !m.valid {
+                    self.stats.ignored += 1;
+                    self.note_change(VN, i, before);
+                    return 1;
+                }
+                let (side, p) = match leg {
+                    Leg::Yes => (Side::Bid, *price),
+                    Leg::No if use_yes => (Side::Ask, *price),
+                    Leg::No => (Side::Ask, ONE - *price),
+                };
+                if let Err(NegativeLevel { size, .. }) = m.book.add(side, p, *delta) {
+                    let leg_name = if *leg == Leg::Yes { "yes" } else { "no" };
+                    let mut reason = format!(
+                        "delta {} at {} {} would leave size {}",
+                        to_string(*delta, 2),
+                        leg_name,
+                        to_string(*price, 4),
+                        to_string(size, 2)
+                    );
+                    if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
+                        reason.push_str(&format!(" (sid {sid}, seq {seq})"));
+                    }
+                    reason.push_str("; waiting for a snapshot");
+                    m.invalidate(reason);
+                    if let Some(sid) = f.sid.or(m.sid) {
+                        self.queue_resync(sid, i);
+                    }
+                }
+                self.note_change(VN, i, before);
+            }
+        }
+        1
+    }
+
+    /// Checks a Kalshi orderbook seq against the sid's last one; on a gap invalidates every market
+    /// attached to the sid (except `fresh`, the market a snapshot is about to rebuild).
+    fn check_seq(&mut self, sid: i64, seq: i64, fresh: Option<usize>) {
+        let expected = self.book_seq.get(&sid).map(|s| s.saturating_add(1));
+        self.book_seq.insert(sid, seq);
+        let Some(expected) = expected else { return };
+        if seq == expected {
+            return;
+        }
+        self.stats.gaps += 1;
+        let reason = format!(
+            "sequence gap on sid {sid}: expected {expected}, got {seq}; waiting for a snapshot"
+        );
+        for i in 0..self.kalshi.list.len() {
+            if Some(i) == fresh {
+                continue;
+            }
+            let Some(m) = self.kalshi.list.get_mut(i) else {
+                continue;
+            };
+            if m.sid != Some(sid) {
+                continue;
+            }
+            let before = m.state();
+            m.invalidate(reason.clone());
+            self.note_change(Venue::Kalshi, i, before);
+            self.queue_resync(sid, i);
+        }
+    }
+
+    fn queue_resync(&mut self, sid: i64, i: usize) {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        if !self.resync.contains(&(sid, i)) {
+            self.resync.push((sid, i));
+        }
+    }
+
+    /// The market, if it was ever seen.
+    pub fn market(&self, venue: Venue, key: &str) -> Option<&Market> {
+        let ms = self.markets(venue);
+        ms.find(key).and_then(|i| ms.list.get(i))
+    }
+
+    /// Markets of a venue in first-seen order.
+    pub fn market_list(&self, venue: Venue) -> &[Market] {
+        &self.markets(venue).list
+    }
+
+    /// (venue, market) whose top of book or validity changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<(Venue, &str)> {
+        let changed = std::mem::take(&mut self.changed);
+        for &(v, i) in &changed {
+            let list = match v {
+                Venue::Polymarket => &mut self.poly.list,
+                Venue::Kalshi => &mut self.kalshi.list,
+            };
+            if let Some(m) = list.get_mut(i as usize) {
+                m.queued = false;
+            }
+        }
+        changed
+            .iter()
+            .filter_map(|&(v, i)| self.markets(v).list.get(i as usize).map(|m| (v, m.key())))
+            .collect()
+    }
+
+    /// Kalshi (sid, ticker) pairs that need a fresh snapshot.
+    pub fn take_resync(&mut self) -> Vec<(i64, &str)> {
+        let q = std::mem::take(&mut self.resync);
+        q.iter()
+            .filter_map(|&(sid, i)| self.kalshi.list.get(i as usize).map(|m| (sid, m.key())))
+            .collect()
+    }
+
+    /// Marks one market (or every market of the venue) invalid until its next snapshot.
+    /// Returns false when the named market was never seen.
+    pub fn invalidate(&mut self, venue: Venue, key: Option<&str>, reason: &str) -> bool {
+        let idx: Vec<usize> = match key {
+            Some(k) => match self.markets(venue).find(k) {
+                Some(i) => vec![i],
+                None => return false,
+            },
+            None => (0..self.markets(venue).list.len()).collect(),
+        };
+        for i in idx {
+            let list = match venue {
+                Venue::Polymarket => &mut self.poly.list,
+                Venue::Kalshi => &mut self.kalshi.list,
+            };
+            let Some(m) = list.get_mut(i) else { continue };
+            let before = m.state();
+            m.invalidate(reason.to_string());
+            self.note_change(venue, i, before);
+        }
+        true
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Forgets every book, sequence and queue; keeps the counters and the settings.
+    pub fn clear(&mut self) {
+        self.poly = Markets::default();
+        self.kalshi = Markets::default();
+        self.book_seq.clear();
+        self.other_seq.clear();
+        self.changed.clear();
+        self.resync.clear();
+    }
+
+    /// Number of markets across both venues.
+    pub fn len(&self) -> usize {
+        self.poly.list.len() + self.kalshi.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
