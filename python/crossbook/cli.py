@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -63,7 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--depth", type=int, default=None, help="levels per side to print (default all)")
     r.add_argument("--kalshi-use-yes-price", action="store_true",
                    help="the frames were recorded with use_yes_price=true (NO levels on the YES scale)")
+    for name in PLUGINS:
+        try:
+            present = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its package is not there (yet)
+            present = False
+        if present:
+            importlib.import_module(name).register(sub)
     return p
+
+
+# Packages that add their own subcommands: each has ``register(subparsers)`` and sets ``func`` on
+# its parsers (``func(args) -> int``).
+PLUGINS = ("crossbook.mapping.cli", "crossbook.hub.cli", "crossbook.signing.cli", "crossbook.safety.cli",
+           "crossbook.chain.cli", "crossbook.execution.cli")
 
 
 def _install_uvloop() -> None:
@@ -100,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = replay(args.venue, args.files, kalshi_use_yes_price=args.kalshi_use_yes_price, depth=args.depth)
             sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
             return 0
+        if getattr(args, "func", None) is not None:
+            return int(args.func(args))
         if args.cmd == "book":
             parser.parse_args(["book", "--help"])
         parser.print_help()
