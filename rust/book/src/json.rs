@@ -125,6 +125,7 @@ impl<'a> Scanner<'a> {
         self.eat(b'"', "expected a string")?;
         let start = self.pos;
         let b = self.bytes();
+        self.pos = skip_plain(b, self.pos);
         loop {
             match b.get(self.pos) {
                 None => return self.err("unterminated string"),
@@ -403,6 +404,30 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Skips string bytes that need no attention (not `"`, not `\\`, not a control character), eight
+/// at a time: ids, hashes and condition ids make up most of a venue frame's bytes.
+#[inline]
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i.wrapping_add(8)) {
+        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(arr);
+        let quote = w ^ (LO * u64::from(b'"'));
+        let slash = w ^ (LO * u64::from(b'\\'));
+        let special = (quote.wrapping_sub(LO) & !quote)
+            | (slash.wrapping_sub(LO) & !slash)
+            | (w.wrapping_sub(LO * 0x20) & !w);
+        if special & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +482,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn skip_plain_stops_at_the_first_special_byte(v in proptest::collection::vec(proptest::num::u8::ANY, 0..64), start in 0usize..8) {
+            let start = start.min(v.len());
+            let naive = v.iter().skip(start).position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .map_or(v.len(), |p| p + start);
+            let fast = skip_plain(&v, start);
+            proptest::prop_assert!(fast <= naive && naive - fast < 8, "fast {} naive {}", fast, naive);
+        }
+
         #[test]
         fn agrees_with_serde_json(s in "[\\[\\]{}\":,0-9a-z\\\\ .eE+-]{0,40}") {
             let ours = valid(&s);
