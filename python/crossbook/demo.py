@@ -126,6 +126,8 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     logging.getLogger("websockets").setLevel(logging.ERROR)
 
     console = Console()
+    if not console.is_terminal:  # piped or in CI: don't wrap the table at 80 columns
+        console = Console(width=150)
     redis = EmbeddedRedis().start()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_id = "crossbook-demo"
