@@ -33,9 +33,14 @@ class BookSet:
     decimal strings outside.
     """
 
-    def __new__(cls, *, kalshi_use_yes_price: bool = False) -> Self:
+    def __new__(cls, *, kalshi_use_yes_price: bool = False, polymarket_verify_top: bool = False) -> Self:
         """``kalshi_use_yes_price``: the Kalshi orderbook subscription was made with ``use_yes_price``,
         so NO-side levels already carry YES-ask prices (otherwise a NO bid at q is a YES ask at 1 − q).
+
+        ``polymarket_verify_top``: a ``price_change`` whose ``best_bid``/``best_ask`` disagrees with
+        our book after the frame invalidates that book and queues it for ``take_poly_resync()``
+        (live feeds: Polymarket has no sequence numbers, so this is the only in-band sign of a lost
+        message). Every disagreement is counted in ``stats()['bba_mismatch']`` either way.
         """
     def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0) -> int:
         """Parse one WebSocket frame and apply every event in it, atomically.
@@ -64,6 +69,8 @@ class BookSet:
         """(venue, market) of books whose top of book or validity changed since the last call."""
     def take_resync(self) -> list[tuple[int, str]]:
         """Kalshi (sid, market_ticker) pairs that lost sequence and need a fresh snapshot."""
+    def take_poly_resync(self) -> list[str]:
+        """Polymarket asset ids found corrupt (``polymarket_verify_top``) that need a fresh snapshot."""
     def last_update_ns(self, venue: str, market: str) -> int:
         """Arrival time of the last frame that touched this market (0 if never)."""
     def invalidate(self, venue: str, market: str | None, reason: str) -> None:

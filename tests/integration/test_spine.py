@@ -234,3 +234,22 @@ async def test_kalshi_refuses_a_bad_signature(redis_server: EmbeddedRedis) -> No
         await md.stop()
         await poly.stop()
         await kal.stop()
+
+
+async def test_lost_polymarket_messages_are_caught_by_the_venue_top_and_resynced(spine: Spine) -> None:
+    """A link that drops messages then recovers (shorter than the heartbeat timeout): Polymarket has
+    no sequence numbers, so the venue's own best_bid/best_ask is what exposes the divergence."""
+    await eventually(lambda: _all_valid(spine.md), what="all books valid")
+    conn = next(c for c in spine.md.connections if c.venue == "polymarket")
+    await maybe_await(spine.poly.stall_heartbeats(0.4))
+    await eventually(lambda: conn.resyncs >= 1, timeout=5, what="a resync after lost messages")  # type: ignore[attr-defined]
+    assert conn.stats.connects == 1  # healed by resubscribing, not by reconnecting
+    await eventually(lambda: _all_valid(spine.md), what="books valid again")
+    await _quiesce(spine)
+    await _assert_books_match_truth(spine)
+
+
+async def test_books_carry_no_verify_top_mismatch_in_normal_operation(spine: Spine) -> None:
+    await eventually(lambda: _all_valid(spine.md), what="all books valid")
+    await asyncio.sleep(1.0)
+    assert spine.md.books.stats()["bba_mismatch"] == 0

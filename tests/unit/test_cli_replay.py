@@ -88,3 +88,25 @@ def test_help_explains_commands() -> None:
     assert p.returncode == 0
     for word in (b"demo", b"daemon", b"book"):
         assert word in p.stdout
+
+
+def test_verify_top_invalidates_a_book_that_disagrees_with_the_venue() -> None:
+    from crossbook import BookSet
+
+    book = json.dumps({"event_type": "book", "asset_id": "A", "market": "0xm", "timestamp": "1",
+                       "bids": [{"price": "0.40", "size": "10"}], "asks": [{"price": "0.45", "size": "10"}]})
+    ok = json.dumps({"event_type": "price_change", "market": "0xm", "timestamp": "2", "price_changes": [
+        {"asset_id": "A", "price": "0.41", "size": "5", "side": "BUY", "best_bid": "0.41", "best_ask": "0.45"}]})
+    bad = json.dumps({"event_type": "price_change", "market": "0xm", "timestamp": "3", "price_changes": [
+        {"asset_id": "A", "price": "0.30", "size": "5", "side": "BUY", "best_bid": "0.42", "best_ask": "0.45"}]})
+    for strict in (False, True):
+        b = BookSet(polymarket_verify_top=strict)
+        for f in (book, ok, bad):
+            b.apply("polymarket", f)
+        assert b.stats()["bba_mismatch"] == 1
+        assert b.book("polymarket", "A")["valid"] is not strict
+        assert b.take_poly_resync() == (["A"] if strict else [])
+        if strict:
+            assert "best bid/ask (0.42/0.45 vs ours 0.41/0.45)" in b.book("polymarket", "A")["reason"]
+            b.apply("polymarket", book)
+            assert b.book("polymarket", "A")["valid"]

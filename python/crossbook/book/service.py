@@ -37,7 +37,7 @@ class Freshness:
 class MarketData:
     def __init__(self, cfg: Config, signer: HeaderSigner, redis_url: str | None) -> None:
         self.cfg = cfg
-        self.books = BookSet(kalshi_use_yes_price=cfg.kalshi.use_yes_price)
+        self.books = BookSet(kalshi_use_yes_price=cfg.kalshi.use_yes_price, polymarket_verify_top=True)
         self.writer = RedisBookWriter(self.books, redis_url, prefix=cfg.redis.key_prefix) if redis_url else None
         notify = self.writer.notify if self.writer else None
         self.connections: list[UpstreamConnection] = []

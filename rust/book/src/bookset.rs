@@ -179,6 +179,12 @@ pub struct BookSet {
     other_seq: FxHashMap<i64, i64>,
     changed: Vec<(Venue, u32)>,
     resync: Vec<(i64, u32)>,
+    /// Polymarket: treat a venue best bid/ask that disagrees with our book as corruption.
+    poly_verify_top: bool,
+    /// Polymarket markets (indexes) whose book must be rebuilt from a fresh snapshot.
+    poly_resync: Vec<u32>,
+    /// Per frame: the venue's best bid/ask from the last change of each market, checked at the end.
+    bba_pending: Vec<(u32, Option<i64>, Option<i64>)>,
     stats: Stats,
     // Reusable decode buffers (kept empty between calls).
     poly_ops: Vec<PolyOp<'static>>,
@@ -198,6 +204,23 @@ impl BookSet {
 
     pub fn kalshi_use_yes_price(&self) -> bool {
         self.kalshi_use_yes_price
+    }
+
+    /// Live feeds turn this on: when a `price_change`'s `best_bid`/`best_ask` (the venue's own top
+    /// after the frame) disagrees with our book, the book is invalid until a fresh snapshot, and the
+    /// market is queued for [`BookSet::take_poly_resync`]. Polymarket has no sequence numbers, so this
+    /// is the only in-band evidence of a lost message. Off by default: public fixtures are
+    /// inconsistent on purpose-free hand-written values.
+    pub fn set_poly_verify_top(&mut self, on: bool) {
+        self.poly_verify_top = on;
+    }
+
+    /// Polymarket asset ids whose book was found corrupt and needs a fresh snapshot.
+    pub fn take_poly_resync(&mut self) -> Vec<&str> {
+        let idx = std::mem::take(&mut self.poly_resync);
+        idx.into_iter()
+            .filter_map(|i| self.poly.list.get(i as usize).map(|m| &*m.key))
+            .collect()
     }
 
     fn markets(&self, venue: Venue) -> &Markets {
@@ -275,6 +298,7 @@ impl BookSet {
                 for op in &out.ops {
                     self.poly_op(op, &out, recv_ns);
                 }
+                self.check_poly_tops();
                 Ok(usize::try_from(out.known).unwrap_or(usize::MAX))
             }
         };
@@ -283,6 +307,48 @@ impl BookSet {
         self.levels = out.levels;
         self.levels.clear();
         result
+    }
+
+    /// Compares each changed market's top with the venue's `best_bid`/`best_ask` of its last change
+    /// in the frame (whether the venue means "after this change" or "after the frame", the last
+    /// change of a market carries the state after the frame).
+    fn check_poly_tops(&mut self) {
+        let pending = std::mem::take(&mut self.bba_pending);
+        for &(idx, best_bid, best_ask) in &pending {
+            let i = idx as usize;
+            let Some(m) = self.poly.list.get_mut(i) else {
+                continue;
+            };
+            if !m.valid {
+                continue;
+            }
+            let top = m.book.top();
+            let ours_bid = top.bid.map_or(0, |l| l.0);
+            let ours_ask = top.ask.map_or(ONE, |l| l.0);
+            let bid_ok = best_bid.is_none_or(|b| b == ours_bid);
+            let ask_ok = best_ask.is_none_or(|a| a == ours_ask || (a == 0 && top.ask.is_none()));
+            if bid_ok && ask_ok {
+                continue;
+            }
+            self.stats.bba_mismatch += 1;
+            if !self.poly_verify_top {
+                continue;
+            }
+            let before = m.state();
+            let show = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |x| to_string(x, 0));
+            m.invalidate(format!(
+                "book disagrees with the venue's best bid/ask ({}/{} vs ours {}/{}); waiting for a snapshot",
+                show(best_bid),
+                show(best_ask),
+                to_string(ours_bid, 0),
+                to_string(ours_ask, 0)
+            ));
+            self.note_change(Venue::Polymarket, i, before);
+            if !self.poly_resync.contains(&idx) {
+                self.poly_resync.push(idx);
+            }
+        }
+        self.bba_pending = recycle(pending);
     }
 
     fn poly_op(&mut self, op: &PolyOp<'_>, f: &PolyFrame<'_>, recv_ns: u64) {
@@ -332,13 +398,12 @@ impl BookSet {
                     return;
                 }
                 m.book.set(*side, *price, *size);
-                let top = m.book.top();
-                let bid_ok = best_bid.is_none_or(|b| b == top.bid.map_or(0, |l| l.0));
-                let ask_ok = best_ask.is_none_or(|a| {
-                    a == top.ask.map_or(0, |l| l.0) || (a == ONE && top.ask.is_none())
-                });
-                if !(bid_ok && ask_ok) {
-                    self.stats.bba_mismatch += 1;
+                if best_bid.is_some() || best_ask.is_some() {
+                    let idx = u32::try_from(i).unwrap_or(u32::MAX);
+                    match self.bba_pending.iter_mut().find(|p| p.0 == idx) {
+                        Some(p) => *p = (idx, *best_bid, *best_ask),
+                        None => self.bba_pending.push((idx, *best_bid, *best_ask)),
+                    }
                 }
                 self.note_change(VN, i, before);
             }

@@ -65,11 +65,11 @@ pub struct BookSet {
 #[pymethods]
 impl BookSet {
     #[new]
-    #[pyo3(signature = (*, kalshi_use_yes_price = false))]
-    fn new(kalshi_use_yes_price: bool) -> Self {
-        BookSet {
-            inner: Inner::new(kalshi_use_yes_price),
-        }
+    #[pyo3(signature = (*, kalshi_use_yes_price = false, polymarket_verify_top = false))]
+    fn new(kalshi_use_yes_price: bool, polymarket_verify_top: bool) -> Self {
+        let mut inner = Inner::new(kalshi_use_yes_price);
+        inner.set_poly_verify_top(polymarket_verify_top);
+        BookSet { inner }
     }
 
     /// Parse one WebSocket frame and apply every event in it, atomically.
@@ -175,6 +175,16 @@ impl BookSet {
             .take_resync()
             .into_iter()
             .map(|(s, k)| (s, k.to_string()))
+            .collect()
+    }
+
+    /// Polymarket asset ids whose book disagreed with the venue's best bid/ask (only with
+    /// ``polymarket_verify_top``) and needs a fresh snapshot.
+    fn take_poly_resync(&mut self) -> Vec<String> {
+        self.inner
+            .take_poly_resync()
+            .into_iter()
+            .map(str::to_string)
             .collect()
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -12,6 +13,7 @@ from crossbook.config import FeedConfig, PolymarketConfig
 from crossbook.venues.wsfeed import UpstreamConnection
 
 VENUE = "polymarket"
+log = logging.getLogger("crossbook.feed")
 
 
 class PolymarketConnection(UpstreamConnection):
@@ -40,11 +42,29 @@ class PolymarketConnection(UpstreamConnection):
             on_update=on_update,
         )
         self._markets = tuple(assets)
+        self._assets = frozenset(assets)
+        self.resyncs = 0
 
     def subscribe_messages(self) -> list[bytes]:
         return [
             orjson.dumps({"assets_ids": list(self._markets), "type": "market", "custom_feature_enabled": True})
         ]
+
+    def after_apply(self, transport: WSTransport) -> None:
+        # A book that disagrees with the venue's own best bid/ask lost a message somewhere (this
+        # venue has no sequence numbers): unsubscribe and subscribe again for a fresh `book`.
+        corrupt = self.books.take_poly_resync()
+        if not corrupt:
+            return
+        mine = [a for a in corrupt if a in self._assets]
+        if not mine:
+            return
+        self.resyncs += 1
+        log.warning("%s: %d book(s) disagree with the venue's best bid/ask; resubscribing for snapshots",
+                    self.name, len(mine))
+        transport.send(WSMsgType.TEXT, orjson.dumps({"assets_ids": mine, "operation": "unsubscribe"}))
+        transport.send(WSMsgType.TEXT, orjson.dumps({"assets_ids": mine, "operation": "subscribe",
+                                                     "custom_feature_enabled": True}))
 
     def send_heartbeat(self, transport: WSTransport) -> None:
         transport.send(WSMsgType.TEXT, b"PING")
