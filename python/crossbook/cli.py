@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--config", help="TOML config file (see examples/crossbook.toml)")
     dm.add_argument("--seconds", type=float, default=None, help="stop by itself after N seconds")
 
+    st = sub.add_parser(
+        "status",
+        help="books and pair execute states of a running daemon (read from Redis)",
+        description="Reads the daemon's Redis: every book:<venue>:<market> hash (with its age) and every "
+        "pair's execute state as the breaker published it.",
+    )
+    st.add_argument("--config", help="the daemon's TOML config (finds its state dir / Redis)")
+    st.add_argument("--redis", help="Redis URL (default: the running daemon's)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
     b = sub.add_parser("book", help="book tools (replay)")
     bsub = b.add_subparsers(dest="book_cmd", metavar="SUBCOMMAND")
     r = bsub.add_parser(
@@ -109,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _install_uvloop()
             asyncio.run(run_daemon(cfg, seconds=args.seconds))
             return 0
+        if args.cmd == "status":
+            from crossbook.config import load_config
+            from crossbook.status import show_status
+
+            return show_status(load_config(args.config), args.redis, args.json)
         if args.cmd == "book" and args.book_cmd == "replay":
             from crossbook.book.replay import replay
 

@@ -68,6 +68,18 @@ class KalshiConfig:
 
 
 @dataclass
+class PairConfig:
+    """A Polymarket outcome token and a Kalshi ticker traded as one pair (until the store has pairs)."""
+
+    pair_id: str = ""
+    poly_asset: str = ""
+    kalshi_ticker: str = ""
+    condition_id: str = ""
+    verified: bool = False  # the mapping's verdict; the gate refuses Unverified pairs
+    polarity: str = "same"
+
+
+@dataclass
 class Config:
     state_dir: str = ".crossbook"
     log_level: str = "INFO"
@@ -76,6 +88,7 @@ class Config:
     feed: FeedConfig = field(default_factory=FeedConfig)
     polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
     kalshi: KalshiConfig = field(default_factory=KalshiConfig)
+    pairs: list[PairConfig] = field(default_factory=list)
 
 
 def _coerce(value: str, like: Any, name: str) -> Any:
@@ -103,6 +116,19 @@ def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
         if key not in names:
             raise ConfigError(f"unknown setting {where}{key!r}; known: {', '.join(sorted(names))}")
         current = getattr(obj, key)
+        if key == "pairs" and isinstance(obj, Config):
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError("pairs must be an array of tables ([[pairs]])")
+            obj.pairs = []
+            for n, table in enumerate(value):
+                pc = PairConfig()
+                _fill(pc, table, f"pairs[{n}].")
+                if not (pc.pair_id and pc.poly_asset and pc.kalshi_ticker):
+                    raise ConfigError(f"pairs[{n}] needs pair_id, poly_asset and kalshi_ticker")
+                if pc.polarity not in ("same", "inverted"):
+                    raise ConfigError(f"pairs[{n}].polarity must be 'same' or 'inverted'")
+                obj.pairs.append(pc)
+            continue
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"setting {where}{key} must be a table")
@@ -122,6 +148,8 @@ def _apply_env(obj: Any, prefix: str, env: dict[str, str]) -> None:
     for f in dataclasses.fields(obj):
         current = getattr(obj, f.name)
         name = f"{prefix}{f.name.upper()}"
+        if f.name == "pairs":
+            continue  # tables only in the file
         if dataclasses.is_dataclass(current):
             _apply_env(current, f"{name}_", env)
         elif name in env:
@@ -143,6 +171,11 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     _apply_env(cfg, "CROSSBOOK_", dict(os.environ if env is None else env))
     if cfg.feed.stale_after_ms <= 0:
         raise ConfigError("feed.stale_after_ms must be positive")
+    for pc in cfg.pairs:  # a pair's legs are always streamed
+        if pc.poly_asset not in cfg.polymarket.assets:
+            cfg.polymarket.assets.append(pc.poly_asset)
+        if pc.kalshi_ticker not in cfg.kalshi.markets:
+            cfg.kalshi.markets.append(pc.kalshi_ticker)
     if not 1 <= cfg.polymarket.max_assets_per_connection <= 200:
         raise ConfigError("polymarket.max_assets_per_connection must be between 1 and 200 (venue limit)")
     return cfg

@@ -7,9 +7,16 @@ import contextlib
 import logging
 import os
 import signal
+import time
+from pathlib import Path
+
+import orjson
 
 from crossbook.book.service import MarketData
 from crossbook.config import Config
+from crossbook.safety.breaker import Breaker, PairLegs
+from crossbook.safety.gate import Gate, MemoryCatalog, PairInfo, refresh_reference_prices
+from crossbook.safety.publisher import RedisStatePublisher
 from crossbook.signing import HeaderSigner, LocalHeaderSigner
 from crossbook.store.embedded_redis import EmbeddedRedis
 
@@ -55,10 +62,19 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     if not md.connections:
         log.warning("no markets configured: set polymarket.assets and/or kalshi.markets")
     await md.start()
+    breaker, gate = build_safety(cfg, md)
+    publisher = RedisStatePublisher(redis_url)
+    breaker.add_listener(publisher)
+    publisher.start()
+    breaker.start()
+    runtime = write_runtime_file(cfg, redis_url)
 
     async def status_loop() -> None:
         while True:
-            await asyncio.sleep(10)
+            await asyncio.sleep(1)
+            refresh_reference_prices(breaker, gate.catalog, md.books)
+            if int(time.monotonic()) % 10:
+                continue
             w = md.writer.stats if md.writer else None
             st = md.books.stats()
             log.info(
@@ -74,7 +90,32 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         log.info("stopping: draining feeds and the Redis writer")
     finally:
         status.cancel()
+        await breaker.stop()
+        await publisher.stop()
         await md.stop()
+        runtime.unlink(missing_ok=True)
         if embedded is not None:
             embedded.close()
         log.info("stopped")
+
+
+def build_safety(cfg: Config, md: MarketData) -> tuple[Breaker, Gate]:
+    breaker = Breaker(md, stale_after_ms=cfg.feed.stale_after_ms)
+    catalog = MemoryCatalog()
+    for pc in cfg.pairs:
+        breaker.add_pair(PairLegs(pc.pair_id, pc.poly_asset, pc.kalshi_ticker, pc.condition_id))
+        catalog.pairs[pc.pair_id] = PairInfo(pc.pair_id, "Verified" if pc.verified else "Unverified", pc.polarity)
+    return breaker, Gate(breaker, catalog)
+
+
+def runtime_file(cfg: Config) -> Path:
+    return Path(cfg.state_dir) / "daemon.json"
+
+
+def write_runtime_file(cfg: Config, redis_url: str) -> Path:
+    """Where a running daemon can be found (``crossbook status`` reads it). Holds no secret."""
+    path = runtime_file(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps({"pid": os.getpid(), "redis_url": redis_url, "started": time.time(),
+                                   "pairs": [p.pair_id for p in cfg.pairs]}))
+    return path

@@ -27,6 +27,7 @@ from crossbook.book.redis_writer import book_key
 from crossbook.book.service import MarketData
 from crossbook.config import Config
 from crossbook.daemon import wait_for_stop
+from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.signing import LocalHeaderSigner
 from crossbook.store.embedded_redis import EmbeddedRedis
 from crossbook.venues.kalshi.sim import KalshiSim
@@ -71,6 +72,20 @@ async def _snapshot(md: MarketData, r: aioredis.Redis, titles: dict[tuple[str, s
             "age_ms": f.age_ms, "status": "live" if f.fresh else (f.reason or "stale"),
         })
     return rows
+
+
+def _pairs_table(breaker: Breaker, titles: dict[tuple[str, str], str]) -> Table:
+    t = Table(title="pairs: the breaker's execute state", title_justify="left")
+    t.add_column("pair")
+    t.add_column("event")
+    t.add_column("execute")
+    t.add_column("why")
+    legs = {p.pair_id: p for p in breaker.pairs()}
+    for st in breaker.states():
+        state = Text("enabled", style="green") if st.enabled else Text("disabled", style="red")
+        t.add_row(st.pair_id, _short(titles.get(("polymarket", legs[st.pair_id].poly_asset), "")), state,
+                  "; ".join(st.reasons))
+    return t
 
 
 def _table(rows: list[dict[str, Any]], md: MarketData, started: float) -> Table:
@@ -146,6 +161,10 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     r = aioredis.Redis.from_url(redis.url, socket_timeout=1)
     log.info("simulators: polymarket %s, kalshi %s; redis %s", poly.ws_url, kal.ws_url, redis.url)
     await md.start()
+    breaker = Breaker(md, stale_after_ms=cfg.feed.stale_after_ms)
+    for i, (pm, km) in enumerate(zip(poly.markets, kal.markets, strict=False)):
+        breaker.add_pair(PairLegs(f"pair-{i + 1}", pm, km))
+    breaker.start()
     started = time.monotonic()
     tasks = [asyncio.create_task(_chaos(poly, kal, 4.0))] if chaos else []
     stopper = asyncio.create_task(wait_for_stop(seconds))
@@ -155,7 +174,7 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
             with Live(console=console, refresh_per_second=4, screen=False) as live:
                 while not stopper.done():
                     rows = await _snapshot(md, r, titles)
-                    live.update(Group(_table(rows, md, started),
+                    live.update(Group(_table(rows, md, started), _pairs_table(breaker, titles),
                                       Panel("\n".join(recent.lines) or "…", title="log (Ctrl-C stops)")))
                     await asyncio.sleep(0.25)
         else:
@@ -163,6 +182,7 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
                 await asyncio.sleep(min(2.0, seconds or 2.0))
                 rows = await _snapshot(md, r, titles)
                 console.print(_table(rows, md, started))
+                console.print(_pairs_table(breaker, titles))
                 for line in recent.lines:
                     console.print(line, markup=False, highlight=False)
                 recent.lines.clear()
@@ -171,6 +191,7 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
         stopper.cancel()
         for t in tasks:
             t.cancel()
+        await breaker.stop()
         await md.stop()
         await r.aclose()
         await poly.stop()

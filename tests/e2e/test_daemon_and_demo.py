@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from decimal import Decimal
@@ -55,6 +56,11 @@ ws_url = "{kal.ws_url}"
 markets = {list(kal.markets)!r}
 api_key_id = "k1"
 private_key_path = "{pem}"
+[[pairs]]
+pair_id = "p1"
+poly_asset = "{poly.markets[0]}"
+kalshi_ticker = "{kal.markets[0]}"
+verified = true
 """.replace("'", '"'))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crossbook", "daemon", "--config", str(cfg), "--seconds", "20",
@@ -76,6 +82,27 @@ private_key_path = "{pem}"
             h = await redis_client.hgetall(f"book:poly:{m}")
             assert Decimal(h[b"bid"].decode()) < Decimal(h[b"ask"].decode())
             assert int(h[b"ts"]) > 1_700_000_000_000
+        # the breaker's verdict for the pair, as an operator reads it
+        async def pair_enabled() -> bool:
+            return (await redis_client.hget("state:pair:p1", "enabled")) == b"1"
+
+        await eventually(pair_enabled, timeout=10, what="pair p1 enabled")
+        st = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crossbook", "status", "--json", "--redis", redis_server.url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sout, serr = await asyncio.wait_for(st.communicate(), 30)
+        assert st.returncode == 0, serr.decode()
+        status = json.loads(sout)
+        assert status["pairs"]["p1"]["enabled"] == "1"
+        assert len(status["books"]) == 4
+        await poly.stop()  # the Polymarket leg goes away: the pair must be disabled, with the reason
+
+        async def pair_disabled() -> bytes | None:
+            h = await redis_client.hgetall("state:pair:p1")
+            return h.get(b"reasons") if h.get(b"enabled") == b"0" else None
+
+        why = await eventually(pair_disabled, timeout=10, what="pair p1 disabled")
+        assert b"Polymarket" in why
     finally:
         proc.send_signal(2)  # Ctrl-C: a clean stop
         _out, err = await asyncio.wait_for(proc.communicate(), 20)

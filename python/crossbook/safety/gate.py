@@ -14,6 +14,7 @@ inverted Kalshi leg is flipped once more).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -126,7 +127,7 @@ class Gate:
 
 
 class TopSource(Protocol):
-    def top(self, venue: str, market: str) -> dict[str, object]: ...
+    def top(self, venue: str, market: str) -> Mapping[str, object]: ...
 
 
 def refresh_reference_prices(breaker: Breaker, catalog: PairCatalog, books: TopSource) -> int:
