@@ -29,7 +29,15 @@ $(VENV)/.core: $(STAMP) $(CORE_SRC)
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q
 	@touch $@
 
-setup: $(VENV)/.core  ## virtualenv + pinned deps + Rust extension (idempotent)
+EXT_SRC := $(shell find ext -name '*.pyx' -o -name '*.pxd' -o -name '*.py' -o -name '*.pyi' -o -name 'pyproject.toml' 2>/dev/null | grep -v build/)
+
+# The Cython fan-out loop (cimports picows); non-editable so mypy sees its installed stubs.
+$(VENV)/.ext: $(STAMP) $(EXT_SRC)
+	@echo "==> building crossbook-ext (Cython fan-out) into $(VENV)"
+	$(VPY) -m pip install -q --no-build-isolation ./ext
+	@touch $@
+
+setup: $(VENV)/.core $(VENV)/.ext  ## virtualenv + pinned deps + Rust and Cython extensions (idempotent)
 
 build: setup
 
@@ -54,8 +62,10 @@ fmt:  ## format Rust and Python
 	cd $(RUST) && $(CARGO) fmt --all
 	$(VENV)/bin/ruff format python tests benches
 
-bench: setup  ## parse benchmark: BookSet vs orjson/msgspec + Python books
+bench: setup  ## every benchmark: parse, sign, fan-out (each runs its peers in the same run)
 	$(VPY) benches/bench_parse.py
+	$(VPY) benches/bench_sign.py
+	$(VPY) benches/bench_fanout.py
 
 clean:  ## remove build outputs and the virtualenv
 	rm -rf $(VENV) $(RUST)/target

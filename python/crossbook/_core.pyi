@@ -91,3 +91,99 @@ class BookSet:
         """Forget every book, sequence and queue (the counters in ``stats()`` are kept)."""
     def __len__(self) -> int: ...
     def __repr__(self) -> str: ...
+
+# --- signing (rust/py/src/signing.rs over rust/keys) --------------------------------------------
+
+from collections.abc import Mapping  # noqa: E402
+
+__all__ += [
+    "HmacKey",
+    "PrivateKey",
+    "RsaKey",
+    "clob_auth_signature",
+    "eip712_domain_separator",
+    "kalshi_sign",
+    "keccak256",
+    "make_non_dumpable",
+    "polymarket_exchange",
+    "polymarket_order_digest",
+    "recover_address",
+    "rsa_pss_verify",
+    "sign_eip1559",
+    "sign_polymarket_order",
+]
+
+@final
+class PrivateKey:
+    """A secp256k1 private key in locked memory (mlock, MADV_DONTDUMP, zeroed on drop).
+
+    Built from hex (``0x`` optional) or 32 raw bytes; a ``bytearray`` is wiped after the copy.
+    The repr shows the address only.
+    """
+
+    def __new__(cls, key: str | bytes | bytearray) -> Self: ...
+    @property
+    def address(self) -> str:
+        """The EIP-55 checksummed address."""
+    @property
+    def locked(self) -> bool:
+        """Whether the key's page is mlock'd (False if RLIMIT_MEMLOCK ran out)."""
+    def sign_digest(self, digest: bytes) -> bytes:
+        """r ‖ s ‖ v (65 bytes, v 27/28, low-s) over a 32-byte digest."""
+
+@final
+class HmacKey:
+    """A Polymarket API secret (base64, url-safe or standard) in locked memory."""
+
+    def __new__(cls, secret: str) -> Self: ...
+    def l2_signature(self, timestamp: str, method: str, path: str, body: str | bytes | None = None) -> str:
+        """base64url(HMAC-SHA256(secret, timestamp + method + path + body))."""
+
+@final
+class RsaKey:
+    """An RSA private key (≥ 2048 bits) in locked memory, from PEM, DER or base64 of DER."""
+
+    def __new__(cls, data: str | bytes | bytearray) -> Self: ...
+    @property
+    def bits(self) -> int: ...
+    def sign_pss_b64(self, message: bytes) -> str:
+        """Base64 RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) signature; randomized."""
+    def public_pem(self) -> str: ...
+
+def polymarket_order_digest(
+    order: Mapping[str, object],
+    *,
+    version: str = "2",
+    chain_id: int = 137,
+    neg_risk: bool = False,
+    exchange: str | None = None,
+) -> bytes:
+    """The order's EIP-712 digest (its Polymarket order hash), 32 bytes."""
+
+def sign_polymarket_order(
+    order: Mapping[str, object],
+    key: PrivateKey,
+    *,
+    version: str = "2",
+    chain_id: int = 137,
+    neg_risk: bool = False,
+    exchange: str | None = None,
+) -> tuple[str, str]:
+    """(order hash, signature) as 0x lowercase hex."""
+
+def eip712_domain_separator(name: str, version: str, chain_id: int, verifying_contract: str | None = None) -> bytes:
+    """EIP-712 domain separator of ``{name, version, chainId[, verifyingContract]}``."""
+
+def polymarket_exchange(chain_id: int = 137, neg_risk: bool = False, version: str = "2") -> str | None: ...
+def clob_auth_signature(key: PrivateKey, timestamp: str, nonce: int | str | None = None, chain_id: int = 137) -> str:
+    """The ClobAuth (L1) EIP-712 signature over the key's own address."""
+
+def kalshi_sign(key: RsaKey, timestamp_ms: str, method: str, path: str) -> str: ...
+def rsa_pss_verify(public_key: str | bytes, message: bytes, signature: bytes) -> bool: ...
+def keccak256(data: bytes) -> bytes: ...
+def recover_address(digest: bytes, signature: bytes) -> str: ...
+def sign_eip1559(key: PrivateKey, tx: Mapping[str, object]) -> tuple[bytes, str]:
+    """(raw signed transaction, 0x transaction hash)."""
+
+def make_non_dumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace by non-root."""

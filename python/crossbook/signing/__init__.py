@@ -1,5 +1,36 @@
-"""Everything that needs a signature asks through these interfaces (DESIGN.md §4, Signer)."""
+"""Everything that needs a signature asks through these interfaces (DESIGN.md §4, Signer).
 
+The pure helpers here sign in-process with keys held in locked Rust memory (crossbook-keys); the
+signer service (``crossbook-signer``) uses the same Rust code behind a Unix socket.
+"""
+
+from crossbook.signing.errors import SigningInputError
 from crossbook.signing.headers import HeaderSigner, LocalHeaderSigner
+from crossbook.signing.kalshi import kalshi_headers, kalshi_sign, kalshi_verify
+from crossbook.signing.keys import HmacKey, PrivateKey, RsaKey, as_private_key
+from crossbook.signing.orders import SignedOrder, order_hash, polymarket_exchange, sign_polymarket_order
+from crossbook.signing.polymarket_auth import ApiCreds, clob_auth_signature, l1_headers, l2_headers
+from crossbook.signing.tx import SignedTx, sign_eip1559
 
-__all__ = ["HeaderSigner", "LocalHeaderSigner"]
+__all__ = [
+    "ApiCreds",
+    "HeaderSigner",
+    "HmacKey",
+    "LocalHeaderSigner",
+    "PrivateKey",
+    "RsaKey",
+    "SignedOrder",
+    "SignedTx",
+    "SigningInputError",
+    "as_private_key",
+    "clob_auth_signature",
+    "kalshi_headers",
+    "kalshi_sign",
+    "kalshi_verify",
+    "l1_headers",
+    "l2_headers",
+    "order_hash",
+    "polymarket_exchange",
+    "sign_eip1559",
+    "sign_polymarket_order",
+]

@@ -1,6 +1,8 @@
 //! `crossbook._core`: thin PyO3 wrappers over the domain crates. Logic lives in the crates; this
 //! file only converts arguments and results and maps errors onto `crossbook.errors`.
 
+mod signing;
+
 use crossbook_book::{BookSet as Inner, FrameError, Market, Venue};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -236,5 +238,6 @@ impl BookSet {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<BookSet>()?;
+    signing::register(m)?;
     Ok(())
 }
