@@ -1,0 +1,150 @@
+"""``crossbook pairs ...`` and ``crossbook db ...`` subcommands (loaded by crossbook.cli as a plugin)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+
+PAIRS_HELP = """examples:
+  crossbook pairs judge ../shared/pairs/public_pairs.json     verdicts as JSON (offline rules by default)
+  crossbook pairs list                                        stored pairs
+  crossbook pairs halt KXHIGHNY-26JUL21-T87                   stop trading a pair (id, condition id or ticker)
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("pairs", help="verify and manage Polymarket/Kalshi market pairs",
+                       description="Cross-venue pair mapping: a pair is Verified only when two extractions of the "
+                       "resolution criteria, a judge and every deterministic check agree.",
+                       epilog=PAIRS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=lambda args: _help(p))
+    ps = p.add_subparsers(dest="pairs_cmd", metavar="SUBCOMMAND")
+
+    j = ps.add_parser("judge", help="judge candidate pairs given in the shared/pairs schema; JSON out",
+                      description="Prints a JSON list: {id, status, polarity, reasons, extractor_a, extractor_b, "
+                      "judge} per pair. Model A/B and the judge come from CROSSBOOK_MAPPING_MODEL_A/_B/_JUDGE "
+                      "(e.g. openai:gpt-4o-mini, anthropic:claude-..., openai-compatible via "
+                      "CROSSBOOK_MAPPING_OPENAI_BASE_URL); unset or without keys: the offline rules.")
+    j.add_argument("file", metavar="FILE", help="JSON array (or lines) of pairs; - for stdin")
+    j.add_argument("--offline", action="store_true", help="use the offline rules even if models are configured")
+    j.add_argument("--store", action="store_true", help="also record the verdicts in PostgreSQL")
+    _db_args(j)
+    j.set_defaults(func=_judge)
+
+    ls = ps.add_parser("list", help="show stored pairs as JSON")
+    _db_args(ls)
+    ls.set_defaults(func=_list)
+    for name, halted in (("halt", True), ("resume", False)):
+        h = ps.add_parser(name, help=f"{'halt' if halted else 'resume'} trading of a stored pair")
+        h.add_argument("ref", metavar="ID", help="internal id, Polymarket condition id or Kalshi ticker")
+        _db_args(h)
+        h.set_defaults(func=lambda args, halted=halted: _halt(args, halted))
+
+    d = sub.add_parser("db", help="database tools (migrate)")
+    d.set_defaults(func=lambda args: _help(d))
+    ds = d.add_subparsers(dest="db_cmd", metavar="SUBCOMMAND")
+    m = ds.add_parser("migrate", help="apply the numbered SQL migrations (idempotent, safe concurrently)")
+    _db_args(m)
+    m.set_defaults(func=_migrate)
+
+
+def _help(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db-url", default=None,
+                   help="postgresql:// URL (default CROSSBOOK_POSTGRES_URL; empty: embedded server in --state-dir)")
+    p.add_argument("--state-dir", default=".crossbook", help="where the embedded PostgreSQL keeps its data")
+
+
+def _url(args: argparse.Namespace) -> str:
+    from crossbook.store.postgres import postgres_url_from_env
+
+    return str(args.db_url) if args.db_url is not None else postgres_url_from_env()
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from crossbook.mapping.consensus import judge_pairs, offline_consensus
+    from crossbook.mapping.pairs_io import load_pairs
+    from crossbook.mapping.providers import consensus_from_env
+
+    pairs = load_pairs(args.file)
+    cons = offline_consensus() if args.offline else consensus_from_env()
+    verdicts = asyncio.run(judge_pairs(pairs, cons))
+    if args.store:
+        asyncio.run(_store(args, pairs, verdicts))
+    _dump([v.summary() for v in verdicts])
+    return 0
+
+
+async def _store(args: argparse.Namespace, pairs: list[dict[str, Any]], verdicts: list[Any]) -> None:
+    from crossbook.mapping.sync import to_record
+    from crossbook.store.postgres import connect, migrate, postgres_url, record_verdict
+
+    async with postgres_url(_url(args), args.state_dir) as url:
+        await migrate(url)
+        conn = await connect(url)
+        try:
+            for pair, v in zip(pairs, verdicts, strict=True):
+                rec, pt, kt = to_record(pair, v)
+                await record_verdict(conn, rec, pt, kt)
+        finally:
+            await conn.close()
+
+
+def _list(args: argparse.Namespace) -> int:
+    from crossbook.store.postgres import connect, list_pairs, migrate, postgres_url
+
+    async def go() -> list[dict[str, Any]]:
+        async with postgres_url(_url(args), args.state_dir) as url:
+            await migrate(url)
+            conn = await connect(url)
+            try:
+                return await list_pairs(conn)
+            finally:
+                await conn.close()
+
+    _dump(asyncio.run(go()))
+    return 0
+
+
+def _halt(args: argparse.Namespace, halted: bool) -> int:
+    from crossbook.store.postgres import connect, migrate, postgres_url, set_halted
+
+    async def go() -> int:
+        async with postgres_url(_url(args), args.state_dir) as url:
+            await migrate(url)
+            conn = await connect(url)
+            try:
+                return await set_halted(conn, args.ref, halted)
+            finally:
+                await conn.close()
+
+    n = asyncio.run(go())
+    if not n:
+        print(f"crossbook: no stored pair matches {args.ref!r} (try `crossbook pairs list`)", file=sys.stderr)
+        return 1
+    print(f"{args.ref}: {'halted' if halted else 'resumed'}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from crossbook.store.postgres import migrate, postgres_url
+
+    async def go() -> list[str]:
+        async with postgres_url(_url(args), args.state_dir) as url:
+            return await migrate(url)
+
+    applied = asyncio.run(go())
+    print("applied: " + ", ".join(applied) if applied else "up to date")
+    return 0

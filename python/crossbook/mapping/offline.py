@@ -1,0 +1,572 @@
+"""The built-in deterministic extractor: rules over the venues' own phrasing.
+
+It plays model A and model B when no provider is configured. It is deliberately narrow: every sentence of
+the resolution text must be understood by one of the rules below, or the sentence is listed in
+``unknowns`` and the pair cannot be Verified. Families covered: head-to-head game winners, and one-sided
+thresholds on a daily high temperature, a crypto index at an instant, an economic release (CPI-U, U-3)
+and an FOMC rate decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crossbook.mapping.criteria import Criteria
+
+NAME = "offline-rules-v1"
+ET = ZoneInfo("America/New_York")
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_DATE = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|" \
+        r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.? \d{1,2}, \d{4}"
+_NUM = r"\$?\d[\d,]*(?:\.\d+)?"
+PLACEHOLDER = re.compile(r"\[[A-Z][A-Za-z ]*\]|<[A-Z][A-Za-z ]*>|\{\{?[A-Za-z_ ]+\}?\}")
+SPORTS = {"basketball": ("nba", False), "football": ("nfl", True), "baseball": ("mlb", True),
+          "hockey": ("nhl", True), "soccer": ("soccer", True)}
+LEAGUE_SPORT = {"nba": "basketball", "nfl": "football", "mlb": "baseball", "nhl": "hockey"}
+
+
+def parse_date(text: str) -> date:
+    m = re.match(r"([A-Za-z]+)\.? (\d{1,2}), (\d{4})", text.strip())
+    if not m or m.group(1)[:3].lower() not in _MONTHS:
+        raise ValueError(f"not a date: {text!r}")
+    return date(int(m.group(3)), _MONTHS[m.group(1)[:3].lower()], int(m.group(2)))
+
+
+def _dec(text: str) -> Decimal:
+    try:
+        return Decimal(text.replace("$", "").replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def normalize(text: str) -> str:
+    t = text.replace("“", '"').replace("”", '"').replace("’", "'").replace("\u00a0", " ").replace("–", "-")
+    t = re.sub(r"\bU\.S\.", "US", t)
+    t = re.sub(r"\bvs\.", "vs", t)
+    return re.sub(r"[ \t]+", " ", t).strip()
+
+
+def sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for para in re.split(r"\n+", normalize(text)):
+        out.extend(s.strip() for s in re.split(r'(?<=[.!?])\s+(?=[A-Z"$])', para) if s.strip())
+    return out
+
+
+# ---------------------------------------------------------------------------------- comparators
+
+_CMP_PATTERNS: list[tuple[str, str]] = [
+    (rf"(?:is )?between (?P<a>{_NUM}) and (?P<b>{_NUM})", "between"),
+    (rf"(?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)? or (?:higher|more|above|greater)", ">="),
+    (rf"(?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)? or (?:lower|less|below|fewer)", "<="),
+    (rf"(?:is )?(?:at least) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", ">="),
+    (rf"(?:is )?(?:at most) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", "<="),
+    (rf"(?:is |increases by )?(?:greater than|more than|above|higher than) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", ">"),
+    (rf"(?:is |decreases by )?(?:less than|below|lower than) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", "<"),
+]
+
+
+def parse_comparator(text: str) -> tuple[str, Decimal, Decimal | None, str | None] | None:
+    """(op, threshold, high, unit) from "90°F or higher", "greater than 89°", "above $3,999.99", ..."""
+    for pat, op in _CMP_PATTERNS:
+        m = re.search(pat, text)
+        if m:
+            a = _dec(m.group("a"))
+            b = _dec(m.group("b")) if op == "between" else None
+            unit = m.groupdict().get("u") or ("usd" if m.group("a").startswith("$") else None)
+            return op, a, b, {"°F": "degF", "°C": "degC", "°": "deg", "%": "percent"}.get(unit or "", unit)
+    return None
+
+
+# ----------------------------------------------------------------------------------- extraction
+
+
+@dataclass
+class _Acc:
+    """What the sentence rules have found so far for one side."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+    void: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    unknowns: list[str] = field(default_factory=list)
+
+    def put(self, key: str, value: Any) -> None:
+        old = self.fields.get(key)
+        if old is not None and old != value:
+            self.unknowns.append(f"conflicting {key}: {old!r} vs {value!r}")
+        self.fields[key] = value
+
+
+def _sources_in(text: str) -> set[str]:
+    t = text.lower()
+    out: set[str] = set()
+    if "national weather service" in t or "nws" in t or "climatological report" in t:
+        out.add("nws_cli")
+    if "wunderground" in t:
+        out.add("wunderground")
+    if "cf benchmarks" in t:
+        out.add("cf_benchmarks")
+    if "binance" in t or ("coinbase" in t and "cf benchmarks" not in t):
+        out.add("exchange_price")
+    if "bureau of labor statistics" in t or re.search(r"\bbls\b", t):
+        out.add("bls")
+    if "bureau of economic analysis" in t or re.search(r"\bbea\b", t):
+        out.add("bea")
+    if "fomc" in t or "federalreserve.gov" in t or "federal reserve" in t:
+        out.add("fomc_statement")
+    return out
+
+
+_ECON_TAGS: list[tuple[str, str]] = [
+    (r"\bcpi-u\b|consumer price index for all urban consumers", "series:cpi_u"),
+    (r"\bcore\b", "series:core"),
+    (r"\bu-3\b", "series:u3"),
+    (r"\bu-6\b", "series:u6"),
+    (r"not seasonally adjusted|unadjusted", "adj:nsa"),
+    (r"(?<!not )seasonally adjusted", "adj:sa"),
+    (r"month-over-month", "change:mom"),
+    (r"year-over-year|12-month", "change:yoy"),
+    (r"quarter-over-quarter|annualized", "change:qoq_saar"),
+    (r"first reported|initial release|revisions?[^.]*not (?:be )?considered", "release:first"),
+    (r"advance estimate", "release:advance"),
+]
+
+
+def _econ_tags(text: str) -> set[str]:
+    t = text.lower()
+    return {tag for pat, tag in _ECON_TAGS if re.search(pat, t)}
+
+
+def _station(name: str) -> str:
+    s = re.sub(r"\(.*?\)", " ", name.lower())
+    s = re.sub(r",\s*[a-z]{2}\b", " ", s)  # ", IL"
+    words = [w for w in re.sub(r"[^a-z0-9 ]+", " ", s).split()
+             if w not in {"international", "intl", "airport", "station", "the", "weather"}]
+    return " ".join(words)
+
+
+def _instant(d: date, hour: int, minute: int, zone: str) -> str | None:
+    """UTC ISO instant for a wall-clock time; None when the zone label contradicts the date (EDT in winter)."""
+    z = zone.upper()
+    if z == "UTC":
+        return datetime(d.year, d.month, d.day, hour, minute).isoformat() + "Z"
+    local = datetime(d.year, d.month, d.day, hour, minute, tzinfo=ET)
+    dst = bool(local.dst())
+    if (z == "EDT" and not dst) or (z == "EST" and dst) or z not in {"ET", "EDT", "EST"}:
+        return None
+    utc = local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    return utc.isoformat() + "Z"
+
+
+def _hour(h: str, m: str | None, ampm: str) -> tuple[int, int]:
+    hh = int(h) % 12 + (12 if ampm.lower() == "pm" else 0)
+    return hh, int(m or 0)
+
+
+# Sentence rules: (pattern, handler). A sentence is understood when at least one rule matches it.
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str], _Acc], None]]
+
+
+def _main_condition(cond: str, acc: _Acc) -> None:
+    """The sentence that says when YES pays, without its "This market will resolve..." framing."""
+    acc.put("yes_outcome", cond)
+    cmp = parse_comparator(cond)
+    # daily high temperature at a station
+    m = re.search(rf"highest temperature recorded (?:at|in) (?P<st>.+?),? (?:on|for) (?P<d>{_DATE}),? "
+                  r"as reported (?:in|by) (?P<src>.+?), is (?P<rest>.+)$", cond)
+    if m and cmp:
+        named = _sources_in(m.group("src"))
+        if len(named) != 1:
+            acc.unknowns.append(f"temperature source not recognised: {m.group('src')[:80]}")
+        acc.sources.update(named)
+        acc.put("kind", "tmax")
+        acc.put("entity", _station(m.group("st")))
+        day = parse_date(m.group("d")).isoformat()
+        acc.put("window", (day, day))
+        acc.put("timezone", "station local day")
+        acc.put("cmp", cmp)
+        return
+    # a crypto index at an instant: "... sixty seconds ... before 5:00 PM ET on September 30, 2026 ..."
+    m = re.search(r"\((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\)", cond)
+    if m and cmp and "sixty seconds" in cond and "simple average" in cond:
+        t = re.search(r"before (\d{1,2})(?::(\d{2}))? ?([AaPp][Mm]) (ET|EDT|EST|UTC)", cond)
+        d = re.search(_DATE, cond)
+        if not t or not d:
+            acc.unknowns.append(f"no time/date for the index value in: {cond[:80]}")
+            return
+        hh, mm = _hour(t.group(1), t.group(2), t.group(3))
+        at = _instant(parse_date(d.group(0)), hh, mm, t.group(4))
+        if at is None:
+            acc.unknowns.append(f"time zone {t.group(4)} contradicts the date {d.group(0)}")
+            return
+        for extra in re.finditer(r"at (\d{1,2})(?::(\d{2}))? ?([ap]m) (ET|EDT|EST|UTC)", cond):
+            eh, em = _hour(extra.group(1), extra.group(2), extra.group(3))
+            if _instant(parse_date(d.group(0)), eh, em, extra.group(4)) != at:
+                acc.unknowns.append("two different times in one condition")
+        acc.put("kind", "index_avg60_before")
+        acc.put("entity", m.group("idx").lower())
+        acc.put("window", (at, at))
+        acc.put("timezone", t.group(4))
+        acc.put("cmp", cmp)
+        return
+    # FOMC decision: "... decreased by exactly 25 basis points at ... meeting scheduled for March 17 - 18, 2026"
+    m = re.search(r"upper bound of the (?:target )?federal funds (?:target )?(?:rate|range) (?:is )?"
+                  r"(?P<dir>decreased|increased|cut|raised)|(?P<dir2>cuts|raises|lowers) the upper bound of the "
+                  r"federal funds target range", cond)
+    if m:
+        direction = (m.group("dir") or m.group("dir2") or "").lower()
+        sign = "cut" if direction in {"decreased", "cut", "cuts", "lowers"} else "hike"
+        bps = re.search(r"by exactly (\d+) basis points", cond)
+        mt = re.search(r"meeting scheduled for (?P<m>[A-Za-z]+) \d{1,2} ?- ?(?P<d>\d{1,2}), (?P<y>\d{4})", cond) \
+            or re.search(rf"at its (?P<full>{_DATE}) meeting", cond)
+        if not bps or not mt:
+            acc.unknowns.append(f"FOMC condition not a single meeting with an exact size: {cond[:90]}")
+            return
+        when = parse_date(mt.group("full")) if "full" in mt.groupdict() and mt.group("full") else \
+            parse_date(f"{mt.group('m')} {mt.group('d')}, {mt.group('y')}")
+        acc.put("kind", f"fomc_upper_bound_{sign}")
+        acc.put("entity", "fed_funds_upper_bound")
+        acc.put("window", (when.isoformat(), when.isoformat()))
+        acc.put("timezone", "meeting date")
+        acc.put("cmp", ("==", Decimal(bps.group(1)), None, "bps"))
+        return
+    # economic release for a month: "... for June 2026 ... is greater than 0.3%" / "CPI increases by more than ..."
+    m = re.search(r"(?:for|in) (?P<mon>January|February|March|April|May|June|July|August|September|October|"
+                  r"November|December) (?P<y>\d{4})", cond)
+    if m and cmp and re.search(r"\bCPI\b|Consumer Price Index|unemployment rate", cond):
+        period = f"{m.group('y')}-{_MONTHS[m.group('mon')[:3].lower()]:02d}"
+        acc.put("kind", "econ_release")
+        acc.put("entity", "cpi" if re.search(r"CPI|Consumer Price Index", cond) else "unemployment_rate")
+        acc.put("window", (period, period))
+        acc.put("timezone", "reference month")
+        acc.put("cmp", cmp)
+        return
+    acc.unknowns.append(f"condition not understood: {cond[:100]}")
+
+
+def _game_rules() -> list[Rule]:
+    def sched(m: re.Match[str], acc: _Acc) -> None:
+        league = m.group("lg").lower()
+        acc.put("league", league)
+        d = parse_date(m.group("d")).isoformat()
+        acc.put("window", (d, d))
+
+    def yes_team(m: re.Match[str], acc: _Acc) -> None:
+        acc.put("yes", m.group("t"))
+
+    def no_team(m: re.Match[str], acc: _Acc) -> None:
+        acc.put("no", m.group("t"))
+
+    def postpone_open(m: re.Match[str], acc: _Acc) -> None:
+        bounded = re.search(r"within (?:14 days|two weeks)", m.group(0))
+        acc.void.add("postpone:open_14d" if bounded else "postpone:open_unbounded")
+        if re.search(r"canceled entirely.*resolve 50-50|otherwise this market will resolve 50-50", m.group(0)):
+            acc.void.add("cancel:5050")
+
+    def cancel(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("cancel:5050")
+
+    def tie(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("tie:5050")
+
+    def overtime(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("overtime:counts")
+        acc.sources.add(m.group("lg").lower())
+
+    def final_score(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("overtime:counts")
+        acc.sources.add((m.group("lg") or m.group("lg2") or "").strip().lower())
+
+    return [
+        (re.compile(rf"^In the upcoming (?P<lg>NBA|NFL|MLB|NHL) game, scheduled for (?P<d>{_DATE}) at "
+                    r"\d{1,2}:\d{2} ?[AP]M ET:?$"), sched),
+        (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "Yes"\.$'), yes_team),
+        (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "No"\.$'), no_team),
+        (re.compile(r"^If the game is postponed, this market will remain open until the game has been completed"
+                    r"(?:, provided it is completed within 14 days of the originally scheduled date)?"
+                    r"(?:; otherwise this market will resolve 50-50)?\.$"), postpone_open),
+        (re.compile(r"^If the game is canceled entirely, with no make-up game(?: within that period)?, "
+                    r"this market will resolve 50-50\.$"), cancel),
+        (re.compile(r"^If the game ends in a tie, this market will resolve 50-50\.$"), tie),
+        (re.compile(r"^The (?:result will be determined based on the|resolution source is the) official "
+                    r"(?:NBA |NFL |MLB |NHL )?final score(?: as reported by the (?P<lg>NBA|NFL|MLB|NHL))?"
+                    r", including overtime\.$".replace("(?:NBA |NFL |MLB |NHL )?", r"(?P<lg2>NBA |NFL |MLB |NHL )?")),
+         final_score),
+    ]
+
+
+def _kalshi_game(primary: str, secondary: str, acc: _Acc) -> None:
+    m = re.match(rf"^If (?P<yes>.+?) wins the (?P<a>.+?) (?:vs|at) (?P<b>.+?) professional "
+                 rf"(?P<sport>basketball|football|baseball|hockey|soccer) game originally scheduled for "
+                 rf"(?P<d>{_DATE}), then the market resolves to Yes\.$", normalize(primary))
+    if not m:
+        acc.unknowns.append(f"rules_primary not understood: {primary[:100]}")
+        return
+    yes, a, b = m.group("yes"), m.group("a"), m.group("b")
+    if yes not in (a, b):
+        acc.unknowns.append(f"YES team {yes!r} is not one of {a!r}, {b!r}")
+        return
+    league, draws = SPORTS[m.group("sport")]
+    acc.put("league", league)
+    acc.put("draws", draws)
+    acc.put("yes", yes)
+    acc.put("no", b if yes == a else a)
+    d = parse_date(m.group("d")).isoformat()
+    acc.put("window", (d, d))
+    acc.sources.add(league)
+    for s in sentences(secondary):
+        if re.match(rf"^The following market refers to the {re.escape(a)} (?:vs|at) {re.escape(b)} professional "
+                    rf"{m.group('sport')} game originally scheduled for {re.escape(m.group('d'))}\.$", s):
+            continue
+        if s == ("If the game is postponed, the market will remain open and close after the rescheduled game has "
+                 "finished (within two weeks)."):
+            acc.void.add("postpone:open_14d")
+        elif s == ("If the game is cancelled or not completed within two weeks of the original date, the market "
+                   "will resolve to $0.50."):
+            acc.void.add("cancel:5050")
+        elif s == "Overtime counts toward the final result.":
+            acc.void.add("overtime:counts")
+        elif s == "If the game ends in a tie, the market will resolve to $0.50.":
+            acc.void.add("tie:5050")
+        else:
+            acc.unknowns.append(f"rules_secondary sentence not understood: {s[:100]}")
+
+
+# Sentences of threshold families that carry no condition but must still be understood.
+def _threshold_rules() -> list[Rule]:
+    def precision(m: re.Match[str], acc: _Acc) -> None:
+        t = m.group(0).lower()
+        if "whole degrees" in t:
+            acc.put("precision", Decimal(1))
+            acc.put("unit_stated", "degF" if "fahrenheit" in t else "degC" if "celsius" in t else None)
+        elif "one decimal place" in t:
+            acc.put("precision", Decimal("0.1"))
+        elif "two decimal places" in t:
+            acc.put("precision", Decimal("0.01"))
+        acc.tags.update(_econ_tags(t))
+
+    def tags(m: re.Match[str], acc: _Acc) -> None:
+        acc.tags.update(_econ_tags(m.group(0)))
+        acc.sources.update(_sources_in(m.group(0)))
+
+    def delay(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("delay:open")
+
+    def no_decision(m: re.Match[str], acc: _Acc) -> None:
+        acc.void.add("no_decision:no")
+
+    def final_value(m: re.Match[str], acc: _Acc) -> None:
+        acc.tags.add("value:final")
+        acc.sources.update(_sources_in(m.group(0)))
+
+    def noop(m: re.Match[str], acc: _Acc) -> None:
+        return None
+
+    def release_date(m: re.Match[str], acc: _Acc) -> None:
+        tags(m, acc)
+        acc.put("release_date", parse_date(m.group("d")).isoformat())
+
+    def tags_one_decimal(m: re.Match[str], acc: _Acc) -> None:
+        tags(m, acc)
+        acc.put("precision", Decimal("0.1"))
+
+    def avg_at_expiration(m: re.Match[str], acc: _Acc) -> None:
+        acc.put("avg_at_expiration", True)
+
+    def cf_source(m: re.Match[str], acc: _Acc) -> None:
+        acc.sources.add("cf_benchmarks")
+
+    return [
+        (re.compile(r"(?:measures? temperatures|temperatures are reported|figure is reported|rate is reported|"
+                    r"price precision is)[^.]*(?:whole degrees \w+|one decimal place|two decimal places)"
+                    r"(?:; (?:subsequent )?revisions will not be considered)?"
+                    r"(?:\. Thus, this is the level of precision that will be used when resolving the market)?\.$",
+                    re.I), precision),
+        (re.compile(r"^(?:Subsequent )?[Rr]evisions(?: after the initial release)? (?:will not be|are not) "
+                    r"considered\.$"), tags),
+        (re.compile(r"^The resolution source (?:for this market )?(?:is|will be) (?:the )?(?:CF Benchmarks|"
+                    r"BLS CPI release for \w+ \d{4}|the FOMC's statement after its "
+                    r"meeting|FOMC's statement after its meeting)\.$"), tags),
+        (re.compile(rf"^The resolution source (?:for this market )?(?:is|will be) (?:the )?BLS CPI release for "
+                    rf"\w+ \d{{4}} \(scheduled for (?P<d>{_DATE})\)\.$"), release_date),
+        (re.compile(r"^If the (?:release|report) is delayed, (?:this market will remain|the market remains) open "
+                    r"until (?:the data is published|it is (?:published|released))\.$"), delay),
+        (re.compile(r"^The month-over-month percent change in the seasonally adjusted CPI-U, as first reported by "
+                    r"the Bureau of Labor Statistics, rounded to one decimal place, is used\.$"),
+         tags_one_decimal),
+        (re.compile(r"^The seasonally adjusted U-3 rate as first reported by the Bureau of Labor Statistics in the "
+                    r"Employment Situation report is used; revisions are not considered\.$"), tags),
+        (re.compile(r"^Only the final CLI value(?: for \w+ \d{1,2})? will be used(?:; later revisions will not be "
+                    r"considered)?\.$"), final_value),
+        (re.compile(r"^The official and final value used to determine this market is the highest temperature as "
+                    r"reported by the corresponding NWS Climatological Report \(Daily\) linked in the rules "
+                    r"above\.$"), final_value),
+        (re.compile(r"^Preliminary NWS reporting and measurement methods may be subject to underlying rounding and "
+                    r"conversion nuances; only the final Climatological Report value is used\.$"), final_value),
+        (re.compile(r"^Not all cryptocurrency price data is the same\.$"), noop),
+        (re.compile(r"^While checking a source like Google or Coinbase may help guide your decision, the price "
+                    r"used to determine this market is based on CF Benchmarks' corresponding Real Time Index "
+                    r"\(RTI\)\.$"), cf_source),
+        (re.compile(r"^At the expiration time, CF Benchmarks' RTI value is calculated as the simple average of the "
+                    r"sixty seconds of RTI values before the expiration time\.$"),
+         avg_at_expiration),
+        (re.compile(r"^The FED interest rates are defined in this market by the upper bound of the target federal "
+                    r"funds range\.$"), noop),
+        (re.compile(r"^The decisions on the target federal fund range are made by the Federal Open Market "
+                    r"Committee \(FOMC\) meetings\.$"), noop),
+        (re.compile(r'^If no statement is released by the end date of the next scheduled meeting, this market '
+                    r'will resolve to the "No" outcome\.$'), no_decision),
+        (re.compile(r"^If no decision is announced at the scheduled meeting, the market resolves to No\.$"),
+         no_decision),
+        (re.compile(r"^The outcome is determined by the FOMC statement published on federalreserve\.gov following "
+                    r"the meeting\.$"), tags),
+    ]
+
+
+_POLY_MAIN = re.compile(r'^This market will resolve to "Yes" if (?P<c>.+?)\. Otherwise, this market will resolve '
+                        r'to "No"\.$')
+
+
+def _finish(acc: _Acc, text: str, expiration: str | None = None) -> Criteria:
+    f = acc.fields
+    placeholders = tuple(sorted(set(PLACEHOLDER.findall(text))))
+    unknowns = list(acc.unknowns)
+    if "yes" in f:  # game
+        window = f.get("window") or (None, None)
+        league = f.get("league")
+        draws = f.get("draws")
+        if draws is None and league in LEAGUE_SPORT:
+            draws = SPORTS[LEAGUE_SPORT[league]][1]
+        srcs = acc.sources - {""}
+        if league:
+            srcs.add(league)
+        if len(srcs) != 1:
+            unknowns.append(f"resolution source unclear: {sorted(srcs)}")
+        return Criteria(
+            family="game_winner", subject=f"game_winner|{league}", entity=f.get("yes"), counterparty=f.get("no"),
+            comparator="wins", unit="outcome", window_start=window[0], window_end=window[1], timezone="ET date",
+            source=next(iter(srcs)) if len(srcs) == 1 else None, yes_outcome=f"{f.get('yes')} wins",
+            void_rules=tuple(sorted(acc.void)), draws_possible=draws, placeholders=placeholders,
+            unknowns=tuple(unknowns))
+    kind = f.get("kind")
+    if kind is None:
+        unknowns.append("no resolution condition recognised")
+        return Criteria(placeholders=placeholders, unknowns=tuple(unknowns))
+    cmp = f.get("cmp")
+    op, thr, high, unit = cmp if cmp else (None, None, None, None)
+    srcs = set(acc.sources) | _sources_in(str(f.get("yes_outcome", "")))
+    precision = f.get("precision")
+    tags = set(acc.tags) | _econ_tags(str(f.get("yes_outcome", "")))
+    if kind == "tmax":
+        if srcs == {"nws_cli"}:
+            precision = precision or Decimal(1)  # the CLI product reports whole °F
+            if unit in (None, "deg"):
+                unit = "degF"
+        if f.get("unit_stated") and f["unit_stated"] != unit:
+            unknowns.append(f"unit {unit} vs stated {f['unit_stated']}")
+        tags.discard("series:core")
+    if kind == "index_avg60_before":
+        idx = str(f.get("entity"))
+        if unit is None and (idx == "brti" or idx.endswith("usd_rti")):
+            unit = "usd"  # both indexes are quoted in US dollars
+        if f.get("avg_at_expiration") and expiration and f["window"][0] != expiration.replace("+00:00", "Z"):
+            unknowns.append(f"averaging time {f['window'][0]} is not the expiration time {expiration}")
+    if kind == "econ_release":
+        if f.get("entity") == "cpi" and "series:cpi_u" not in tags:
+            unknowns.append("CPI series not named (CPI-U?)")
+    if len(srcs) != 1:
+        unknowns.append(f"resolution source unclear: {sorted(srcs)}")
+    window = f.get("window") or (None, None)
+    subject = "|".join([kind, *sorted(tags)])
+    return Criteria(
+        family="threshold", subject=subject, entity=f.get("entity"), comparator=op, threshold=thr,
+        threshold_high=high, unit=unit, precision=precision, window_start=window[0], window_end=window[1],
+        timezone=f.get("timezone"), source=next(iter(srcs)) if len(srcs) == 1 else None,
+        yes_outcome=f.get("yes_outcome"), void_rules=tuple(sorted(acc.void)), placeholders=placeholders,
+        unknowns=tuple(unknowns))
+
+
+def _run_rules(sents: list[str], rules: list[Rule], acc: _Acc) -> None:
+    for s in sents:
+        hit = False
+        for pat, fn in rules:
+            m = pat.search(s)
+            if m:
+                fn(m, acc)
+                hit = True
+        if not hit:
+            acc.unknowns.append(f"sentence not understood: {s[:100]}")
+
+
+def extract_polymarket(market: Mapping[str, Any]) -> Criteria:
+    """Criteria from a Polymarket Gamma market (the description defines resolution; the question is a hint)."""
+    desc = str(market.get("description") or "")
+    outcomes = market.get("outcomes") or ["Yes", "No"]
+    acc = _Acc()
+    if [str(o).lower() for o in outcomes] != ["yes", "no"]:
+        acc.unknowns.append(f"outcomes {outcomes} are not Yes/No")
+    sents = sentences(desc)
+    if sents and re.match(r"^In the upcoming (?:NBA|NFL|MLB|NHL) game", sents[0]):
+        _run_rules(sents, _game_rules(), acc)
+        return _finish(acc, desc)
+    rest: list[str] = []
+    joined = []
+    # the main sentence is split by the sentence splitter at ". Otherwise"; glue it back
+    i = 0
+    while i < len(sents):
+        if sents[i].startswith('This market will resolve to "Yes" if ') and i + 1 < len(sents) \
+                and sents[i + 1] == 'Otherwise, this market will resolve to "No".':
+            joined.append(sents[i] + " " + sents[i + 1])
+            i += 2
+            continue
+        rest.append(sents[i])
+        i += 1
+    if len(joined) != 1:
+        acc.unknowns.append("no single 'resolve to Yes if ... Otherwise No' sentence")
+    for s in joined:
+        m = _POLY_MAIN.match(s)
+        if m:
+            _main_condition(m.group("c"), acc)
+    _run_rules(rest, _threshold_rules(), acc)
+    release, end = acc.fields.get("release_date"), str(market.get("end_date_iso") or "")[:10]
+    if release is not None and release != end:
+        acc.unknowns.append(f"stated release date {release} is not the market end date {end or '?'}")
+    return _finish(acc, desc)
+
+
+def extract_kalshi(market: Mapping[str, Any]) -> Criteria:
+    """Criteria from a Kalshi market (rules_primary + rules_secondary; title and subtitle are hints)."""
+    primary = normalize(str(market.get("rules_primary") or ""))
+    secondary = str(market.get("rules_secondary") or "")
+    text = primary + "\n" + secondary
+    acc = _Acc()
+    if re.search(r"professional \w+ game originally scheduled", primary):
+        _kalshi_game(primary, secondary, acc)
+        return _finish(acc, text)
+    m = re.match(r"^If (?P<c>.+), then the market resolves to Yes\.$", primary)
+    if not m:
+        acc.unknowns.append(f"rules_primary not understood: {primary[:100]}")
+    else:
+        _main_condition(m.group("c"), acc)
+    _run_rules(sentences(secondary), _threshold_rules(), acc)
+    exp = market.get("expiration_time")
+    return _finish(acc, text, str(exp) if exp else None)
+
+
+def extract_pair(pair: Mapping[str, Any]) -> tuple[Criteria, Criteria]:
+    """Both sides; a side that cannot be read at all comes back as Criteria with the error in unknowns."""
+    out: list[Criteria] = []
+    for venue, fn in (("polymarket", extract_polymarket), ("kalshi", extract_kalshi)):
+        try:
+            out.append(fn(pair.get(venue) or {}))
+        except (ValueError, KeyError, TypeError) as exc:
+            out.append(replace(Criteria(), unknowns=(f"{venue} text could not be read: {exc}",)))
+    return out[0], out[1]
