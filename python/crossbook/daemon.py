@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from crossbook.aio import wait_event
 from crossbook.book.service import MarketData
 from crossbook.config import Config
 from crossbook.safety.breaker import Breaker, PairLegs
@@ -40,8 +41,7 @@ async def wait_for_stop(seconds: float | None = None) -> None:
         if seconds is None:
             await stop.wait()
         else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
+            await wait_event(stop, seconds)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -66,6 +66,7 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     publisher = RedisStatePublisher(redis_url)
     breaker.add_listener(publisher)
     publisher.start()
+    md.add_integrity_listener(lambda _reason: breaker.check_all())
     breaker.start()
     runtime = write_runtime_file(cfg, redis_url)
 

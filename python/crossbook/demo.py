@@ -164,6 +164,7 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     breaker = Breaker(md, stale_after_ms=cfg.feed.stale_after_ms)
     for i, (pm, km) in enumerate(zip(poly.markets, kal.markets, strict=False)):
         breaker.add_pair(PairLegs(f"pair-{i + 1}", pm, km))
+    md.add_integrity_listener(lambda _reason: breaker.check_all())
     breaker.start()
     started = time.monotonic()
     tasks = [asyncio.create_task(_chaos(poly, kal, 4.0))] if chaos else []

@@ -54,6 +54,7 @@ async def rig() -> AsyncIterator[Rig]:
     breaker.add_pair(legs)
     events: list[PairState] = []
     breaker.add_listener(events.append)
+    md.add_integrity_listener(lambda _reason: breaker.check_all())
     catalog = MemoryCatalog({"pair-1": PairInfo("pair-1", "Verified")})
     gate = Gate(breaker, catalog)
     breaker.start()

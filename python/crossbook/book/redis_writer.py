@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from crossbook._core import BookSet
+from crossbook.aio import join
 
 log = logging.getLogger("crossbook.redis")
 
@@ -67,12 +68,8 @@ class RedisBookWriter:
         # pipeline, which would leave a cancelled writer waiting forever.
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 2.0)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
-            self._task = None
+        await join(self._task)
+        self._task = None
         try:
             await self.flush()
         except (RedisError, OSError):

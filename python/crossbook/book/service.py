@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crossbook._core import BookSet
@@ -49,9 +50,21 @@ class MarketData:
             self.connections += kalshi_connections(
                 cfg.kalshi.markets, self.books, cfg.kalshi, cfg.feed, signer, notify
             )
+        self._integrity: list[Callable[[str], object]] = []
+        for c in self.connections:
+            c.on_integrity = self._integrity_event
         self._by_market: dict[tuple[str, str], UpstreamConnection] = {
             (c.venue, m): c for c in self.connections for m in c.markets()
         }
+
+    def add_integrity_listener(self, fn: Callable[[str], object]) -> None:
+        """``fn(reason)`` runs synchronously the moment a feed invalidates books (sequence gap,
+        divergence from the venue's top, disconnect), so the breaker trips before the next frame."""
+        self._integrity.append(fn)
+
+    def _integrity_event(self, reason: str) -> None:
+        for fn in self._integrity:
+            fn(reason)
 
     async def start(self) -> None:
         if self.writer is not None:

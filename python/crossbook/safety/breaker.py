@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from crossbook.aio import join, wait_event
+
 log = logging.getLogger("crossbook.breaker")
 
 VENUE_LABEL = {"polymarket": "Polymarket", "kalshi": "Kalshi"}
@@ -97,6 +99,7 @@ class Breaker:
         self._listeners: list[Callable[[PairState], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     # -- configuration -------------------------------------------------------------------------
     def add_pair(self, legs: PairLegs, *, halted: bool = False) -> None:
@@ -211,24 +214,18 @@ class Breaker:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self._stopping = True
+        self._wake.set()
+        await join(self._task)
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self.check_all()
             now = self.clock()
             delay = max(0.0, (self._next_deadline_ns(now) - now) / 1e9)
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, delay)
 
 
 def legs_of(pairs: Iterable[PairLegs]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from crossbook.aio import join
 from crossbook.safety.breaker import PairState
 
 log = logging.getLogger("crossbook.safety")
@@ -50,11 +51,7 @@ class RedisStatePublisher:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 2.0)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
+        await join(self._task)
         await self._redis.aclose()
 
     async def _run(self) -> None:

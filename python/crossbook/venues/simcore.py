@@ -30,6 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from crossbook.aio import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 PRICE_SCALE = 10_000  # price units per dollar: 0.0001 resolution
@@ -401,18 +403,20 @@ class SimServer:
         self._tasks.append(asyncio.get_running_loop().create_task(self._tick_loop()))
 
     async def stop(self) -> None:
+        # Bounded at every step: a test's teardown must never hang on a sim.
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
+        for conn in list(self.sessions):
+            conn.transport.abort()
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            self._server.close(close_connections=False)
+            closing = asyncio.ensure_future(self._server.wait_closed())
+            await asyncio.wait({closing}, timeout=2.0)
+            closing.cancel()
             self._server = None
         for session in list(self.sessions.values()):
-            await session.close()
+            await asyncio.wait({asyncio.ensure_future(session.close())}, timeout=1.0)
         self.sessions.clear()
 
     async def __aenter__(self) -> SimServer:

@@ -19,6 +19,7 @@ from typing import Any
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from crossbook._core import BookSet
+from crossbook.aio import cancel_and_wait
 from crossbook.config import FeedConfig
 from crossbook.errors import FeedError, FrameError
 
@@ -77,6 +78,7 @@ class UpstreamConnection:
         pong_timeout_s: float,
         on_update: Callable[[], None] | None = None,
     ) -> None:
+        self.on_integrity: Callable[[str], None] | None = None  # books of this feed just went invalid
         self.name = name
         self.url = url
         self.books = books
@@ -119,6 +121,14 @@ class UpstreamConnection:
     def on_reconnect(self) -> None:
         """Books of this connection can no longer be trusted: venues mark them invalid."""
 
+    def integrity_event(self, reason: str) -> None:
+        """Tell whoever listens (the breaker) at once that books just went invalid."""
+        if self.on_integrity is not None:
+            try:
+                self.on_integrity(reason)
+            except Exception:  # a listener's bug must not break the feed
+                log.exception("%s: integrity listener failed", self.name)
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
         if self._task is None:
@@ -129,15 +139,9 @@ class UpstreamConnection:
         self._stopping = True
         if self._transport is not None:
             self._transport.disconnect(graceful=False)
-        for t in (self._hb_task, self._task):
-            if t is not None:
-                t.cancel()
-        for t in (self._hb_task, self._task):
-            if t is not None:
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):
-                    pass
+        self._disconnected.set()  # lets a connected reader return on its own
+        await cancel_and_wait(self._hb_task)
+        await cancel_and_wait(self._task)
 
     def kick(self, reason: str) -> None:
         """Drop the connection (it reconnects); used when the data can no longer be trusted."""
@@ -272,6 +276,7 @@ class UpstreamConnection:
             self.stats.disconnects += 1
             log.warning("%s: disconnected from %s", self.name, self.url)
         self.on_reconnect()
+        self.integrity_event(f"{self.name} disconnected")
         if self.on_update is not None:
             self.on_update()
         self._disconnected.set()

@@ -65,6 +65,7 @@ class KalshiConnection(UpstreamConnection):
         by_sid: dict[int, list[str]] = {}
         for sid, market in gaps:
             by_sid.setdefault(sid, []).append(market)
+        self.integrity_event(f"{self.name}: sequence gap")
         for sid, markets in by_sid.items():
             self.snapshot_requests += 1
             log.warning("%s: sequence gap on sid %d (%s); asking for a snapshot", self.name, sid,

@@ -60,6 +60,7 @@ class PolymarketConnection(UpstreamConnection):
         if not mine:
             return
         self.resyncs += 1
+        self.integrity_event(f"{self.name}: book disagrees with the venue's best bid/ask")
         log.warning("%s: %d book(s) disagree with the venue's best bid/ask; resubscribing for snapshots",
                     self.name, len(mine))
         transport.send(WSMsgType.TEXT, orjson.dumps({"assets_ids": mine, "operation": "unsubscribe"}))

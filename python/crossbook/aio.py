@@ -1,0 +1,48 @@
+"""Small asyncio helpers that never hang a shutdown.
+
+Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that races with its inner future
+completing (fixed in 3.12), and a task that swallowed one runs forever. So loops here wait with
+:func:`wait_event` and owners stop their tasks with :func:`cancel_and_wait`, which gives up (and
+says so) instead of blocking the daemon's exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger("crossbook.aio")
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds; True if it was set. Cancellation propagates."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
+async def cancel_and_wait(task: asyncio.Task[object] | asyncio.Task[None] | None, timeout: float = 2.0) -> None:
+    """Cancel ``task`` and wait (bounded) for it to finish; never raises, never hangs."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.error("task %s did not stop within %.1fs of being cancelled; leaving it", task.get_name(), timeout)
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("task %s ended with %r", task.get_name(), task.exception())
+
+
+async def join(task: asyncio.Task[None] | None, timeout: float = 2.0) -> None:
+    """Wait for a task that was asked to stop by a flag; cancel it if it does not within ``timeout``."""
+    if task is None or task.done():
+        return
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        await cancel_and_wait(task, timeout)
