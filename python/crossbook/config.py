@@ -68,6 +68,18 @@ class KalshiConfig:
 
 
 @dataclass
+class HubConfig:
+    """Where users connect (docs/hub-protocol.md). Tokens: `crossbook users add NAME`."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8765
+    certfile: str = ""  # set both to serve wss://
+    keyfile: str = ""
+    users_file: str = ""  # empty: <state_dir>/users.json
+
+
+@dataclass
 class PairConfig:
     """A Polymarket outcome token and a Kalshi ticker traded as one pair (until the store has pairs)."""
 
@@ -88,6 +100,7 @@ class Config:
     feed: FeedConfig = field(default_factory=FeedConfig)
     polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
     kalshi: KalshiConfig = field(default_factory=KalshiConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     pairs: list[PairConfig] = field(default_factory=list)
 
 

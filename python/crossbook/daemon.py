@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,10 @@ import orjson
 from crossbook.aio import wait_event
 from crossbook.book.service import MarketData
 from crossbook.config import Config
+from crossbook.hub.auth import FileUserStore, UserStore
+from crossbook.hub.bridge import RedisBridgePublisher
+from crossbook.hub.feed import BookFeed, HubExecuteState, TopicPublisher
+from crossbook.hub.server import Hub
 from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.safety.gate import Gate, MemoryCatalog, PairInfo, refresh_reference_prices
 from crossbook.safety.publisher import RedisStatePublisher
@@ -67,8 +72,9 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     breaker.add_listener(publisher)
     publisher.start()
     md.add_integrity_listener(lambda _reason: breaker.check_all())
+    hub_node = await start_hub(cfg, md, breaker, redis_url) if cfg.hub.enabled else None
     breaker.start()
-    runtime = write_runtime_file(cfg, redis_url)
+    runtime = write_runtime_file(cfg, redis_url, hub_node.hub.url if hub_node else None)
 
     async def status_loop() -> None:
         while True:
@@ -91,6 +97,8 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         log.info("stopping: draining feeds and the Redis writer")
     finally:
         status.cancel()
+        if hub_node is not None:
+            await hub_node.stop()
         await breaker.stop()
         await publisher.stop()
         await md.stop()
@@ -113,10 +121,45 @@ def runtime_file(cfg: Config) -> Path:
     return Path(cfg.state_dir) / "daemon.json"
 
 
-def write_runtime_file(cfg: Config, redis_url: str) -> Path:
+def write_runtime_file(cfg: Config, redis_url: str, hub_url: str | None = None) -> Path:
     """Where a running daemon can be found (``crossbook status`` reads it). Holds no secret."""
     path = runtime_file(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps({"pid": os.getpid(), "redis_url": redis_url, "started": time.time(),
-                                   "pairs": [p.pair_id for p in cfg.pairs]}))
+    path.write_bytes(orjson.dumps({"pid": os.getpid(), "redis_url": redis_url, "hub_url": hub_url,
+                                   "started": time.time(), "pairs": [p.pair_id for p in cfg.pairs]}))
     return path
+
+
+@dataclass
+class HubNode:
+    """The fan-out side of the daemon: the hub, the Redis bridge to other hub nodes, the book feed."""
+
+    hub: Hub
+    bridge: RedisBridgePublisher | None
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        if self.bridge is not None:
+            await self.bridge.stop()
+
+
+async def start_hub(
+    cfg: Config, md: MarketData, breaker: Breaker, redis_url: str | None, users: UserStore | None = None
+) -> HubNode:
+    if users is None:
+        users = FileUserStore(cfg.hub.users_file or str(Path(cfg.state_dir) / "users.json"))
+    hub = Hub(users, host=cfg.hub.host, port=cfg.hub.port,
+              certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None)
+    publisher = TopicPublisher([hub])
+    bridge = None
+    if redis_url:
+        bridge = RedisBridgePublisher(redis_url)
+        publisher.sinks.append(bridge)
+        bridge.start()
+    md.add_change_consumer(BookFeed(md.books, publisher).publish_changed)
+    execute = HubExecuteState(publisher)
+    breaker.add_listener(lambda st: execute.publish_execute_state(
+        st.pair_id, st.enabled, None if st.enabled else "; ".join(st.reasons)))
+    await hub.start()
+    log.info("hub serving users at %s (tokens: crossbook users add NAME)", hub.url)
+    return HubNode(hub, bridge)

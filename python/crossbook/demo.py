@@ -26,7 +26,8 @@ from rich.text import Text
 from crossbook.book.redis_writer import book_key
 from crossbook.book.service import MarketData
 from crossbook.config import Config
-from crossbook.daemon import wait_for_stop
+from crossbook.daemon import start_hub, wait_for_stop
+from crossbook.hub.auth import InMemoryUserStore
 from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.signing import LocalHeaderSigner
 from crossbook.store.embedded_redis import EmbeddedRedis
@@ -165,6 +166,14 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     for i, (pm, km) in enumerate(zip(poly.markets, kal.markets, strict=False)):
         breaker.add_pair(PairLegs(f"pair-{i + 1}", pm, km))
     md.add_integrity_listener(lambda _reason: breaker.check_all())
+    users = InMemoryUserStore()
+    token = users.add_user_sync("demo")
+    cfg.hub.port = 0
+    hub_node = await start_hub(cfg, md, breaker, redis.url, users)
+    hub_line = (f"hub: {hub_node.hub.url}  token: {token}  (any WebSocket client; protocol: docs/hub-protocol.md,"
+                f" e.g. {{\"op\":\"auth\",\"token\":\"...\"}})")
+    log.info("%s", hub_line)
+    console.print(hub_line, markup=False, highlight=False)
     breaker.start()
     started = time.monotonic()
     tasks = [asyncio.create_task(_chaos(poly, kal, 4.0))] if chaos else []
@@ -192,6 +201,7 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
         stopper.cancel()
         for t in tasks:
             t.cancel()
+        await hub_node.stop()
         await breaker.stop()
         await md.stop()
         await r.aclose()

@@ -31,6 +31,7 @@ async def test_demo_runs_and_stops_by_itself() -> None:
     assert "polymarket" in text and "kalshi" in text
     assert text.count("live") >= 6, text[-3000:]  # 3 markets per venue shown live
     assert "demo stopped cleanly" in text
+    assert "hub: ws://127.0.0.1:" in text and "token: cb_" in text
 
 
 async def test_daemon_streams_both_venues_into_redis(tmp_path: Path, redis_server: EmbeddedRedis,
@@ -46,6 +47,9 @@ async def test_daemon_streams_both_venues_into_redis(tmp_path: Path, redis_serve
     await kal.start()
     cfg = tmp_path / "crossbook.toml"
     cfg.write_text(f"""
+state_dir = "{tmp_path / 'state'}"
+[hub]
+port = 0
 [redis]
 url = "{redis_server.url}"
 [polymarket]

@@ -237,9 +237,7 @@ async def test_real_simulators_through_marketdata() -> None:
     users = InMemoryUserStore()
     h = await Hub(users, demand=DemandTracker(MarketDataUpstream(md), grace_s=0)).start()
     feed = BookFeed(md.books, TopicPublisher([h]))
-    for conn in md.connections:  # hook: the feeds wake the hub's BookFeed (see report: lead hook)
-        conn.on_update = feed.notify
-    feed.start()
+    md.add_change_consumer(feed.publish_changed)
     await md.start()
     try:
         topics = [f"polymarket:{poly.markets[0]}", f"kalshi:{kal.markets[0]}"]

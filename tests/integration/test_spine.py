@@ -103,6 +103,7 @@ async def _assert_books_match_truth(s: Spine) -> None:
 
 
 async def _assert_redis_matches_books(s: Spine) -> None:
+    s.md.dispatch_changes()
     await s.md.writer.flush()  # type: ignore[union-attr]
     for venue, market in s.md.subscribed():
         top = s.md.books.top(venue, market)

@@ -1,7 +1,7 @@
 """Writes the live top of book to Redis: ``HSET book:<venue>:<market> bid ask bid_size ask_size ts valid``.
 
-The feed never waits for Redis. It only calls :meth:`RedisBookWriter.notify` (cheap, idempotent);
-a single writer task takes the set of changed books from the ``BookSet`` and writes their *current*
+The feed never waits for Redis. Changed books arrive through :meth:`RedisBookWriter.add_changes`
+(cheap); a single writer task takes the set of changed books and writes their *current*
 tops in one pipeline. While Redis is away the changes simply accumulate as a set of keys (so memory
 is bounded by the number of markets, and only the latest state is ever written); when Redis comes
 back every book is rewritten, because a restarted Redis has lost them all.
@@ -40,8 +40,13 @@ class WriterStats:
 
 
 class RedisBookWriter:
-    def __init__(self, books: BookSet, url: str, *, prefix: str = "book", timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, books: BookSet, url: str, *, prefix: str = "book", timeout_s: float = 1.0, own_changes: bool = False
+    ) -> None:
+        """``own_changes``: read ``books.take_changed()`` itself (only when nothing else does);
+        otherwise changes arrive through :meth:`add_changes`."""
         self.books = books
+        self._own_changes = own_changes
         self.url = url
         self.prefix = prefix
         self.stats = WriterStats()
@@ -56,6 +61,11 @@ class RedisBookWriter:
         self.connected = False
 
     def notify(self) -> None:
+        self._wake.set()
+
+    def add_changes(self, changed: list[tuple[str, str]]) -> None:
+        """The books whose top changed (from ``MarketData``'s dispatcher); written on the next flush."""
+        self._pending.update(changed)
         self._wake.set()
 
     def start(self) -> asyncio.Task[None]:
@@ -100,7 +110,8 @@ class RedisBookWriter:
 
     async def flush(self) -> int:
         """Write every changed book (or every book after an outage). Returns keys written."""
-        self._pending.update(self.books.take_changed())
+        if self._own_changes:
+            self._pending.update(self.books.take_changed())
         if self._need_full:
             for venue in ("polymarket", "kalshi"):
                 self._pending.update((venue, m) for m in self.books.markets(venue))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crossbook._core import BookSet
+from crossbook.aio import join
 from crossbook.book.redis_writer import RedisBookWriter
 from crossbook.config import Config
 from crossbook.signing import HeaderSigner
@@ -40,7 +41,15 @@ class MarketData:
         self.cfg = cfg
         self.books = BookSet(kalshi_use_yes_price=cfg.kalshi.use_yes_price, polymarket_verify_top=True)
         self.writer = RedisBookWriter(self.books, redis_url, prefix=cfg.redis.key_prefix) if redis_url else None
-        notify = self.writer.notify if self.writer else None
+        # BookSet.take_changed() has one reader: this dispatcher, which fans the changed books out
+        # to every consumer (the Redis writer, the hub, ...) once per burst of frames.
+        self._consumers: list[Callable[[list[tuple[str, str]]], object]] = []
+        if self.writer is not None:
+            self._consumers.append(self.writer.add_changes)
+        self._changes = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        notify = self._changes.set
         self.connections: list[UpstreamConnection] = []
         if cfg.polymarket.enabled and cfg.polymarket.assets:
             self.connections += polymarket_connections(
@@ -57,6 +66,27 @@ class MarketData:
             (c.venue, m): c for c in self.connections for m in c.markets()
         }
 
+    def add_change_consumer(self, fn: Callable[[list[tuple[str, str]]], object]) -> None:
+        """``fn(changed)`` receives every (venue, market) whose top of book or validity changed."""
+        self._consumers.append(fn)
+
+    def dispatch_changes(self) -> int:
+        """Hand the books changed since the last call to every consumer now. Returns how many."""
+        changed = self.books.take_changed()
+        if changed:
+            for fn in self._consumers:
+                try:
+                    fn(changed)
+                except Exception:  # one consumer's bug must not starve the others
+                    log.exception("change consumer %r failed", fn)
+        return len(changed)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            await self._changes.wait()
+            self._changes.clear()
+            self.dispatch_changes()
+
     def add_integrity_listener(self, fn: Callable[[str], object]) -> None:
         """``fn(reason)`` runs synchronously the moment a feed invalidates books (sequence gap,
         divergence from the venue's top, disconnect), so the breaker trips before the next frame."""
@@ -69,12 +99,18 @@ class MarketData:
     async def start(self) -> None:
         if self.writer is not None:
             self.writer.start()
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch_loop(), name="book-changes")
         for c in self.connections:
             c.start()
         log.info("market data: %d upstream connections, %d markets", len(self.connections), len(self._by_market))
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
+        self._stopping = True
+        self._changes.set()
+        await join(self._dispatcher)
+        self.dispatch_changes()  # the last changes still reach the writer's final flush
         if self.writer is not None:
             await self.writer.stop()
 

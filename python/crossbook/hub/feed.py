@@ -75,7 +75,10 @@ class BookFeed:
         self._wake.set()
 
     def pump(self) -> int:
-        changed = self.books.take_changed()
+        return self.publish_changed(self.books.take_changed())
+
+    def publish_changed(self, changed: list[tuple[str, str]]) -> int:
+        """Publish these books' current tops (``MarketData.add_change_consumer`` calls this)."""
         for venue, market in changed:
             self.publisher.publish(f"{venue}:{market}", top_data(self.books.top(venue, market)))
         return len(changed)
