@@ -37,7 +37,13 @@ $(VENV)/.ext: $(STAMP) $(EXT_SRC)
 	$(VPY) -m pip install -q --no-build-isolation ./ext
 	@touch $@
 
-setup: $(VENV)/.core $(VENV)/.ext  ## virtualenv + pinned deps + Rust and Cython extensions (idempotent)
+# anvil (local chain) and solcjs from the npm registry, pinned in tools/anvil/package-lock.json.
+$(VENV)/.anvil: $(STAMP) tools/anvil/package.json tools/anvil/package-lock.json tools/anvil/ensure.sh
+	@echo "==> installing anvil (npm @foundry-rs/anvil, pinned)"
+	bash tools/anvil/ensure.sh
+	@touch $@
+
+setup: $(VENV)/.core $(VENV)/.ext $(VENV)/.anvil  ## venv + pinned deps + Rust/Cython extensions + anvil (idempotent)
 
 build: setup
 

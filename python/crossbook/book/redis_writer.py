@@ -57,6 +57,7 @@ class RedisBookWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._flush_lock = asyncio.Lock()
         self._need_full = True  # first write after start or after a Redis outage rewrites everything
         self.connected = False
 
@@ -109,7 +110,14 @@ class RedisBookWriter:
                 self._wake.set()  # try again; the feed is never blocked meanwhile
 
     async def flush(self) -> int:
-        """Write every changed book (or every book after an outage). Returns keys written."""
+        """Write every changed book (or every book after an outage). Returns keys written.
+
+        Flushes are serialized: two in flight could land out of order and leave an older top in
+        Redis with nothing left to correct it."""
+        async with self._flush_lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if self._own_changes:
             self._pending.update(self.books.take_changed())
         if self._need_full:
