@@ -80,6 +80,26 @@ class HubConfig:
 
 
 @dataclass
+class PostgresConfig:
+    url: str = ""  # empty: an embedded PostgreSQL in <state_dir>/postgres; or postgresql://...
+
+
+@dataclass
+class ChainConfig:
+    """The UMA dispute watcher (Polygon). Off until an RPC URL is given."""
+
+    enabled: bool = False
+    rpc_url: str = ""  # https://... (HTTP JSON-RPC; polling)
+    ws_url: str = ""  # wss://... (optional: new heads wake the poll early)
+    chain_id: int = 137
+    poll_s: float = 1.0
+    confirmations: int = 32  # finality fallback when the node has no `finalized` block
+    start_block: int = 0
+    oracles: list[str] = field(default_factory=list)  # empty: UMA OOv2 + Managed OOv2 on Polygon
+    adapters: list[str] = field(default_factory=list)  # empty: the known UmaCtfAdapter addresses
+
+
+@dataclass
 class PairConfig:
     """A Polymarket outcome token and a Kalshi ticker traded as one pair (until the store has pairs)."""
 
@@ -101,6 +121,8 @@ class Config:
     polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
     kalshi: KalshiConfig = field(default_factory=KalshiConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
     pairs: list[PairConfig] = field(default_factory=list)
 
 
@@ -189,6 +211,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             cfg.polymarket.assets.append(pc.poly_asset)
         if pc.kalshi_ticker not in cfg.kalshi.markets:
             cfg.kalshi.markets.append(pc.kalshi_ticker)
+    if cfg.chain.enabled and not cfg.chain.rpc_url:
+        raise ConfigError("chain.enabled needs chain.rpc_url (a Polygon JSON-RPC endpoint)")
     if not 1 <= cfg.polymarket.max_assets_per_connection <= 200:
         raise ConfigError("polymarket.max_assets_per_connection must be between 1 and 200 (venue limit)")
     return cfg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import orjson
 
 from crossbook.aio import wait_event
 from crossbook.book.service import MarketData
+from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
 from crossbook.hub.auth import FileUserStore, UserStore
 from crossbook.hub.bridge import RedisBridgePublisher
@@ -73,6 +75,12 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     publisher.start()
     md.add_integrity_listener(lambda _reason: breaker.check_all())
     hub_node = await start_hub(cfg, md, breaker, redis_url) if cfg.hub.enabled else None
+    resources = contextlib.AsyncExitStack()
+    try:
+        await start_chain(cfg, breaker, resources)
+    except BaseException:
+        await resources.aclose()
+        raise
     breaker.start()
     runtime = write_runtime_file(cfg, redis_url, hub_node.hub.url if hub_node else None)
 
@@ -97,6 +105,7 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         log.info("stopping: draining feeds and the Redis writer")
     finally:
         status.cancel()
+        await resources.aclose()
         if hub_node is not None:
             await hub_node.stop()
         await breaker.stop()
@@ -163,3 +172,31 @@ async def start_hub(
     await hub.start()
     log.info("hub serving users at %s (tokens: crossbook users add NAME)", hub.url)
     return HubNode(hub, bridge)
+
+
+async def start_chain(cfg: Config, breaker: Breaker, stack: contextlib.AsyncExitStack) -> UmaWatcher | None:
+    """The UMA dispute watcher, when ``chain.enabled``: its cursor and logs live in PostgreSQL."""
+    if not cfg.chain.enabled:
+        return None
+    import asyncpg  # type: ignore[import-untyped]
+
+    from crossbook.chain.rpc import http_web3
+    from crossbook.chain.store import PgChainStore
+    from crossbook.chain.uma import WatcherConfig
+    from crossbook.store.postgres import migrate, postgres_url
+
+    url = await stack.enter_async_context(postgres_url(cfg.postgres.url, cfg.state_dir))
+    applied = await migrate(url)
+    if applied:
+        log.info("database migrated: %s", ", ".join(applied))
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
+    stack.push_async_callback(pool.close)
+    c = cfg.chain
+    wcfg = WatcherConfig(chain_id=c.chain_id, poll_s=c.poll_s, confirmations=c.confirmations, start_block=c.start_block)
+    wcfg = dataclasses.replace(wcfg, oracles=tuple(c.oracles) or wcfg.oracles,
+                               adapters=tuple(c.adapters) or wcfg.adapters)
+    watcher = UmaWatcher(http_web3(c.rpc_url), breaker, PgChainStore(pool), wcfg, ws_url=c.ws_url or None)
+    await watcher.start()
+    stack.push_async_callback(watcher.stop)
+    log.info("UMA watcher on %s: %d oracle(s), %d adapter(s)", c.rpc_url, len(wcfg.oracles), len(wcfg.adapters))
+    return watcher

@@ -18,7 +18,6 @@ block); a WebSocket ``newHeads`` subscription, when configured, only wakes the p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from crossbook.aio import wait_event
+from crossbook.aio import cancel_and_wait, wait_event
 from crossbook.chain.abi import (
     ADAPTER_TOPICS,
     ADAPTERS_POLYGON,
@@ -152,11 +151,8 @@ class UmaWatcher:
             self._ws_task = asyncio.get_running_loop().create_task(self._ws_heads(), name="uma-watcher-ws")
 
     async def stop(self) -> None:
-        for t in (self._ws_task, self._task):
-            if t is not None:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await cancel_and_wait(self._ws_task)
+        await cancel_and_wait(self._task)
         self._task = self._ws_task = None
 
     def wake(self) -> None:
