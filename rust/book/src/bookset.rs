@@ -232,15 +232,19 @@ impl BookSet {
 
     /// Parses one frame and applies it atomically; returns the number of known events in it.
     pub fn apply(&mut self, venue: Venue, frame: &[u8], recv_ns: u64) -> Result<usize, FrameError> {
-        match std::str::from_utf8(frame) {
+        // SIMD validation on the hot path; the std validator only runs to locate an error.
+        match simdutf8::basic::from_utf8(frame) {
             Ok(s) => self.apply_str(venue, s, recv_ns),
-            Err(e) => {
+            Err(_) => {
+                let at = std::str::from_utf8(frame)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to());
                 self.stats.frames += 1;
                 self.stats.malformed += 1;
                 Err(FrameError::new(
                     venue,
                     "frame",
-                    format!("not UTF-8 (at byte {})", e.valid_up_to()),
+                    format!("not UTF-8 (at byte {at})"),
                 ))
             }
         }
