@@ -72,6 +72,7 @@ bench: setup  ## every benchmark: parse, sign, fan-out (each runs its peers in t
 	$(VPY) benches/bench_parse.py
 	$(VPY) benches/bench_sign.py
 	$(VPY) benches/bench_fanout.py
+	$(VPY) benches/bench_breaker.py
 
 clean:  ## remove build outputs and the virtualenv
 	rm -rf $(VENV) $(RUST)/target
