@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,6 +26,7 @@ from crossbook.hub.server import Hub
 from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.safety.gate import Gate, MemoryCatalog, PairInfo, refresh_reference_prices
 from crossbook.safety.publisher import RedisStatePublisher
+from crossbook.safety.store import PgSafetySync
 from crossbook.signing import HeaderSigner, LocalHeaderSigner
 from crossbook.store.embedded_redis import EmbeddedRedis
 
@@ -77,7 +79,13 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     hub_node = await start_hub(cfg, md, breaker, redis_url) if cfg.hub.enabled else None
     resources = contextlib.AsyncExitStack()
     try:
-        await start_chain(cfg, breaker, resources)
+        pool = await open_store(cfg, resources) if (cfg.postgres.url or cfg.chain.enabled) else None
+        if pool is not None:
+            sync = PgSafetySync(pool, breaker, gate.catalog)  # type: ignore[arg-type]
+            await sync.sync_once()
+            sync.start()
+            resources.push_async_callback(sync.stop)
+            await start_chain(cfg, breaker, pool, resources)
     except BaseException:
         await resources.aclose()
         raise
@@ -174,15 +182,10 @@ async def start_hub(
     return HubNode(hub, bridge)
 
 
-async def start_chain(cfg: Config, breaker: Breaker, stack: contextlib.AsyncExitStack) -> UmaWatcher | None:
-    """The UMA dispute watcher, when ``chain.enabled``: its cursor and logs live in PostgreSQL."""
-    if not cfg.chain.enabled:
-        return None
+async def open_store(cfg: Config, stack: contextlib.AsyncExitStack) -> Any:
+    """PostgreSQL (embedded unless ``postgres.url``), migrated, as an asyncpg pool closed with ``stack``."""
     import asyncpg  # type: ignore[import-untyped]
 
-    from crossbook.chain.rpc import http_web3
-    from crossbook.chain.store import PgChainStore
-    from crossbook.chain.uma import WatcherConfig
     from crossbook.store.postgres import migrate, postgres_url
 
     url = await stack.enter_async_context(postgres_url(cfg.postgres.url, cfg.state_dir))
@@ -191,6 +194,17 @@ async def start_chain(cfg: Config, breaker: Breaker, stack: contextlib.AsyncExit
         log.info("database migrated: %s", ", ".join(applied))
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
     stack.push_async_callback(pool.close)
+    return pool
+
+
+async def start_chain(cfg: Config, breaker: Breaker, pool: Any, stack: contextlib.AsyncExitStack) -> UmaWatcher | None:
+    """The UMA dispute watcher, when ``chain.enabled``: its cursor and logs live in PostgreSQL."""
+    if not cfg.chain.enabled:
+        return None
+    from crossbook.chain.rpc import http_web3
+    from crossbook.chain.store import PgChainStore
+    from crossbook.chain.uma import WatcherConfig
+
     c = cfg.chain
     wcfg = WatcherConfig(chain_id=c.chain_id, poll_s=c.poll_s, confirmations=c.confirmations, start_block=c.start_block)
     wcfg = dataclasses.replace(wcfg, oracles=tuple(c.oracles) or wcfg.oracles,

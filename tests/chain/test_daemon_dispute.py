@@ -82,6 +82,21 @@ verified = true
         await r.settle(data)
         await mine(r.w3, 6)  # past finality (anvil's finalized tag / confirmation fallback)
         await eventually(lambda: _enabled(state), timeout=10, what="re-armed after the settle is final")
+
+        # an operator halts the pair in PostgreSQL (as `crossbook pairs halt` does): disabled, then resumed
+        await pool.execute(  # type: ignore[attr-defined]
+            "INSERT INTO market_pairs (poly_condition_id, kalshi_ticker, logic_status, polarity, is_halted)"
+            " VALUES ($1, $2, 'Verified', 'same', true)", cid, kal.markets[0])
+
+        async def halted() -> bool:
+            return (await state()).get(b"reasons") == b"pair halted"
+
+        await eventually(halted, timeout=10, what="pair halted from the store")
+        await pool.execute("UPDATE market_pairs SET is_halted = false")  # type: ignore[attr-defined]
+        await eventually(lambda: _enabled(state), timeout=10, what="resumed from the store")
+        trail = await pool.fetch(  # type: ignore[attr-defined]
+            "SELECT action FROM audit_log WHERE actor = 'breaker' AND subject = 'p1' ORDER BY id")
+        assert [r["action"] for r in trail][-2:] == ["execute_disabled", "execute_enabled"]
     finally:
         proc.send_signal(2)
         _out, err = await asyncio.wait_for(proc.communicate(), 30)
