@@ -12,7 +12,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 STAMP := $(VENV)/.stamp
 CORE_SRC := $(shell find rust -name '*.rs' -o -name 'Cargo.toml' | grep -v target) rust/Cargo.lock pyproject.toml
 
-.PHONY: help setup build demo test test-fast lint fmt bench clean
+.PHONY: help setup build demo test test-fast lint fmt bench clean proto
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,7 +43,12 @@ $(VENV)/.anvil: $(STAMP) tools/anvil/package.json tools/anvil/package-lock.json 
 	bash tools/anvil/ensure.sh
 	@touch $@
 
-setup: $(VENV)/.core $(VENV)/.ext $(VENV)/.anvil  ## venv + pinned deps + Rust/Cython extensions + anvil (idempotent)
+# The signer service package (its own process; imports crossbook).
+$(VENV)/.signer: $(STAMP) signer/pyproject.toml
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e ./signer
+	@touch $@
+
+setup: $(VENV)/.core $(VENV)/.ext $(VENV)/.anvil $(VENV)/.signer  ## venv, pinned deps, Rust/Cython exts, anvil, signer
 
 build: setup
 
@@ -51,8 +56,10 @@ demo: setup  ## live books from both venue simulators (Ctrl-C stops; DEMO_SECOND
 	$(VENV)/bin/crossbook demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 lint: setup  ## ruff, mypy --strict, cargo fmt/clippy, stubtest
-	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff check python tests benches signer
 	$(VENV)/bin/mypy
+	cd signer && ../$(VENV)/bin/mypy
+	bash tools/check_proto.sh
 	cd $(RUST) && $(CARGO) fmt --all -- --check
 	cd $(RUST) && $(CARGO) clippy --all-targets --release -q -- -D warnings
 	$(VPY) -m mypy.stubtest crossbook._core
@@ -73,6 +80,9 @@ bench: setup  ## every benchmark: parse, sign, fan-out (each runs its peers in t
 	$(VPY) benches/bench_sign.py
 	$(VPY) benches/bench_fanout.py
 	$(VPY) benches/bench_breaker.py
+
+proto: setup  ## regenerate python/crossbook/_proto from proto/signer.proto
+	bash tools/gen_proto.sh
 
 clean:  ## remove build outputs and the virtualenv
 	rm -rf $(VENV) $(RUST)/target

@@ -13,6 +13,8 @@ PROTOCOL_VERSION = 1
 
 # "polymarket:<asset id>", "kalshi:<ticker>", "execute:<pair id>"
 _TOPIC = re.compile(r"^(polymarket|kalshi|execute):([A-Za-z0-9._\-]{1,128})$")
+# "private:<venue>": the authenticated user's own tunnel; it names no user, so it cannot name another's.
+_PRIVATE = re.compile(r"^(private):(kalshi|polymarket)$")
 MARKET_KINDS = ("polymarket", "kalshi")
 
 
@@ -30,12 +32,23 @@ class ProtocolError(CrossbookError, ValueError):
 
 def parse_topic(topic: object) -> tuple[str, str]:
     """Split and validate a topic; raises ProtocolError("bad_topic")."""
-    if not isinstance(topic, str) or (m := _TOPIC.match(topic)) is None:
+    if not isinstance(topic, str) or (m := _TOPIC.match(topic) or _PRIVATE.match(topic)) is None:
+        if isinstance(topic, str) and topic.startswith("private:"):
+            raise ProtocolError(
+                "bad_topic",
+                f"topic {topic!r}: private topics are exactly 'private:kalshi' or 'private:polymarket' "
+                "and always mean your own account",
+            )
         raise ProtocolError(
             "bad_topic",
-            f"topic {topic!r} is not 'polymarket:<asset>', 'kalshi:<ticker>' or 'execute:<pair id>'",
+            f"topic {topic!r} is not 'polymarket:<asset>', 'kalshi:<ticker>', 'execute:<pair id>' "
+            "or 'private:<venue>'",
         )
     return m.group(1), m.group(2)
+
+
+def is_private(topic: str) -> bool:
+    return topic.startswith("private:")
 
 
 def is_market(topic: str) -> bool:

@@ -27,10 +27,12 @@ from crossbook.hub.protocol import (
     ProtocolError,
     error_msg,
     is_market,
+    is_private,
     parse_topic,
     reply,
     snapshot_msg,
 )
+from crossbook.hub.tunnels import TunnelManager
 
 log = logging.getLogger("crossbook.hub")
 
@@ -139,6 +141,8 @@ class HubConnection(Subscriber):
             assert isinstance(topic, str)
             if topic not in self.topics:
                 raise ProtocolError("not_subscribed", f"subscribe to {topic!r} before asking for its snapshot")
+            if is_private(topic):
+                raise ProtocolError("no_snapshot", f"{topic!r} is an event stream: reconcile over the venue's REST API")
             ch = self.hub.channels[topic]
             if ch.seq == 0:
                 raise ProtocolError("no_data", f"{topic!r} has no data yet; its first update will follow")
@@ -172,6 +176,9 @@ class HubConnection(Subscriber):
                 failed.append({"topic": t, "code": exc.code, "message": str(exc)})
         self._send(reply("subscribed", req_id, topics=done, failed=failed))
         for t in done:  # snapshot after the ack, so the client knows the topic is live
+            if is_private(t):
+                self.hub._send_tunnel_state(self, t)
+                continue
             ch = self.hub.channels[t]
             if ch.seq:
                 self.offer(ch)
@@ -229,8 +236,14 @@ class Hub:
         port: int = 0,
         certfile: str | None = None,
         keyfile: str | None = None,
+        tunnels: TunnelManager | None = None,
     ) -> None:
         self.users = users
+        self.tunnels = tunnels
+        if tunnels is not None:
+            tunnels.sink = self.deliver_private
+        # (user name, venue) -> that user's connections subscribed to private:<venue>
+        self._private: dict[tuple[str, str], set[HubConnection]] = {}
         self.demand = demand if demand is not None else DemandTracker(AnyUpstream(), grace_s=30.0)
         self.limits = limits or HubLimits()
         self.host = host
@@ -287,10 +300,15 @@ class Hub:
             self._server.close()
             await self._server.wait_closed()
         self.demand.close()
+        if self.tunnels is not None:
+            await self.tunnels.stop()
 
     # -- the Sink side --------------------------------------------------------------------------
     def deliver(self, topic: str, seq: int, data: Any, payload: bytes) -> None:
         """Publish one update. Stale or duplicate seqs (a reseed racing the stream) are ignored."""
+        if is_private(topic):  # private data goes through deliver_private only, never a shared channel
+            log.error("hub: refused to publish private topic %s on a shared channel", topic)
+            return
         ch = self._channel(topic)
         if seq <= ch.seq:
             return
@@ -307,8 +325,34 @@ class Hub:
     def _snapshot(self, topic: str, seq: int) -> bytes:
         return snapshot_msg(topic, seq, self._state.get(topic))
 
+    def deliver_private(self, user: str, venue: str, payload: bytes) -> None:
+        """A tunnel event or state change of ``user``: to that user's subscribed connections only.
+
+        Not conflated (fills must not be merged away); a client that cannot keep up is disconnected
+        by the same buffer/pause limits as everyone else."""
+        for conn in list(self._private.get((user, venue), ())):
+            if conn.user is not None and conn.user.name == user:  # belt and braces
+                conn._send(payload)
+
+    def _send_tunnel_state(self, conn: HubConnection, topic: str) -> None:
+        if self.tunnels is None or conn.user is None:
+            return
+        tunnel = self.tunnels.get(conn.user.name, parse_topic(topic)[1])
+        if tunnel is not None:
+            conn._send(tunnel.state_msg())
+
     # -- subscriptions --------------------------------------------------------------------------
     def _subscribe(self, conn: HubConnection, topic: str) -> None:
+        if is_private(topic):
+            if self.tunnels is None:
+                raise ProtocolError("private_unavailable", "this hub has no private tunnels configured")
+            if conn.user is None:
+                raise ProtocolError("not_authenticated", "private topics need an authenticated user")
+            venue = parse_topic(topic)[1]
+            self.tunnels.acquire(conn.user.name, venue)
+            self._private.setdefault((conn.user.name, venue), set()).add(conn)
+            conn.topics.add(topic)
+            return
         if is_market(topic):
             self.demand.acquire(topic)
         self._channel(topic).add(conn)
@@ -318,6 +362,16 @@ class Hub:
         if topic not in conn.topics:
             return
         conn.topics.discard(topic)
+        if is_private(topic):
+            assert conn.user is not None and self.tunnels is not None
+            key = (conn.user.name, parse_topic(topic)[1])
+            listeners = self._private.get(key)
+            if listeners is not None:
+                listeners.discard(conn)
+                if not listeners:
+                    del self._private[key]
+            self.tunnels.release(*key)
+            return
         self.channels[topic].remove(conn)
         if is_market(topic):
             self.demand.release(topic)

@@ -11,7 +11,8 @@ import orjson
 
 PAIRS_HELP = """examples:
   crossbook pairs judge ../shared/pairs/public_pairs.json     verdicts as JSON (offline rules by default)
-  crossbook pairs list                                        stored pairs
+  crossbook pairs sync --config crossbook.toml                pull both catalogs, judge new candidates, store
+  crossbook pairs list                                        stored pairs as a table (--json for machines)
   crossbook pairs halt KXHIGHNY-26JUL21-T87                   stop trading a pair (id, condition id or ticker)
 """
 
@@ -35,7 +36,24 @@ def register(sub: Any) -> None:
     _db_args(j)
     j.set_defaults(func=_judge)
 
-    ls = ps.add_parser("list", help="show stored pairs as JSON")
+    sy = ps.add_parser("sync", help="pull both catalogs, judge new candidate pairs, store the verdicts",
+                       description="Pulls Polymarket's Gamma markets and Kalshi's markets (URLs from --config, or "
+                       "--gamma-url/--kalshi-url), generates candidates (blocking on years, strikes and named "
+                       "entities, then rapidfuzz on titles), runs the consensus on every candidate not yet judged "
+                       "for the same texts, and stores each verdict as it arrives. Safe to re-run and to kill: "
+                       "a re-run judges only what is new. Prints a JSON summary on stdout.")
+    sy.add_argument("--config", default=None, help="crossbook TOML (polymarket.rest_url, kalshi.rest_url)")
+    sy.add_argument("--gamma-url", default=None, help="Gamma markets endpoint (default from polymarket.rest_url)")
+    sy.add_argument("--kalshi-url", default=None, help="Kalshi markets endpoint (default from kalshi.rest_url)")
+    sy.add_argument("--offline", action="store_true", help="use the offline rules even if models are configured")
+    sy.add_argument("--concurrency", type=int, default=8, help="consensus runs in flight (default 8)")
+    sy.add_argument("--rate", default="0", help="at most this many consensus runs started per second (0: no cap)")
+    sy.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _db_args(sy)
+    sy.set_defaults(func=_sync)
+
+    ls = ps.add_parser("list", help="show stored pairs (a table; --json for machines)")
+    ls.add_argument("--json", action="store_true", help="JSON array instead of a table")
     _db_args(ls)
     ls.set_defaults(func=_list)
     for name, halted in (("halt", True), ("resume", False)):
@@ -113,6 +131,83 @@ def _list(args: argparse.Namespace) -> int:
                 return await list_pairs(conn)
             finally:
                 await conn.close()
+
+    rows = asyncio.run(go())
+    if args.json:
+        _dump(rows)
+    else:
+        _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped into a file or a pager: do not fold ids at 80 columns
+        console = Console(width=200)
+    if not rows:
+        console.print("no stored pairs yet (run `crossbook pairs sync` or `crossbook pairs judge FILE --store`)")
+        return
+    t = Table(title=f"market pairs ({sum(r['logic_status'] == 'Verified' for r in rows)} verified of {len(rows)})")
+    for col in ("status", "polarity", "halted"):
+        t.add_column(col)
+    t.add_column("Polymarket", overflow="fold")
+    t.add_column("Kalshi", overflow="fold")
+    t.add_column("last price", justify="right")
+    t.add_column("verdict")
+    t.add_column("id", overflow="fold")
+    for r in rows:
+        ok = r["logic_status"] == "Verified"
+        cond = str(r["poly_condition_id"])
+        t.add_row(
+            f"[green]{r['logic_status']}[/]" if ok else f"[yellow]{r['logic_status']}[/]",
+            f"[magenta]{r['polarity']}[/]" if r["polarity"] == "inverted" else str(r["polarity"] or "-"),
+            "[red]HALTED[/]" if r["is_halted"] else "no",
+            f"{r['poly_title']}\n[dim]{cond[:10]}…{cond[-6:]}[/]" if len(cond) > 20 else f"{r['poly_title']}\n{cond}",
+            f"{r['kalshi_title']}\n[dim]{r['kalshi_ticker']}[/]",
+            r["last_undisputed_price"] or "-", str(r["last_verdict_id"] or "-"), r["internal_id"],
+        )
+    console.print(t)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from crossbook.config import load_config
+    from crossbook.errors import ConfigError
+    from crossbook.mapping.consensus import offline_consensus
+    from crossbook.mapping.providers import consensus_from_env
+    from crossbook.mapping.sync import (
+        fetch_kalshi,
+        fetch_polymarket,
+        gamma_markets_url,
+        kalshi_markets_url,
+        run_sync,
+    )
+    from crossbook.store.postgres import connect, migrate, postgres_url
+
+    try:
+        rate = Decimal(args.rate)
+    except InvalidOperation:
+        raise ConfigError(f"--rate {args.rate!r} is not a number (starts per second; 0 = no cap)") from None
+    cfg = load_config(args.config)
+    gamma = args.gamma_url or gamma_markets_url(cfg.polymarket.rest_url)
+    kalshi = args.kalshi_url or kalshi_markets_url(cfg.kalshi.rest_url)
+    cons = offline_consensus() if args.offline else consensus_from_env()
+
+    async def go() -> dict[str, Any]:
+        polys, kals = await asyncio.gather(fetch_polymarket(gamma), fetch_kalshi(kalshi))
+        async with postgres_url(_url(args), args.state_dir) as url:
+            await migrate(url)
+            conn = await connect(url)
+            try:
+                rep = await run_sync(conn, polys, kals, cons, concurrency=args.concurrency, rate=rate,
+                                     progress=not args.no_progress)
+            finally:
+                await conn.close()
+        return rep.to_json()
 
     _dump(asyncio.run(go()))
     return 0

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 Polarity = Literal["same", "inverted"]
 COMPARATORS = (">", ">=", "<", "<=", "==", "between", "wins")
-FAMILIES = ("game_winner", "threshold")
+FAMILIES = ("game_winner", "threshold", "event_winner")
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,14 @@ def compare(poly: Criteria, kalshi: Criteria) -> Comparison:
         check("entity", ok_entity, f"{poly.entity} vs {kalshi.entity}")
         polarity, why = threshold_polarity(poly, kalshi)
         check("threshold", polarity is not None, why)
+    elif poly.family == "event_winner" and kalshi.family == "event_winner":
+        # one entity wins one event: the same entity on both sides is the same contract; a different entity is
+        # never a complement (a third entity can win), so there is no inverted case here
+        ok_entity = poly.entity is not None and poly.entity == kalshi.entity
+        check("entity", ok_entity, f"{poly.entity} vs {kalshi.entity}")
+        ok_cmp = poly.comparator == kalshi.comparator == "wins"
+        check("comparator", ok_cmp, f"{poly.comparator} vs {kalshi.comparator}")
+        polarity = "same" if ok_entity and ok_cmp else None
     else:
         check("polarity", False, "no comparable contract family")
     result = Comparison(polarity, checks)

@@ -17,14 +17,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crossbook.mapping import events
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v1"
+NAME = "offline-rules-v2"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 _DATE = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|" \
         r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.? \d{1,2}, \d{4}"
+DATE_RE = _DATE  # "March 12, 2026" / "Mar. 12, 2026" (candidates use it too)
 _NUM = r"\$?\d[\d,]*(?:\.\d+)?"
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Za-z ]*\]|<[A-Z][A-Za-z ]*>|\{\{?[A-Za-z_ ]+\}?\}")
 SPORTS = {"basketball": ("nba", False), "football": ("nfl", True), "baseball": ("mlb", True),
@@ -514,6 +516,9 @@ def extract_polymarket(market: Mapping[str, Any]) -> Criteria:
     if [str(o).lower() for o in outcomes] != ["yes", "no"]:
         acc.unknowns.append(f"outcomes {outcomes} are not Yes/No")
     sents = sentences(desc)
+    event = events.polymarket_event(market, sents, desc, tuple(sorted(set(PLACEHOLDER.findall(desc)))))
+    if event is not None:
+        return replace(event, unknowns=(*acc.unknowns, *event.unknowns))
     if sents and re.match(r"^In the upcoming (?:NBA|NFL|MLB|NHL) game", sents[0]):
         _run_rules(sents, _game_rules(), acc)
         return _finish(acc, desc)
@@ -548,6 +553,10 @@ def extract_kalshi(market: Mapping[str, Any]) -> Criteria:
     secondary = str(market.get("rules_secondary") or "")
     text = primary + "\n" + secondary
     acc = _Acc()
+    event = events.kalshi_event(market, primary, sentences(secondary), text,
+                                tuple(sorted(set(PLACEHOLDER.findall(text)))))
+    if event is not None:
+        return event
     if re.search(r"professional \w+ game originally scheduled", primary):
         _kalshi_game(primary, secondary, acc)
         return _finish(acc, text)

@@ -8,6 +8,7 @@ development and tests; production points ``postgres.url`` at a real server.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -116,8 +117,10 @@ class EmbeddedPostgres:
             "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.workdir),
             "-c", "fsync=on", "-c", "max_connections=50", "-c", "shared_buffers=16MB",
         ]
+        # its own process group: kill() takes the backends down with the postmaster, as a crash of
+        # the host would, so no orphan keeps the shared memory that the next start needs
         self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      **self._drop_root())
+                                      start_new_session=True, **self._drop_root())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -154,11 +157,20 @@ class EmbeddedPostgres:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.kill()
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
-        # children of a SIGKILLed postmaster exit on their own; wait for the shared memory to go
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # every backend of the group gone
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.02)
+        # and the port released
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:

@@ -259,3 +259,75 @@ async def set_halted(conn: Any, ref: str, halted: bool, actor: str = "cli") -> i
         if count:
             await append_audit(conn, actor, "halt" if halted else "resume", ref, {})
     return count
+
+
+# ------------------------------------------------------------------------------------------- pairs sync
+
+
+async def judged_keys(conn: Any, extractor_a: str, extractor_b: str, judge: str) -> set[str]:
+    """Text hashes already judged by this extractor/judge combination (``pairs sync`` skips them)."""
+    rows = await conn.fetch(
+        "SELECT texts_sha256 FROM verdicts WHERE texts_sha256 IS NOT NULL AND extractor_a = $1"
+        " AND extractor_b = $2 AND judge = $3",
+        extractor_a, extractor_b, judge,
+    )
+    return {str(r["texts_sha256"]) for r in rows}
+
+
+async def record_sync_verdict(conn: Any, v: VerdictRecord, texts_sha256: str, poly_title: str = "",
+                              kalshi_title: str = "") -> int | None:
+    """Store one ``pairs sync`` verdict and apply it to ``market_pairs``, in one transaction.
+
+    Returns the verdict id, or None when a verdict with the same key already exists (another run got there
+    first). ``market_pairs`` holds one pair per market on each venue, so: the exact stored pair takes the new
+    status (a lost Verified is demoted at once); a new Verified pair is inserted when neither market is
+    paired yet, otherwise the existing pair stays and the conflict goes to the audit log; an Unverified
+    candidate that is not a stored pair changes nothing there (its verdict and audit entry remain).
+    """
+    if v.status not in ("Verified", "Unverified"):
+        raise StoreError(f"verdict status {v.status!r} for {v.pair_ref} must be Verified or Unverified")
+    if not (v.poly_condition_id and v.kalshi_ticker):
+        raise StoreError(f"sync verdict {v.pair_ref} needs both a condition id and a ticker")
+    async with conn.transaction():
+        vid = await conn.fetchval(
+            "INSERT INTO verdicts (pair_ref, poly_condition_id, kalshi_ticker, status, polarity, extractor_a,"
+            " extractor_b, judge, reasons, extractions, checks, prompts, raw_replies, texts_sha256)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10::jsonb,$11::jsonb,$12::jsonb,$13::jsonb,$14)"
+            " ON CONFLICT (texts_sha256, extractor_a, extractor_b, judge) WHERE texts_sha256 IS NOT NULL"
+            " DO NOTHING RETURNING id",
+            v.pair_ref, v.poly_condition_id, v.kalshi_ticker, v.status, v.polarity, v.extractor_a, v.extractor_b,
+            v.judge, _json(list(v.reasons)), _json(v.extractions), _json(list(v.checks)), _json(v.prompts),
+            _json(v.raw_replies), texts_sha256,
+        )
+        if vid is None:
+            return None
+        rows = await conn.fetch(
+            "SELECT internal_id, poly_condition_id, kalshi_ticker FROM market_pairs"
+            " WHERE poly_condition_id = $1 OR kalshi_ticker = $2 FOR UPDATE",
+            v.poly_condition_id, v.kalshi_ticker,
+        )
+        exact = [r for r in rows if (r["poly_condition_id"], r["kalshi_ticker"]) == (v.poly_condition_id,
+                                                                                      v.kalshi_ticker)]
+        effect = "none"
+        if exact:
+            await conn.execute(
+                "UPDATE market_pairs SET logic_status = $2, polarity = $3, poly_title = $4, kalshi_title = $5,"
+                " last_verdict_id = $6, updated_at = now() WHERE internal_id = $1",
+                exact[0]["internal_id"], v.status, v.polarity, poly_title, kalshi_title, vid,
+            )
+            effect = "updated"
+        elif v.status == "Verified" and not rows:
+            status = await conn.execute(
+                "INSERT INTO market_pairs (poly_condition_id, kalshi_ticker, logic_status, polarity, poly_title,"
+                " kalshi_title, last_verdict_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                v.poly_condition_id, v.kalshi_ticker, v.status, v.polarity, poly_title, kalshi_title, vid,
+            )
+            effect = "inserted" if str(status).endswith(" 1") else "conflict"
+        elif v.status == "Verified":
+            effect = "conflict"
+        detail: dict[str, Any] = {"verdict_id": vid, "status": v.status, "polarity": v.polarity,
+                                  "texts_sha256": texts_sha256, "market_pairs": effect}
+        if effect == "conflict":
+            detail["kept"] = [f"{r['poly_condition_id']}~{r['kalshi_ticker']}" for r in rows]
+        await append_audit(conn, "mapping-sync", "verdict", v.pair_ref, detail)
+    return int(vid)

@@ -353,6 +353,7 @@ class SimServer:
     """Base class: server lifecycle, tick loop, faults, HTTP plumbing. Venues fill in the rest."""
 
     ws_path = "/"
+    ws_extra_paths: tuple[str, ...] = ()  # further WebSocket endpoints (e.g. Polymarket's /ws/user)
     venue = "sim"
 
     def __init__(
@@ -552,7 +553,7 @@ class SimServer:
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if req.path == "/_sim/fault":
             return self._http_fault(req)
-        if upgrade and req.path == self.ws_path:
+        if upgrade and (req.path == self.ws_path or req.path in self.ws_extra_paths):
             refused = self._authenticate(req)
             if refused is not None:
                 self.stats["handshakes_refused"] += 1

@@ -20,7 +20,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -59,7 +59,9 @@ from crossbook.venues.simcore import (
 )
 
 REST_PREFIX = "/trade-api/v2"
-CHANNELS = ("orderbook_delta", "ticker", "trade")
+CHANNELS = ("orderbook_delta", "ticker", "trade", "fill", "user_orders")
+# Private channels: events of the key that authenticated the connection, injected by push_user_event.
+PRIVATE_CHANNELS = {"fill": "fill", "user_orders": "user_order"}  # channel -> message type
 _SEQ_CHANNELS = {"orderbook_delta", "trade"}
 
 ERRORS = {
@@ -111,6 +113,200 @@ _DEFAULT_MARKETS = [
     ),
 ]
 
+
+# A realistic markets catalog for `crossbook pairs sync` (ticker, event_ticker, title, yes_sub_title, rules_primary,
+# rules_secondary, close_time, expiration_time), in the venue's own rule style and modeled on the shared labelled
+# pairs. Listed by ``GET /trade-api/v2/markets`` after the book markets when built with ``catalog=CATALOG``.
+CATALOG: list[tuple[str, str, str, str, str, str, str, str]] = [
+    (
+        'KXNBAGAME-26MAR12NYKPOR-NYK',
+        'KXNBAGAME-26MAR12NYKPOR',
+        'New York vs Portland Winner?',
+        'New York',
+        ('If New York wins the New York vs Portland professional basketball game originally scheduled for '
+         'Mar 12, 2026, then the market resolves to Yes.'),
+        ('The following market refers to the New York vs Portland professional basketball game originally '
+         'scheduled for Mar 12, 2026. If the game is postponed, the market will remain open and close after '
+         'the rescheduled game has finished (within two weeks). If the game is cancelled or not completed '
+         'within two weeks of the original date, the market will resolve to $0.50. Overtime counts toward '
+         'the final result.'),
+        '2026-03-26T05:00:00Z',
+        '2026-03-26T05:00:00Z',
+    ),
+    (
+        'KXNBAGAME-26MAR12NYKPOR-POR',
+        'KXNBAGAME-26MAR12NYKPOR',
+        'New York vs Portland Winner?',
+        'Portland',
+        ('If Portland wins the New York vs Portland professional basketball game originally scheduled for '
+         'Mar 12, 2026, then the market resolves to Yes.'),
+        ('The following market refers to the New York vs Portland professional basketball game originally '
+         'scheduled for Mar 12, 2026. If the game is postponed, the market will remain open and close after '
+         'the rescheduled game has finished (within two weeks). If the game is cancelled or not completed '
+         'within two weeks of the original date, the market will resolve to $0.50. Overtime counts toward '
+         'the final result.'),
+        '2026-03-26T05:00:00Z',
+        '2026-03-26T05:00:00Z',
+    ),
+    (
+        'KXNFLGAME-25NOV02KCBUF-KC',
+        'KXNFLGAME-25NOV02KCBUF',
+        'Kansas City at Buffalo Winner?',
+        'Kansas City',
+        ('If Kansas City wins the Kansas City at Buffalo professional football game originally scheduled '
+         'for Nov 2, 2025, then the market resolves to Yes.'),
+        ('The following market refers to the Kansas City at Buffalo professional football game originally '
+         'scheduled for Nov 2, 2025. If the game is postponed, the market will remain open and close after '
+         'the rescheduled game has finished (within two weeks). If the game is cancelled or not completed '
+         'within two weeks of the original date, the market will resolve to $0.50. Overtime counts toward '
+         'the final result. If the game ends in a tie, the market will resolve to $0.50.'),
+        '2025-11-16T02:00:00Z',
+        '2025-11-16T02:00:00Z',
+    ),
+    (
+        'KXCPI-26JUN-T0.3',
+        'KXCPI-26JUN',
+        'CPI in Jun 2026?',
+        'Above 0.3%',
+        'If CPI increases by more than 0.3% in June 2026, then the market resolves to Yes.',
+        ('The month-over-month percent change in the seasonally adjusted CPI-U, as first reported by the '
+         'Bureau of Labor Statistics, rounded to one decimal place, is used. Revisions after the initial '
+         'release are not considered. If the release is delayed, the market remains open until it is '
+         'published.'),
+        '2026-07-14T12:25:00Z',
+        '2026-07-21T14:00:00Z',
+    ),
+    (
+        'KXHIGHCHI-26JUL20-T89',
+        'KXHIGHCHI-26JUL20',
+        'Highest temperature in Chicago on Jul 20, 2026?',
+        '90° or above',
+        ('If the highest temperature recorded at Chicago Midway, IL for July 20, 2026 as reported by the '
+         "National Weather Service's Climatological Report (Daily), is greater than 89°, then the market "
+         'resolves to Yes.'),
+        ('The official and final value used to determine this market is the highest temperature as reported '
+         'by the corresponding NWS Climatological Report (Daily) linked in the rules above. Preliminary NWS '
+         'reporting and measurement methods may be subject to underlying rounding and conversion nuances; '
+         'only the final Climatological Report value is used.'),
+        '2026-07-21T04:59:00Z',
+        '2026-07-21T14:00:00Z',
+    ),
+    (
+        'KXETHD-26SEP3017-T3999.99',
+        'KXETHD-26SEP3017',
+        'Ethereum price on Sep 30, 2026 at 5pm EDT?',
+        '$4,000 or above',
+        ("If the simple average of the sixty seconds of CF Benchmarks' Ether-Dollar Real-Time Index "
+         '(ETHUSD_RTI) before 5 PM EDT is above 3999.99 on Sep 30, 2026 at 5pm EDT, then the market '
+         'resolves to Yes.'),
+        ('Not all cryptocurrency price data is the same. While checking a source like Google or Coinbase '
+         "may help guide your decision, the price used to determine this market is based on CF Benchmarks' "
+         "corresponding Real Time Index (RTI). At the expiration time, CF Benchmarks' RTI value is "
+         'calculated as the simple average of the sixty seconds of RTI values before the expiration time.'),
+        '2026-09-30T20:59:00Z',
+        '2026-09-30T21:00:00Z',
+    ),
+    (
+        'KXHIGHPHIL-26MAY18-T80',
+        'KXHIGHPHIL-26MAY18',
+        'Highest temperature in Philadelphia on May 18, 2026?',
+        '79° or below',
+        ('If the highest temperature recorded at Philadelphia International Airport for May 18, 2026 as '
+         "reported by the National Weather Service's Climatological Report (Daily), is less than 80°, then "
+         'the market resolves to Yes.'),
+        ('The official and final value used to determine this market is the highest temperature as reported '
+         'by the corresponding NWS Climatological Report (Daily) linked in the rules above. Preliminary NWS '
+         'reporting and measurement methods may be subject to underlying rounding and conversion nuances; '
+         'only the final Climatological Report value is used.'),
+        '2026-05-19T03:59:00Z',
+        '2026-05-19T14:00:00Z',
+    ),
+    (
+        'KXHIGHNY-26JUL21-T87',
+        'KXHIGHNY-26JUL21',
+        'Highest temperature in NYC on Jul 21, 2026?',
+        '88° or above',
+        ('If the highest temperature recorded in Central Park, New York for July 21, 2026 as reported by '
+         "the National Weather Service's Climatological Report (Daily), is greater than 87°, then the "
+         'market resolves to Yes.'),
+        ('The official and final value used to determine this market is the highest temperature as reported '
+         'by the corresponding NWS Climatological Report (Daily) linked in the rules above. Preliminary NWS '
+         'reporting and measurement methods may be subject to underlying rounding and conversion nuances; '
+         'only the final Climatological Report value is used.'),
+        '2026-07-22T03:59:00Z',
+        '2026-07-22T14:00:00Z',
+    ),
+    (
+        'KXHIGHMIA-26AUG04-T90',
+        'KXHIGHMIA-26AUG04',
+        'Highest temperature in Miami on Aug 4, 2026?',
+        '91° or above',
+        ('If the highest temperature recorded at Miami International Airport for August 4, 2026 as reported '
+         "by the National Weather Service's Climatological Report (Daily), is greater than 90°, then the "
+         'market resolves to Yes.'),
+        ('The official and final value used to determine this market is the highest temperature as reported '
+         'by the corresponding NWS Climatological Report (Daily) linked in the rules above. Preliminary NWS '
+         'reporting and measurement methods may be subject to underlying rounding and conversion nuances; '
+         'only the final Climatological Report value is used.'),
+        '2026-08-05T03:59:00Z',
+        '2026-08-05T14:00:00Z',
+    ),
+    (
+        'KXFEDDECISION-26MAR-C25',
+        'KXFEDDECISION-26MAR',
+        'Fed decision in Mar 2026?',
+        'Cut 25bps',
+        ('If the Federal Reserve cuts the upper bound of the federal funds target range by exactly 25 basis '
+         'points at its Mar 18, 2026 meeting, then the market resolves to Yes.'),
+        ('The outcome is determined by the FOMC statement published on federalreserve.gov following the '
+         'meeting. If no decision is announced at the scheduled meeting, the market resolves to No.'),
+        '2026-03-18T17:55:00Z',
+        '2026-03-25T14:00:00Z',
+    ),
+    (
+        'KXSB-26-SEA',
+        'KXSB-26',
+        'Will Seattle win the 2026 Pro Football Championship?',
+        'Seattle',
+        'If Seattle wins the 2026 Pro Football Championship, then the market resolves to Yes.',
+        '',
+        '2028-02-08T15:00:00Z',
+        '2028-02-08T15:00:00Z',
+    ),
+    (
+        'KXSB-26-LAC',
+        'KXSB-26',
+        'Will the Los Angeles C win the 2026 Pro Football Championship?',
+        'Los Angeles C',
+        'If Los Angeles C wins the 2026 Pro Football Championship, then the market resolves to Yes.',
+        '',
+        '2028-02-08T15:00:00Z',
+        '2028-02-08T15:00:00Z',
+    ),
+    (
+        'KXPREMIERLEAGUE-26-ARS',
+        'KXPREMIERLEAGUE-26',
+        'Will Arsenal win the English Premier League?',
+        'Arsenal',
+        'If Arsenal wins the English Premier League, then the market resolves to Yes.',
+        '',
+        '2026-05-25T14:00:00Z',
+        '2026-05-25T14:00:00Z',
+    ),
+    (
+        'KXPRESNOMD-28-GN',
+        'KXPRESNOMD-28',
+        '2028 Democratic nominee for President?',
+        'Gavin Newsom',
+        ('If Gavin Newsom wins and accepts the nomination for the Presidency for the Democratic party, then '
+         'the market resolves to Yes.'),
+        ('This market will close after Democratic nominates an individual for the Presidency and they '
+         'accept that nomination.'),
+        '2028-11-07T15:00:00Z',
+        '2028-11-07T15:00:00Z',
+    ),
+]
+
 PublicKeyLike = rsa.RSAPublicKey | bytes | str
 
 
@@ -137,6 +333,7 @@ class Subscription:
     use_yes_price: bool = False
     seq: int = 0  # last seq used on this sid
     skip_pending: bool = False
+    all_markets: bool = False  # subscribed without tickers (private channels: every market)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -151,6 +348,7 @@ class KalshiConn:
     next_sid: int = 1
     subs: dict[int, Subscription] = field(default_factory=dict)
     pinger: asyncio.Task[None] | None = None
+    key_id: str = ""  # the API key that signed this connection's handshake
 
 
 def _pd(units: int) -> str:
@@ -196,8 +394,10 @@ class KalshiSim(SimServer):
         max_clock_skew: float = 30.0,
         ping_interval: float = 10.0,
         trade_probability: float = 0.1,
+        catalog: Sequence[tuple[str, str, str, str, str, str, str, str]] = (),
     ) -> None:
         super().__init__(host=host, port=port, seed=seed, tick_interval=tick_interval, heartbeat=heartbeat)
+        self.catalog = [_catalog_market(*entry) for entry in catalog]
         self.max_clock_skew = max_clock_skew
         self.ping_interval = ping_interval
         self.trade_probability = trade_probability
@@ -262,6 +462,28 @@ class KalshiSim(SimServer):
             for c in self._conns.values()
             for s in c.subs.values()
         ]
+
+    # -- private channels --------------------------------------------------------------------
+    def push_user_event(self, key_id: str, channel: str, msg: Mapping[str, Any]) -> int:
+        """Send ``msg`` on ``channel`` (``fill`` or ``user_orders``) to every connection signed by
+        ``key_id`` that subscribed to it (and to its ``market_ticker``, if it named tickers).
+        Returns how many subscriptions got it; other keys' connections never see it."""
+        kind = PRIVATE_CHANNELS.get(channel)
+        if kind is None:
+            raise ValueError(f"private channel {channel!r}: use one of {', '.join(PRIVATE_CHANNELS)}")
+        ticker = msg.get("market_ticker") or msg.get("ticker")
+        count = 0
+        for session, conn in self._conns.items():
+            if conn.key_id != key_id:
+                continue
+            for sub in conn.subs.values():
+                if sub.channel != channel or not (sub.all_markets or ticker in sub.markets):
+                    continue
+                frame = {"type": kind, "sid": sub.sid, "seq": sub.next_seq(), "msg": dict(msg)}
+                if self.deliver(session, kind, frame):
+                    count += 1
+        self.stats[f"user_events_{channel}"] += count
+        return count
 
     # -- auth --------------------------------------------------------------------------------
     def check_auth(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
@@ -446,7 +668,7 @@ class KalshiSim(SimServer):
                 self.stats["pings"] += 1
 
     async def _on_open(self, session: Session) -> None:
-        conn = KalshiConn()
+        conn = KalshiConn(key_id=session.conn.request.headers.get(KEY_HEADER, "") if session.conn.request else "")
         conn.pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
         self._conns[session] = conn
 
@@ -520,7 +742,7 @@ class KalshiSim(SimServer):
             if taken & set(markets):
                 self._error(session, cmd_id, 6)
                 continue
-            sub = Subscription(conn.next_sid, channel, markets, use_yes_price=use_yes)
+            sub = Subscription(conn.next_sid, channel, markets, use_yes_price=use_yes, all_markets=tickers is None)
             conn.next_sid += 1
             conn.subs[sub.sid] = sub
             ack = {"id": cmd_id, "type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
@@ -618,7 +840,12 @@ class KalshiSim(SimServer):
                 for m in self._markets.values()
                 if (not wanted or m.ticker in wanted.split(",")) and (not event or m.event_ticker == event)
             ]
-            return json_response(200, {"markets": listed, "cursor": ""})
+            listed += [
+                c
+                for c in self.catalog
+                if (not wanted or c["ticker"] in wanted.split(",")) and (not event or c["event_ticker"] == event)
+            ]
+            return json_response(200, _markets_page(listed, request.param("limit"), request.param("cursor")))
         if len(parts) in (2, 3) and parts[0] == "markets":
             m = self._markets.get(parts[1])
             if m is None:
@@ -669,12 +896,46 @@ class KalshiSim(SimServer):
             "fractional_trading_enabled": False,
             "can_close_early": True,
             "rules_primary": f"If {m.title.rstrip('?')}, then the market resolves to Yes.",
+            "rules_secondary": "",
         }
+
+
+def _markets_page(items: list[JSON], limit: str | None, cursor: str | None) -> JSON:
+    """Kalshi cursor paging: the cursor is an opaque string (here the next offset); empty at the end."""
+    start = int(cursor) if cursor and cursor.isdigit() else 0
+    n = int(limit) if limit and limit.isdigit() and int(limit) > 0 else len(items) or 1
+    page = items[start : start + n]
+    nxt = str(start + n) if start + n < len(items) else ""
+    return {"markets": page, "cursor": nxt}
+
+
+def _catalog_market(
+    ticker: str, event: str, title: str, sub: str, primary: str, secondary: str, close: str, expiration: str
+) -> JSON:
+    return {
+        "ticker": ticker,
+        "event_ticker": event,
+        "market_type": "binary",
+        "title": title,
+        "subtitle": sub,
+        "yes_sub_title": sub,
+        "no_sub_title": sub,
+        "open_time": "2025-01-01T15:00:00Z",
+        "close_time": close,
+        "expiration_time": expiration,
+        "latest_expiration_time": expiration,
+        "status": "active",
+        "notional_value_dollars": "1.0000",
+        "price_level_structure": "linear_cent",
+        "can_close_early": True,
+        "rules_primary": primary,
+        "rules_secondary": secondary,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     def factory(host: str, port: int, seed: int) -> KalshiSim:
-        sim = KalshiSim(host=host, port=port, seed=seed)
+        sim = KalshiSim(host=host, port=port, seed=seed, catalog=CATALOG)
         if sim.dev_private_key is not None:
             pem = sim.dev_private_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

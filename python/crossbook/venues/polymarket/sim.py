@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -52,6 +52,150 @@ _DEFAULT_QUESTIONS = [
 ]
 
 
+# A realistic Gamma catalog (question, slug, description, endDate) for `crossbook pairs sync`: texts in the venue's
+# own style, modeled on the shared labelled pairs. Served by ``/gamma/markets`` after the book markets when the sim
+# is built with ``catalog=CATALOG`` (or any list of such tuples).
+CATALOG: list[tuple[str, str, str, str]] = [
+    (
+        'Knicks vs. Trail Blazers: Will the Knicks win?',
+        'nba-nyk-por-2026-03-12',
+        ('In the upcoming NBA game, scheduled for March 12, 2026 at 10:00PM ET:\nIf the New York Knicks '
+         'win, the market will resolve to "Yes".\nIf the Portland Trail Blazers win, the market will '
+         'resolve to "No".\nIf the game is postponed, this market will remain open until the game has been '
+         'completed, provided it is completed within 14 days of the originally scheduled date. If the game '
+         'is canceled entirely, with no make-up game within that period, this market will resolve '
+         '50-50.\n\nThe result will be determined based on the official final score as reported by the NBA, '
+         'including overtime.'),
+        '2026-03-13T05:00:00Z',
+    ),
+    (
+        'Chiefs vs. Bills: Will the Chiefs win?',
+        'nfl-kc-buf-2025-11-02',
+        ('In the upcoming NFL game, scheduled for November 2, 2025 at 4:25PM ET:\nIf the Kansas City Chiefs '
+         'win, the market will resolve to "Yes".\nIf the Buffalo Bills win, the market will resolve to '
+         '"No".\nIf the game ends in a tie, this market will resolve 50-50.\nIf the game is postponed, this '
+         'market will remain open until the game has been completed, provided it is completed within 14 '
+         'days of the originally scheduled date; otherwise this market will resolve 50-50.\n\nThe '
+         'resolution source is the official NFL final score, including overtime.'),
+        '2025-11-03T02:00:00Z',
+    ),
+    (
+        'June 2026 CPI month-over-month above 0.3%?',
+        'june-2026-cpi-mom-above-0pt3',
+        ('This market will resolve to "Yes" if the seasonally adjusted month-over-month percent change in '
+         'the Consumer Price Index for All Urban Consumers (CPI-U) for June 2026, as published by the U.S. '
+         'Bureau of Labor Statistics, is greater than 0.3%. Otherwise, this market will resolve to '
+         '"No".\n\nThe resolution source will be the BLS CPI release for June 2026 (scheduled for July 14, '
+         '2026). The figure is reported to one decimal place; subsequent revisions will not be '
+         'considered.\n\nIf the release is delayed, this market will remain open until the data is '
+         'published.'),
+        '2026-07-14T12:30:00Z',
+    ),
+    (
+        'Will the highest temperature in Chicago be 90°F or higher on July 20?',
+        'highest-temperature-in-chicago-90f-or-higher-july-20-2026',
+        ('This market will resolve to "Yes" if the highest temperature recorded at Chicago Midway '
+         'International Airport on July 20, 2026, as reported in the National Weather Service Daily '
+         'Climatological Report (CLI) for Chicago Midway (CLIMDW), is 90°F or higher. Otherwise, this '
+         'market will resolve to "No".\n\nThe resolution source measures temperatures in whole degrees '
+         'Fahrenheit. Only the final CLI value for July 20 will be used; later revisions will not be '
+         'considered.'),
+        '2026-07-21T12:00:00Z',
+    ),
+    (
+        'Ethereum above $3,999.99 on September 30 at 5PM ET?',
+        'ethereum-above-3999-on-september-30-5pm-et',
+        ('This market will resolve to "Yes" if the CF Benchmarks Ether-Dollar Real Time Index (ETHUSD_RTI), '
+         'calculated as the simple average of the sixty seconds of index values before 5:00 PM ET on '
+         'September 30, 2026, is above $3,999.99. Otherwise, this market will resolve to "No".\n\nThe '
+         'resolution source for this market is CF Benchmarks. Price precision is two decimal places.'),
+        '2026-09-30T21:00:00Z',
+    ),
+    (
+        'Will the highest temperature in Philadelphia be 80°F or higher on May 18?',
+        'highest-temperature-in-philadelphia-80f-or-higher-may-18-2026',
+        ('This market will resolve to "Yes" if the highest temperature recorded at Philadelphia '
+         'International Airport on May 18, 2026, as reported in the National Weather Service Daily '
+         'Climatological Report (CLIPHL), is 80°F or higher. Otherwise, this market will resolve to '
+         '"No".\n\nTemperatures are reported in whole degrees Fahrenheit. Only the final CLI value will be '
+         'used.'),
+        '2026-05-19T12:00:00Z',
+    ),
+    (
+        'Will the highest temperature in New York City be 88°F or higher on July 21?',
+        'highest-temperature-in-nyc-on-july-21-2026-88forhigher',
+        ('This market will resolve to the temperature range that contains the highest temperature recorded '
+         "at the LaGuardia Airport Station in degrees Fahrenheit on 21 Jul '26.\n\nThe resolution source "
+         'for this market will be information from Wunderground, specifically the highest temperature '
+         'recorded for all times on this day for the LaGuardia Airport Station, available here: '
+         'https://www.wunderground.com/history/daily/us/ny/new-york-city/KLGA.\n\nThis market can not '
+         'resolve until the first data point for the following date has been published on the resolution '
+         'source.\n\nThe resolution source for this market measures temperatures to whole degrees '
+         'Fahrenheit (eg, 21°F). Thus, this is the level of precision that will be used when resolving the '
+         'market.'),
+        '2026-07-21T12:00:00Z',
+    ),
+    (
+        'Will the highest temperature in Miami be 90°F or higher on August 4?',
+        'highest-temperature-in-miami-90f-or-higher-aug-4-2026',
+        ('This market will resolve to "Yes" if the highest temperature recorded at Miami International '
+         'Airport on August 4, 2026, as reported in the National Weather Service Daily Climatological '
+         'Report (CLIMIA), is 90°F or higher. Otherwise, this market will resolve to "No".\n\nTemperatures '
+         'are reported in whole degrees Fahrenheit. Only the final CLI value will be used.'),
+        '2026-08-05T12:00:00Z',
+    ),
+    (
+        'Fed decreases interest rates by 25 bps after March 2026 meeting?',
+        'fed-decreases-interest-rates-by-25-bps-after-march-2026-meeting',
+        ('The FED interest rates are defined in this market by the upper bound of the target federal funds '
+         'range. The decisions on the target federal fund range are made by the Federal Open Market '
+         'Committee (FOMC) meetings.\n\nThis market will resolve to "Yes" if the upper bound of the target '
+         'federal funds rate is decreased by exactly 25 basis points at the conclusion of the FOMC meeting '
+         'scheduled for March 17 - 18, 2026, compared to the level it was prior to the meeting. Otherwise, '
+         'this market will resolve to "No".\n\nIf no statement is released by the end date of the next '
+         'scheduled meeting, this market will resolve to the "No" outcome.\n\nThe resolution source for '
+         'this market is the FOMC’s statement after its meeting.'),
+        '2026-03-18T18:00:00Z',
+    ),
+    (
+        'Will the Seattle Seahawks win Super Bowl 2026?',
+        'will-the-seattle-seahawks-win-super-bowl-2026',
+        ('This market will resolve to "Yes" if the Seattle Seahawks win Super Bowl LX, scheduled for '
+         'February 8, 2026. Otherwise, this market will resolve to "No".\n\nIf the Super Bowl is postponed, '
+         'this market will remain open until the game is played. The resolution source will be the official '
+         'NFL result.'),
+        '2026-02-09T05:00:00Z',
+    ),
+    (
+        'Will the Los Angeles Rams win Super Bowl 2026?',
+        'will-the-los-angeles-rams-win-super-bowl-2026',
+        ('This market will resolve to "Yes" if the Los Angeles Rams win Super Bowl LX, scheduled for '
+         'February 8, 2026. Otherwise, this market will resolve to "No".\n\nThe resolution source will be '
+         'the official NFL result.'),
+        '2026-02-09T05:00:00Z',
+    ),
+    (
+        'Will Arsenal win the 2025–26 English Premier League?',
+        'will-arsenal-win-the-2025-26-english-premier-league',
+        ('This market will resolve to "Yes" if Arsenal is officially crowned champion of the 2025–26 '
+         'English Premier League season. Otherwise, this market will resolve to "No".\n\nThe resolution '
+         'source will be the official Premier League website. If the season is not completed, this market '
+         'will resolve according to the title as officially awarded by the Premier League.'),
+        '2026-05-24T23:00:00Z',
+    ),
+    (
+        'Will Gavin Newsom win the 2028 Democratic presidential nomination?',
+        'will-gavin-newsom-win-the-2028-democratic-presidential-nomination-568',
+        ('This market will resolve to “Yes” if the named individual wins and accepts the 2028 nomination of '
+         'the Democratic Party for U.S. president. Otherwise, this market will resolve to “No”.\n\nThe '
+         'resolution source for this market will be a consensus of official Democratic Party '
+         'sources.\n\nAny replacement of the democratic nominee before election day will not change the '
+         'resolution of the market.'),
+        '2028-11-07T00:00:00Z',
+    ),
+]
+
+
 @dataclass
 class PolyMarket:
     condition_id: str
@@ -67,6 +211,14 @@ class PolyMarket:
 class PolySub:
     assets: set[str] = field(default_factory=set)
     custom: bool = False
+
+
+@dataclass
+class PolyUserSub:
+    """A ``/ws/user`` connection: which API key it authenticated as, and its market filter."""
+
+    api_key: str = ""
+    markets: set[str] = field(default_factory=set)  # condition ids; empty = all
 
 
 def _book_hash(summary: dict[str, Any]) -> str:
@@ -103,6 +255,7 @@ class PolymarketSim(SimServer):
     """
 
     ws_path = "/ws/market"
+    ws_extra_paths = ("/ws/user",)
     venue = "polymarket"
 
     def __init__(
@@ -115,8 +268,10 @@ class PolymarketSim(SimServer):
         heartbeat: bool = True,
         retick_delay: float = 0.05,
         trade_probability: float = 0.1,
+        catalog: Sequence[tuple[str, str, str, str]] = (),
     ) -> None:
         super().__init__(host=host, port=port, seed=seed, tick_interval=tick_interval, heartbeat=heartbeat)
+        self.catalog = [_catalog_market(i, *entry) for i, entry in enumerate(catalog)]
         self.retick_delay = retick_delay
         self.trade_probability = trade_probability
         self._by_asset: dict[str, PolyMarket] = {}
@@ -147,6 +302,8 @@ class PolymarketSim(SimServer):
         self.titles: dict[str, str] = {a: self._by_asset[a].question for a in self.assets}
         self.conditions: dict[str, str] = {a: self._by_asset[a].condition_id for a in self.assets}
         self._subs: dict[Session, PolySub] = {}
+        self._api_creds: dict[str, tuple[str, str]] = {}  # api key -> (secret, passphrase)
+        self._user_subs: dict[Session, PolyUserSub] = {}
 
     # -- truth -------------------------------------------------------------------------------
     def book(self, market: str) -> BookView:
@@ -205,6 +362,54 @@ class PolymarketSim(SimServer):
         bid = _p(levels["bids"][0][0]) if levels["bids"] else "0"
         ask = _p(levels["asks"][0][0]) if levels["asks"] else "1"
         return bid, ask
+
+    # -- user channel (/ws/user) ---------------------------------------------------------------
+    def add_api_creds(self, api_key: str, secret: str, passphrase: str) -> None:
+        """Accept these L2 API credentials on ``/ws/user``."""
+        self._api_creds[api_key] = (secret, passphrase)
+
+    def push_user_event(self, api_key: str, event: dict[str, Any]) -> int:
+        """Send an ``order``/``trade`` event to the ``/ws/user`` connections authenticated as
+        ``api_key`` (filtered by their ``markets`` when they named some). Returns how many got it."""
+        count = 0
+        for session, sub in self._user_subs.items():
+            if sub.api_key != api_key or (sub.markets and event.get("market") not in sub.markets):
+                continue
+            if self.deliver(session, str(event.get("event_type", "user_event")), event):
+                count += 1
+        self.stats["user_events"] += count
+        return count
+
+    async def _on_user_message(self, session: Session, text: str) -> None:
+        # Bad credentials: the connection is closed (policy violation); the real venue's exact
+        # reaction is not documented in shared/reference, so clients should treat both alike.
+        try:
+            req = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.stats["bad_client_messages"] += 1
+            return
+        sub = self._user_subs[session]
+        if not isinstance(req, dict):
+            self.stats["bad_client_messages"] += 1
+            return
+        auth = req.get("auth")
+        if isinstance(auth, dict):
+            key, secret, passphrase = auth.get("apiKey"), auth.get("secret"), auth.get("passphrase")
+            if not isinstance(key, str) or self._api_creds.get(key) != (secret, passphrase):
+                self.stats["user_auth_refused"] += 1
+                await session.conn.close(1008, "invalid api credentials")
+                return
+            sub.api_key = key
+        if not sub.api_key:
+            self.stats["user_auth_refused"] += 1
+            await session.conn.close(1008, "auth required")
+            return
+        markets = req.get("markets")
+        if isinstance(markets, list):
+            if req.get("operation") == "unsubscribe":
+                sub.markets.difference_update(str(m) for m in markets)
+            else:
+                sub.markets.update(str(m) for m in markets)
 
     # -- faults ------------------------------------------------------------------------------
     def change_tick_size(self, asset: str, new_tick: str | Decimal) -> None:
@@ -362,10 +567,15 @@ class PolymarketSim(SimServer):
         return out
 
     async def _on_open(self, session: Session) -> None:
+        request = session.conn.request
+        if request is not None and request.path.split("?", 1)[0] in self.ws_extra_paths:
+            self._user_subs[session] = PolyUserSub()
+            return
         self._subs[session] = PolySub()
 
     def _on_close(self, session: Session) -> None:
         self._subs.pop(session, None)
+        self._user_subs.pop(session, None)
 
     async def _on_message(self, session: Session, message: str | bytes) -> None:
         text = message.decode() if isinstance(message, bytes) else message
@@ -374,6 +584,9 @@ class PolymarketSim(SimServer):
                 self.stats["pongs_withheld"] += 1
             else:
                 session.enqueue("pong", "PONG")
+            return
+        if session in self._user_subs:
+            await self._on_user_message(session, text)
             return
         try:
             req = orjson.loads(text)
@@ -420,7 +633,8 @@ class PolymarketSim(SimServer):
             page = {"limit": 1000, "count": len(data), "next_cursor": "LTE=", "data": data}
             return json_response(200, page)
         if request.path == "/gamma/markets":
-            return json_response(200, [self._gamma_market(i, m) for i, m in enumerate(self._markets)])
+            listed = [self._gamma_market(i, m) for i, m in enumerate(self._markets)] + self.catalog
+            return json_response(200, _gamma_page(listed, request.param("limit"), request.param("offset")))
         return None
 
     def _clob_market(self, m: PolyMarket) -> JSON:
@@ -455,6 +669,8 @@ class PolymarketSim(SimServer):
             "condition_id": m.condition_id,
             "slug": m.slug,
             "endDate": "2026-12-31T00:00:00Z",
+            "description": f'This market will resolve to "Yes" if the answer to "{m.question}" is yes. Otherwise, '
+            'this market will resolve to "No".',
             "active": True,
             "closed": False,
             "enableOrderBook": True,
@@ -469,9 +685,36 @@ class PolymarketSim(SimServer):
         }
 
 
+def _gamma_page(items: list[JSON], limit: str | None, offset: str | None) -> list[JSON]:
+    """Gamma pages with ``limit``/``offset`` (a short page means the end)."""
+    start = int(offset) if offset and offset.isdigit() else 0
+    n = int(limit) if limit and limit.isdigit() else len(items)
+    return items[start : start + n]
+
+
+def _catalog_market(i: int, question: str, slug: str, description: str, end_date: str) -> JSON:
+    """One Gamma market for a catalog entry; ids are derived from the slug so they are stable across runs."""
+    condition_id = "0x" + hashlib.sha256(f"condition:{slug}".encode()).hexdigest()
+    tokens = [str(int(hashlib.sha256(f"{side}:{slug}".encode()).hexdigest(), 16) % 10**77) for side in ("yes", "no")]
+    return {
+        "id": str(600000 + i),
+        "question": question,
+        "conditionId": condition_id,
+        "slug": slug,
+        "description": description,
+        "endDate": end_date,
+        "active": True,
+        "closed": False,
+        "enableOrderBook": True,
+        "negRisk": False,
+        "outcomes": orjson.dumps(["Yes", "No"]).decode(),
+        "clobTokenIds": orjson.dumps(tokens).decode(),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     run_standalone(
-        lambda host, port, seed: PolymarketSim(host=host, port=port, seed=seed),
+        lambda host, port, seed: PolymarketSim(host=host, port=port, seed=seed, catalog=CATALOG),
         argv,
         "Local Polymarket CLOB market-channel simulator",
     )

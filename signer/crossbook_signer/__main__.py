@@ -1,0 +1,3 @@
+from crossbook_signer.main import main
+
+raise SystemExit(main())
