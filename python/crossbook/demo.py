@@ -31,7 +31,9 @@ from crossbook.hub.auth import InMemoryUserStore
 from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.signing import LocalHeaderSigner
 from crossbook.store.embedded_redis import EmbeddedRedis
+from crossbook.venues.kalshi.sim import CATALOG as KALSHI_CATALOG
 from crossbook.venues.kalshi.sim import KalshiSim
+from crossbook.venues.polymarket.sim import CATALOG as POLY_CATALOG
 from crossbook.venues.polymarket.sim import PolymarketSim
 
 log = logging.getLogger("crossbook.demo")
@@ -147,8 +149,10 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     redis = EmbeddedRedis().start()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_id = "crossbook-demo"
-    poly = PolymarketSim(seed=seed, markets=markets)
-    kal = KalshiSim(seed=seed, markets=markets, api_keys={key_id: key.public_key()})
+    # the catalogs (GET /gamma/markets, /trade-api/v2/markets) carry the public pairs' markets too, so
+    # `crossbook pairs sync --gamma-url ... --kalshi-url ...` has something to match against the demo
+    poly = PolymarketSim(seed=seed, markets=markets, catalog=POLY_CATALOG)
+    kal = KalshiSim(seed=seed, markets=markets, api_keys={key_id: key.public_key()}, catalog=KALSHI_CATALOG)
     await poly.start()
     await kal.start()
     cfg = Config()
@@ -161,6 +165,8 @@ async def run_demo(seconds: float | None = None, markets: int = 4, chaos: bool =
     titles.update({("kalshi", m): t for m, t in kal.titles.items()})
     r = aioredis.Redis.from_url(redis.url, socket_timeout=1)
     log.info("simulators: polymarket %s, kalshi %s; redis %s", poly.ws_url, kal.ws_url, redis.url)
+    log.info("catalogs: %s/gamma/markets and %s/trade-api/v2/markets (for crossbook pairs sync)",
+             poly.rest_url.rstrip("/"), kal.rest_url.rstrip("/"))
     await md.start()
     breaker = Breaker(md, stale_after_ms=cfg.feed.stale_after_ms)
     for i, (pm, km) in enumerate(zip(poly.markets, kal.markets, strict=False)):
