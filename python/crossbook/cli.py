@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 
@@ -61,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--redis", help="Redis URL (default: the running daemon's)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
 
+    tu = sub.add_parser(
+        "tune",
+        help="check (and with --apply set) NIC IRQ and engine CPU affinity",
+        description="Prints each NIC interrupt's CPU affinity and the engine's, and what the seed layout wants "
+        "(NIC IRQs on core 0, the engine on cores 1-3, clipped to this machine). --apply makes the changes "
+        "(root needed for IRQs) and reports any the kernel refuses.",
+    )
+    tu.add_argument("--iface", help="network interface (default: the default route's)")
+    tu.add_argument("--nic-cores", default="0", help="cores for NIC interrupts (default 0)")
+    tu.add_argument("--engine-cores", default="1-3", help="cores for the engine (default 1-3)")
+    tu.add_argument("--pid", type=int, help="engine process to pin (default: the running daemon, else this one)")
+    tu.add_argument("--apply", action="store_true", help="make the changes (as root)")
+
     b = sub.add_parser("book", help="book tools (replay)")
     bsub = b.add_subparsers(dest="book_cmd", metavar="SUBCOMMAND")
     r = bsub.add_parser(
@@ -89,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
 # its parsers (``func(args) -> int``).
 PLUGINS = ("crossbook.mapping.cli", "crossbook.hub.cli", "crossbook.signing.cli", "crossbook.safety.cli",
            "crossbook.chain.cli", "crossbook.execution.cli")
+
+
+def _daemon_pid() -> int | None:
+    """The running daemon's pid from its runtime file (default state dir), if it is alive."""
+    from crossbook.config import Config
+
+    try:
+        info = orjson.loads((Path(Config().state_dir) / "daemon.json").read_bytes())
+        pid = int(info["pid"])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, KeyError, ValueError, orjson.JSONDecodeError):
+        return None
 
 
 def _install_uvloop() -> None:
@@ -124,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from crossbook.status import show_status
 
             return show_status(load_config(args.config), args.redis, args.json)
+        if args.cmd == "tune":
+            from crossbook.tune import run as tune
+
+            return tune(args.iface, args.nic_cores, args.engine_cores, args.pid or _daemon_pid(), args.apply)
         if args.cmd == "book" and args.book_cmd == "replay":
             from crossbook.book.replay import replay
 
