@@ -107,6 +107,8 @@ class LadderBook:
         self.fair = self._clamp_fair(fair - fair % tick)
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        # Level changes made by matched orders, announced with the next step (so feeds stay in sync).
+        self.pending: list[Change] = []
         for side in ("bid", "ask"):
             target = rng.randint(min_levels + 2, max_levels - 2)
             book = self._side(side)
@@ -135,7 +137,33 @@ class LadderBook:
 
     # -- evolution ---------------------------------------------------------------------------
     def step(self) -> list[Change]:
-        """Advance one tick; return the level changes in the order they happened."""
+        """Advance one tick; return the level changes in the order they happened (matched orders' first)."""
+        taken, self.pending = self.pending, []
+        return taken + self._step()
+
+    def take(self, side: Side, limit: int, size: int) -> list[tuple[int, int]]:
+        """Consume resting liquidity on ``side`` (``"ask"`` for a YES buy, ``"bid"`` for a YES sell) at prices
+        no worse than ``limit``, up to ``size`` units; returns the fills (price, size), best price first.
+        The level changes are queued in ``pending`` and announced by the next :meth:`step`."""
+        book = self._side(side)
+        levels = sorted(book) if side == "ask" else sorted(book, reverse=True)
+        fills: list[tuple[int, int]] = []
+        left = size
+        for price in levels:
+            if left <= 0 or (price > limit if side == "ask" else price < limit):
+                break
+            got = min(left, book[price])
+            fills.append((price, got))
+            left -= got
+            self.pending.append(self._set(side, price, book[price] - got))
+        return fills
+
+    def available(self, side: Side, limit: int) -> int:
+        """Units resting on ``side`` at prices no worse than ``limit``."""
+        book = self._side(side)
+        return sum(s for p, s in book.items() if (p <= limit if side == "ask" else p >= limit))
+
+    def _step(self) -> list[Change]:
         rng = self.rng
         changes: list[Change] = []
         if rng.random() < 0.35:
@@ -377,6 +405,9 @@ class SimServer:
         self._paused = False
         self._stall_until = 0.0
         self._stalled_conns: set[ServerConnection] = set()
+        self._order_faults: list[tuple[str, str]] = []
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.hold_reply_s = 5.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -476,6 +507,9 @@ class SimServer:
             "pause_updates": lambda a: self.pause_updates(),
             "resume": lambda a: self.resume_updates(),
             "resume_updates": lambda a: self.resume_updates(),
+            "reject_next": lambda a: self.reject_next(str(a.get("reason", "order rejected by the simulator"))),
+            "accept_then_timeout_next": lambda a: self.accept_then_timeout_next(),
+            "partial_fill_next": lambda a: self.partial_fill_next(str(a.get("fraction", "0.5"))),
         }
 
     def apply_fault(self, spec: Mapping[str, Any]) -> JSON:
@@ -511,6 +545,57 @@ class SimServer:
     def _route(self, request: HttpRequest) -> Response | None:
         """Answer a plain HTTP request; None = 404."""
         return None
+
+    async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
+        """Like :meth:`_route`, for answers that may be held back (accept-then-timeout)."""
+        return self._route(request)
+
+    # -- order entry faults and counters (both venues' order endpoints) -------------------------
+    def reject_next(self, reason: str = "order rejected by the simulator (fault injected)") -> None:
+        """The next order is refused with ``reason`` (nothing is booked)."""
+        self._order_faults.append(("reject", reason))
+
+    def accept_then_timeout_next(self) -> None:
+        """The next order is accepted, booked and matched, but its HTTP reply is held until the client
+        gives up (its connection closes) or ``hold_reply_s`` passes."""
+        self._order_faults.append(("timeout", ""))
+
+    def partial_fill_next(self, fraction: Decimal | str) -> None:
+        """The next order fills at most ``fraction`` (0..1) of its size; the rest is killed or rests."""
+        f = Decimal(fraction)
+        if not Decimal(0) <= f <= 1:
+            raise ValueError(f"partial fill fraction {fraction!r} must be within 0..1")
+        self._order_faults.append(("partial", str(f)))
+
+    def take_order_fault(self) -> tuple[str, str] | None:
+        return self._order_faults.pop(0) if self._order_faults else None
+
+    @property
+    def orders_accepted(self) -> int:
+        """Orders accepted (each client order id / order hash once). Duplicates are refused and counted
+        in ``stats['orders_duplicate']``, never here."""
+        return self.stats["orders_accepted"]
+
+    def rate_limited(self, bucket: str, rate: float, burst: float) -> bool:
+        """Token bucket per ``bucket`` (e.g. key + reads/writes): True means answer 429."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(bucket, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[bucket] = (tokens, now)
+            self.stats["rate_limited"] += 1
+            return True
+        self._buckets[bucket] = (tokens - 1, now)
+        return False
+
+    async def hold_reply(self, conn: ServerConnection, response: Response) -> Response:
+        """Withhold ``response`` until the client hangs up or ``hold_reply_s`` passes."""
+        self.stats["replies_held"] += 1
+        deadline = time.monotonic() + self.hold_reply_s
+        # Polled: during the handshake phase there is no close event to await on the connection.
+        while time.monotonic() < deadline and not conn.transport.is_closing():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return response
 
     # -- plumbing ----------------------------------------------------------------------------
     def deliver(self, session: Session, kind: str, message: JSON) -> bool:
@@ -563,7 +648,7 @@ class SimServer:
         if req.path == "/" or req.path == "/health":
             return json_response(200, {"status": "ok", "venue": self.venue, "ws_url": self.ws_url})
         try:
-            answer = self._route(req)
+            answer = await self._route_async(req, conn)
         except Exception as exc:  # report, don't crash the server
             log.exception("%s sim route failed", self.venue)
             return json_response(500, {"error": str(exc)})

@@ -24,11 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
@@ -59,6 +60,10 @@ from crossbook.venues.simcore import (
 )
 
 REST_PREFIX = "/trade-api/v2"
+ORDERS_PATH = REST_PREFIX + "/portfolio/orders"
+FILLS_PATH = REST_PREFIX + "/portfolio/fills"
+TIME_IN_FORCE = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
+TAKER_FEE_RATE = Decimal("0.07")  # Kalshi's general taker fee: ceil(0.07 × C × P × (1 − P)) to the cent
 CHANNELS = ("orderbook_delta", "ticker", "trade", "fill", "user_orders")
 # Private channels: events of the key that authenticated the connection, injected by push_user_event.
 PRIVATE_CHANNELS = {"fill": "fill", "user_orders": "user_order"}  # channel -> message type
@@ -440,6 +445,12 @@ class KalshiSim(SimServer):
         self.titles: dict[str, str] = {t: m.title for t, m in self._markets.items()}
         self.market_ids: dict[str, str] = {t: m.market_id for t, m in self._markets.items()}
         self._conns: dict[Session, KalshiConn] = {}
+        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> the venue's order record
+        self.order_keys: dict[str, str] = {}  # order_id -> API key id that placed it
+        self._client_ids: dict[tuple[str, str], str] = {}  # (key id, client_order_id) -> order_id
+        self.fills: list[dict[str, Any]] = []
+        self.write_rate = (10.0, 10.0)  # Basic tier: 10 writes/s per key (tokens per second, burst)
+        self.read_rate = (20.0, 20.0)
 
     # -- truth -------------------------------------------------------------------------------
     def book(self, market: str) -> BookView:
@@ -856,6 +867,134 @@ class KalshiSim(SimServer):
                 return json_response(200, self._rest_orderbook(m, request.param("depth")))
         return None
 
+    # -- trading REST ------------------------------------------------------------------------
+    async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
+        path = request.path
+        if not (path == ORDERS_PATH or path.startswith(ORDERS_PATH + "/") or path == FILLS_PATH):
+            return self._route(request)
+        reason = self.check_auth(request.method, path, request.headers)
+        if reason is not None:
+            return _auth_error(reason)
+        key_id = request.headers[KEY_HEADER]
+        write = request.method == "POST"
+        rate, burst = self.write_rate if write else self.read_rate
+        if self.rate_limited(f"{key_id}:{'write' if write else 'read'}", rate, burst):
+            return json_response(429, {"error": {"code": "too_many_requests", "message": "too many requests"}})
+        if write and path == ORDERS_PATH:
+            try:
+                order, hold = self.create_order(key_id, request.body)
+            except KalshiOrderError as exc:
+                return json_response(exc.status, {"error": {"code": exc.code, "message": str(exc)}})
+            response = json_response(201, {"order": order})
+            return await self.hold_reply(conn, response) if hold else response
+        if request.method != "GET":
+            return None
+        if path == ORDERS_PATH:
+            client_id, ticker = request.param("client_order_id"), request.param("ticker")
+            mine = [
+                o for oid, o in self.orders.items()
+                if self.order_keys[oid] == key_id and (client_id is None or o["client_order_id"] == client_id)
+                and (ticker is None or o["ticker"] == ticker)
+            ]  # fmt: skip
+            return json_response(200, {"orders": mine, "cursor": ""})
+        if path == FILLS_PATH:
+            order_id = request.param("order_id")
+            fills = [f for f in self.fills if f["_key"] == key_id and (order_id is None or f["order_id"] == order_id)]
+            return json_response(200, {"fills": [_public(f) for f in fills], "cursor": ""})
+        order_id = path[len(ORDERS_PATH) + 1 :]
+        if order_id in self.orders and self.order_keys[order_id] == key_id:
+            return json_response(200, {"order": self.orders[order_id]})
+        return json_response(404, {"error": {"code": "not_found", "message": "order not found"}})
+
+    def create_order(self, key_id: str, body: bytes) -> tuple[dict[str, Any], bool]:
+        """Validate, match and book one CreateOrder body; returns (order, hold the reply back)."""
+        try:
+            req = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise KalshiOrderError(400, "invalid_parameters", "request body is not JSON") from None
+        if not isinstance(req, dict):
+            raise KalshiOrderError(400, "invalid_parameters", "request body must be a JSON object")
+        ticker = req.get("ticker")
+        m = self._markets.get(ticker) if isinstance(ticker, str) else None
+        if m is None:
+            raise KalshiOrderError(404, "market_not_found", f"market {ticker!r} not found")
+        side, action = req.get("side"), req.get("action")
+        if side not in ("yes", "no"):
+            raise KalshiOrderError(400, "invalid_parameters", "side must be 'yes' or 'no'")
+        if action not in ("buy", "sell"):
+            raise KalshiOrderError(400, "invalid_parameters", "action must be 'buy' or 'sell'")
+        count = _order_count(req)
+        price = _order_price(req, side, m.book.tick)
+        tif = req.get("time_in_force", "good_till_canceled")
+        if tif not in TIME_IN_FORCE:
+            allowed = ", ".join(TIME_IN_FORCE)
+            raise KalshiOrderError(400, "invalid_parameters", f"time_in_force must be one of {allowed}")
+        client_id = req.get("client_order_id")
+        if client_id is not None and (not isinstance(client_id, str) or not client_id):
+            raise KalshiOrderError(400, "invalid_parameters", "client_order_id must be a non-empty string")
+        if client_id is not None and (key_id, client_id) in self._client_ids:
+            self.stats["orders_duplicate"] += 1
+            raise KalshiOrderError(409, "order_already_exists", f"an order with client_order_id {client_id} exists")
+        fault = self.take_order_fault()
+        if fault is not None and fault[0] == "reject":
+            self.stats["orders_rejected"] += 1
+            raise KalshiOrderError(400, "order_rejected", fault[1])
+        cap = count
+        if fault is not None and fault[0] == "partial":
+            cap = int(count * Decimal(fault[1])) // SIZE_SCALE * SIZE_SCALE
+        # YES ladder: buy YES / sell NO lift the asks; buy NO / sell YES hit the bids (a NO at q is a YES at 1 - q).
+        lift = (side == "yes") == (action == "buy")
+        ladder_side: Literal["bid", "ask"] = "ask" if lift else "bid"
+        limit = price if side == "yes" else PRICE_SCALE - price
+        if tif == "fill_or_kill" and (cap < count or m.book.available(ladder_side, limit) < count):
+            self.stats["orders_killed"] += 1
+            raise KalshiOrderError(409, "fill_or_kill_insufficient_resting_volume", "insufficient resting volume")
+        fills = m.book.take(ladder_side, limit, cap)
+        matched = sum(f[1] for f in fills)
+        self.stats["orders_accepted"] += 1
+        now = now_ms()
+        order_id = str(uuid.uuid4())
+        resting = matched < count and tif == "good_till_canceled"
+        status = "resting" if resting else ("executed" if matched == count else "canceled")
+        cost = fees = Decimal(0)
+        for ladder_price, got in fills:
+            yes_price = ladder_price
+            side_price = yes_price if side == "yes" else PRICE_SCALE - yes_price
+            contracts = size_dec(got)
+            fee = kalshi_taker_fee(contracts, price_dec(side_price))
+            cost += contracts * price_dec(side_price)
+            fees += fee
+            m.volume += got
+            fill = {
+                "_key": key_id, "trade_id": str(uuid.uuid4()), "order_id": order_id, "client_order_id": client_id,
+                "market_ticker": m.ticker, "is_taker": True, "side": side, "action": action,
+                "yes_price_dollars": _pd(yes_price), "no_price_dollars": _pd(PRICE_SCALE - yes_price),
+                "count_fp": _cf(got), "fee_cost": fmt_fixed(fee, 6), "outcome_side": side,
+                "book_side": "bid" if action == "buy" else "ask", "purchased_side": side,
+                "ts": now // 1000, "ts_ms": now, "created_time": _iso(now),
+            }  # fmt: skip
+            self.fills.append(fill)
+        yes_limit = price if side == "yes" else PRICE_SCALE - price
+        order = {
+            "order_id": order_id, "user_id": key_id, "client_order_id": client_id, "ticker": m.ticker,
+            "side": side, "action": action, "type": "limit", "status": status, "time_in_force": tif,
+            "outcome_side": side, "book_side": "bid" if action == "buy" else "ask",
+            "yes_price_dollars": _pd(yes_limit), "no_price_dollars": _pd(PRICE_SCALE - yes_limit),
+            "fill_count_fp": _cf(matched), "remaining_count_fp": _cf(count - matched if resting else 0),
+            "initial_count_fp": _cf(count), "taker_fill_cost_dollars": fmt_fixed(cost, 6),
+            "maker_fill_cost_dollars": "0.000000", "taker_fees_dollars": fmt_fixed(fees, 6),
+            "maker_fees_dollars": "0.000000", "created_time": _iso(now), "created_ts_ms": now,
+            "last_update_time": _iso(now), "self_trade_prevention_type": "taker_at_cross",
+        }  # fmt: skip
+        self.orders[order_id] = order
+        self.order_keys[order_id] = key_id
+        if client_id is not None:
+            self._client_ids[(key_id, client_id)] = order_id
+        self.push_user_event(key_id, "user_orders", order)
+        for f in self.fills[len(self.fills) - len(fills) :]:
+            self.push_user_event(key_id, "fill", {**_public(f), "post_position_fp": _cf(matched)})
+        return order, fault is not None and fault[0] == "timeout"
+
     def _rest_orderbook(self, m: KalshiMarket, depth: str | None) -> JSON:
         yes = sorted(m.book.bids.items())
         no = sorted(((PRICE_SCALE - p, s) for p, s in m.book.asks.items()))
@@ -898,6 +1037,78 @@ class KalshiSim(SimServer):
             "rules_primary": f"If {m.title.rstrip('?')}, then the market resolves to Yes.",
             "rules_secondary": "",
         }
+
+
+class KalshiOrderError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def kalshi_taker_fee(contracts: Decimal, price: Decimal) -> Decimal:
+    """ceil(0.07 × C × P × (1 − P)) to the next cent."""
+    raw = TAKER_FEE_RATE * contracts * price * (1 - price)
+    return (raw * 100).to_integral_value(rounding="ROUND_CEILING") / 100
+
+
+def _public(fill: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fill.items() if not k.startswith("_")}
+
+
+def _order_count(req: Mapping[str, Any]) -> int:
+    """Contracts in SIZE_SCALE units from ``count`` and/or ``count_fp`` (they must agree)."""
+    count, count_fp = req.get("count"), req.get("count_fp")
+    units: int | None = None
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise KalshiOrderError(400, "invalid_parameters", "count must be an integer >= 1")
+        units = count * SIZE_SCALE
+    if count_fp is not None:
+        try:
+            value = Decimal(str(count_fp))
+        except ArithmeticError:
+            raise KalshiOrderError(400, "invalid_parameters", f"count_fp {count_fp!r} is not a decimal") from None
+        fp_units = value * SIZE_SCALE
+        if not isinstance(count_fp, str) or fp_units != fp_units.to_integral_value() or fp_units <= 0:
+            raise KalshiOrderError(400, "invalid_parameters", "count_fp must be a positive string with <= 2 decimals")
+        if units is not None and units != int(fp_units):
+            raise KalshiOrderError(400, "invalid_parameters", "count and count_fp disagree")
+        units = int(fp_units)
+    if units is None:
+        raise KalshiOrderError(400, "invalid_parameters", "count or count_fp is required")
+    if units % SIZE_SCALE:
+        raise KalshiOrderError(400, "invalid_parameters", "fractional contracts are not enabled on this market")
+    return units
+
+
+def _order_price(req: Mapping[str, Any], side: str, tick: int) -> int:
+    """The order's price on its own side, PRICE_SCALE units; exactly one price field, on the tick."""
+    given = {k: req[k] for k in ("yes_price", "no_price", "yes_price_dollars", "no_price_dollars") if k in req}
+    if len(given) != 1:
+        raise KalshiOrderError(
+            400, "invalid_parameters", "give exactly one of yes_price(_dollars) / no_price(_dollars)"
+        )
+    (name, raw), = given.items()
+    if name.endswith("_dollars"):
+        try:
+            value = Decimal(raw) if isinstance(raw, str) else None
+        except ArithmeticError:
+            value = None
+        if value is None:
+            raise KalshiOrderError(400, "invalid_parameters", f"{name} must be a decimal string like \"0.4200\"")
+        units_dec = value * PRICE_SCALE
+    else:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise KalshiOrderError(400, "invalid_parameters", f"{name} must be integer cents")
+        units_dec = Decimal(raw) * (PRICE_SCALE // 100)
+    if units_dec != units_dec.to_integral_value():
+        raise KalshiOrderError(400, "invalid_parameters", f"{name} {raw!r} is finer than 0.0001")
+    units = int(units_dec)
+    if units % tick or not tick <= units <= PRICE_SCALE - tick:
+        raise KalshiOrderError(400, "invalid_price", f"{name} {raw!r} must be on the {_pd(tick)} tick within (0, 1)")
+    on_yes = name.startswith("yes")
+    return units if on_yes == (side == "yes") else PRICE_SCALE - units
 
 
 def _markets_page(items: list[JSON], limit: str | None, cursor: str | None) -> JSON:

@@ -14,19 +14,26 @@ Run standalone: ``python -m crossbook.venues.polymarket.sim --port 8001``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
+import hmac
 import random
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Response
 
 from crossbook.venues.simcore import (
     JSON,
     PRICE_SCALE,
+    SIZE_SCALE,
     BookView,
     Change,
     HttpRequest,
@@ -43,6 +50,18 @@ from crossbook.venues.simcore import (
 
 MAX_ASSETS_PER_CONNECTION = 500
 MIN_ORDER_SIZE = "5"
+TOKEN_DECIMALS = 10**6  # pUSD and outcome tokens: 6 decimals; wire amounts are base units
+# Order V2 EIP-712 (CTF Exchange "2", Polygon). The sim checks signatures with eth-account, an
+# implementation independent of crossbook's Rust signer, so a shared bug cannot hide.
+EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
+NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+_ORDER_V2_FIELDS = (
+    ("salt", "uint256"), ("maker", "address"), ("signer", "address"), ("tokenId", "uint256"),
+    ("makerAmount", "uint256"), ("takerAmount", "uint256"), ("side", "uint8"), ("signatureType", "uint8"),
+    ("timestamp", "uint256"), ("metadata", "bytes32"), ("builder", "bytes32"),
+)  # fmt: skip
+ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
+L2_MAX_SKEW_S = 30
 
 _DEFAULT_QUESTIONS = [
     ("Will the Fed hold rates at the December 2026 FOMC meeting?", "fed-hold-december-2026", 100),
@@ -304,6 +323,17 @@ class PolymarketSim(SimServer):
         self._subs: dict[Session, PolySub] = {}
         self._api_creds: dict[str, tuple[str, str]] = {}  # api key -> (secret, passphrase)
         self._user_subs: dict[Session, PolyUserSub] = {}
+        self._api_addresses: dict[str, str] = {}  # api key -> wallet address (lowercase)
+        self.orders: dict[str, dict[str, Any]] = {}  # order hash -> the venue's order record
+        self.trades: list[dict[str, Any]] = []
+        self.order_rate = (50.0, 50.0)  # POST /order per API key: tokens per second, burst
+        self.read_rate = (100.0, 100.0)
+        self.chain_id = 137
+
+    async def start(self) -> None:
+        # eth-account takes ~0.7 s to import: pay that before the first order, not inside its reply time.
+        await asyncio.to_thread(_import_eth_account)
+        await super().start()
 
     # -- truth -------------------------------------------------------------------------------
     def book(self, market: str) -> BookView:
@@ -364,9 +394,12 @@ class PolymarketSim(SimServer):
         return bid, ask
 
     # -- user channel (/ws/user) ---------------------------------------------------------------
-    def add_api_creds(self, api_key: str, secret: str, passphrase: str) -> None:
-        """Accept these L2 API credentials on ``/ws/user``."""
+    def add_api_creds(self, api_key: str, secret: str, passphrase: str, address: str | None = None) -> None:
+        """Accept these L2 API credentials on ``/ws/user`` and the trading endpoints. With ``address``,
+        orders and ``POLY_ADDRESS`` must name that wallet (the key was derived for it)."""
         self._api_creds[api_key] = (secret, passphrase)
+        if address is not None:
+            self._api_addresses[api_key] = address.lower()
 
     def push_user_event(self, api_key: str, event: dict[str, Any]) -> int:
         """Send an ``order``/``trade`` event to the ``/ws/user`` connections authenticated as
@@ -619,6 +652,196 @@ class PolymarketSim(SimServer):
             self.stats["book_snapshots"] += 1
         session.enqueue("book", books if len(books) > 1 else books[0])
 
+    # -- trading REST (L2 auth) --------------------------------------------------------------
+    def check_l2(self, request: HttpRequest) -> tuple[str, str]:
+        """(api key, address) if the L2 headers authenticate this exact request; else OrderError 401.
+
+        Exactly as the venue: ``POLY_SIGNATURE = base64url(HMAC_SHA256(base64url_decode(secret),
+        timestamp + METHOD + path + body))`` over the body bytes as sent."""
+        h = request.headers
+        key, sig, ts, address, passphrase = (
+            h.get("POLY_API_KEY"), h.get("POLY_SIGNATURE"), h.get("POLY_TIMESTAMP"), h.get("POLY_ADDRESS"),
+            h.get("POLY_PASSPHRASE"),
+        )  # fmt: skip
+        if not (key and sig and ts and address and passphrase):
+            raise OrderError(401, "Unauthorized/Invalid api key")
+        creds = self._api_creds.get(key)
+        if creds is None or not hmac.compare_digest(creds[1], passphrase):
+            raise OrderError(401, "Unauthorized/Invalid api key")
+        if not ts.isdigit() or abs(int(ts) - time.time()) > L2_MAX_SKEW_S:
+            raise OrderError(401, "Unauthorized/Invalid timestamp")
+        bound = self._api_addresses.get(key)
+        if bound is not None and bound != address.lower():
+            raise OrderError(401, "Unauthorized/POLY_ADDRESS does not own this api key")
+        try:
+            secret = base64.urlsafe_b64decode(creds[0])
+        except (binascii.Error, ValueError):
+            raise OrderError(401, "Unauthorized/Invalid api key") from None
+        message = ts.encode() + request.method.upper().encode() + request.path.encode() + request.body
+        expected = base64.urlsafe_b64encode(hmac.new(secret, message, hashlib.sha256).digest()).decode()
+        if not hmac.compare_digest(expected, sig):
+            self.stats["l2_signature_refused"] += 1
+            raise OrderError(401, "Unauthorized/Invalid signature")
+        return key, address.lower()
+
+    async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
+        trading = request.path == "/order" or request.path.startswith("/data/")
+        if not trading:
+            return self._route(request)
+        try:
+            api_key, address = self.check_l2(request)
+            rate, burst = self.order_rate if request.method == "POST" else self.read_rate
+            if self.rate_limited(f"{api_key}:{request.method}", rate, burst):
+                return json_response(429, {"error": "Too Many Requests"}, {"Retry-After": "1"})
+            if request.method == "POST" and request.path == "/order":
+                reply, hold = self.post_order(api_key, address, request.body)
+                response = json_response(200, reply)
+                return await self.hold_reply(conn, response) if hold else response
+            if request.method == "GET" and request.path.startswith("/data/order/"):
+                record = self.orders.get(request.path[len("/data/order/") :])
+                if record is None or record["owner"] != api_key:
+                    return json_response(404, {"error": "order not found"})
+                return json_response(200, record)
+            if request.method == "GET" and request.path == "/data/trades":
+                wanted = {k: request.param(k) for k in ("id", "market", "asset_id", "taker_order_id")}
+                data = [
+                    t for t in self.trades
+                    if t["owner"] == api_key and all(v is None or t.get(k) == v for k, v in wanted.items())
+                ]  # fmt: skip
+                return json_response(200, {"data": data, "next_cursor": "LTE=", "limit": 500, "count": len(data)})
+        except OrderError as exc:
+            return json_response(exc.status, {"error": str(exc)})
+        return None
+
+    def post_order(self, api_key: str, address: str, body: bytes) -> tuple[dict[str, Any], bool]:
+        """Validate, match and book one ``POST /order`` body; returns (reply, hold the reply back)."""
+        try:
+            req = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise OrderError(400, "Invalid order payload: body is not JSON") from None
+        if not isinstance(req, dict) or not isinstance(req.get("order"), dict):
+            raise OrderError(400, "Invalid order payload: missing order")
+        order: dict[str, Any] = req["order"]
+        if req.get("owner") != api_key:
+            raise OrderError(400, "the order owner has to be the owner of the API KEY")
+        order_type = str(req.get("orderType", "GTC"))
+        if order_type not in ORDER_TYPES:
+            raise OrderError(400, f"invalid order type {order_type!r}")
+        order_hash, recovered = recover_order_signer(order, self.chain_id)
+        signer = str(order.get("signer", "")).lower()
+        maker = str(order.get("maker", "")).lower()
+        if recovered != signer:
+            self.stats["order_signature_refused"] += 1
+            raise OrderError(400, "invalid signature")
+        if int(order.get("signatureType", 0)) == 0 and maker != signer:
+            raise OrderError(400, "invalid order: an EOA order (signatureType 0) needs maker == signer")
+        if address not in (signer, maker):
+            raise OrderError(400, "invalid order: POLY_ADDRESS is neither the maker nor the signer")
+        if order_hash in self.orders:
+            self.stats["orders_duplicate"] += 1
+            raise OrderError(400, f"order {order_hash} already exists (duplicate)")
+        token = str(order.get("tokenId", ""))
+        m = self._by_asset.get(token)
+        if m is None:
+            raise OrderError(400, f"invalid order: unknown tokenId {token}")
+        side = str(order.get("side"))
+        if side not in ("BUY", "SELL"):
+            raise OrderError(400, "invalid order: side must be BUY or SELL")
+        maker_amount, taker_amount = int(order["makerAmount"]), int(order["takerAmount"])
+        if maker_amount <= 0 or taker_amount <= 0:
+            raise OrderError(400, "invalid order: amounts must be above 0")
+        usdc, shares = (maker_amount, taker_amount) if side == "BUY" else (taker_amount, maker_amount)
+        tick = m.book.tick
+        if (usdc * PRICE_SCALE) % shares:
+            raise OrderError(400, f"invalid order: price breaks minimum tick size rule: {_p(tick)}")
+        price = usdc * PRICE_SCALE // shares  # token price, PRICE_SCALE units
+        if price % tick or not tick <= price <= PRICE_SCALE - tick:
+            raise OrderError(
+                400, f"invalid order: price ({fmt_trim(Decimal(usdc) / shares)}), min: {_p(tick)} - max: "
+                f"{_p(PRICE_SCALE - tick)} (tick {_p(tick)})",
+            )  # fmt: skip
+        unit = TOKEN_DECIMALS // SIZE_SCALE
+        if shares % unit:
+            raise OrderError(400, "invalid order: size has more than 2 decimals")
+        size = shares // unit  # SIZE_SCALE units
+        if size < Decimal(MIN_ORDER_SIZE) * SIZE_SCALE:
+            raise OrderError(400, f"invalid order: size lower than the minimum: {MIN_ORDER_SIZE}")
+        fault = self.take_order_fault()
+        if fault is not None and fault[0] == "reject":
+            self.stats["orders_rejected"] += 1
+            raise OrderError(400, fault[1])
+        cap = size
+        if fault is not None and fault[0] == "partial":
+            cap = int(size * Decimal(fault[1]))
+        # Match against the YES ladder: a NO-token order is the mirror order on the YES book.
+        is_yes = token == m.yes_id
+        buy_yes = (side == "BUY") == is_yes
+        ladder_side: Literal["bid", "ask"] = "ask" if buy_yes else "bid"
+        limit = price if is_yes else PRICE_SCALE - price
+        if order_type == "FOK" and (cap < size or m.book.available(ladder_side, limit) < size):
+            self.stats["orders_killed"] += 1
+            raise OrderError(400, "order couldn't be fully filled. FOK orders are fully filled or killed.")
+        fills = m.book.take(ladder_side, limit, cap)
+        matched = sum(f[1] for f in fills)
+        if order_type == "FAK" and matched == 0:
+            self.stats["orders_killed"] += 1
+            raise OrderError(
+                400, "no orders found to match with FAK order. FAK orders are partially filled or killed if no "
+                "match is found.",
+            )  # fmt: skip
+        self.stats["orders_accepted"] += 1
+        now = now_ms()
+        resting = matched < size and order_type in ("GTC", "GTD")
+        status = "LIVE" if resting else ("MATCHED" if matched else "CANCELED")
+        outcome = "Yes" if is_yes else "No"
+        trade_ids: list[str] = []
+        making = taking = 0  # making: what the taker gave, taking: what it got (base units)
+        for ladder_price, got in fills:
+            tprice = ladder_price if is_yes else PRICE_SCALE - ladder_price
+            notional = tprice * got * (TOKEN_DECIMALS // (PRICE_SCALE * SIZE_SCALE))
+            if side == "BUY":
+                making, taking = making + notional, taking + got * unit
+            else:
+                making, taking = making + got * unit, taking + notional
+            trade_id = str(uuid.uuid4())
+            trade_ids.append(trade_id)
+            trade = {
+                "event_type": "trade", "type": "TRADE", "id": trade_id, "taker_order_id": order_hash,
+                "market": m.condition_id, "asset_id": token, "side": side, "price": _p(tprice), "size": _s(got),
+                "status": "MATCHED", "outcome": outcome, "owner": api_key, "trade_owner": api_key,
+                "maker_address": maker, "trader_side": "TAKER", "fee_rate_bps": "0", "bucket_index": 0,
+                "match_time": str(now // 1000), "last_update": str(now // 1000), "timestamp": str(now),
+                "maker_orders": [{
+                    "order_id": "0x" + hashlib.sha256(f"{trade_id}:maker".encode()).hexdigest(),
+                    "asset_id": token, "matched_amount": _s(got), "price": _p(tprice), "outcome": outcome,
+                    "owner": "sim-liquidity", "maker_address": "0x" + "11" * 20, "fee_rate_bps": "0",
+                }],
+            }  # fmt: skip
+            self.trades.append(trade)
+        record = {
+            "id": order_hash, "status": status, "owner": api_key, "maker_address": maker,
+            "market": m.condition_id, "asset_id": token, "side": side, "original_size": _s(size),
+            "size_matched": _s(matched), "price": _p(price), "outcome": outcome,
+            "expiration": str(order.get("expiration", "0")), "order_type": order_type,
+            "associate_trades": trade_ids, "created_at": now // 1000,
+        }  # fmt: skip
+        self.orders[order_hash] = record
+        self.push_user_event(api_key, {
+            "event_type": "order", "type": "PLACEMENT", "id": order_hash, "asset_id": token, "market": m.condition_id,
+            "side": side, "price": _p(price), "original_size": _s(size), "size_matched": _s(matched),
+            "status": status, "order_type": order_type, "outcome": outcome, "owner": api_key, "order_owner": api_key,
+            "maker_address": maker, "associate_trades": trade_ids or None, "created_at": str(now),
+            "expiration": None, "timestamp": str(now),
+        })  # fmt: skip
+        for trade in self.trades[len(self.trades) - len(fills) :]:
+            self.push_user_event(api_key, trade)
+        reply = {
+            "success": True, "orderID": order_hash, "errorMsg": "", "status": status.lower() if matched or resting
+            else "unmatched", "makingAmount": fmt_trim(Decimal(making) / TOKEN_DECIMALS),
+            "takingAmount": fmt_trim(Decimal(taking) / TOKEN_DECIMALS), "transactionsHashes": [], "tradeIDs": trade_ids,
+        }  # fmt: skip
+        return reply, fault is not None and fault[0] == "timeout"
+
     # -- REST --------------------------------------------------------------------------------
     def _route(self, request: HttpRequest) -> Response | None:
         if request.method != "GET":
@@ -683,6 +906,70 @@ class PolymarketSim(SimServer):
             "clob_token_ids": tokens,
             "tokens": [{"token_id": m.yes_id, "outcome": "Yes"}, {"token_id": m.no_id, "outcome": "No"}],
         }
+
+
+class OrderError(Exception):
+    """A refused order: HTTP status and the venue's error text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _typed_order(order: dict[str, Any], verifying_contract: str, chain_id: int) -> dict[str, Any]:
+    message: dict[str, Any] = {}
+    for name, kind in _ORDER_V2_FIELDS:
+        value = order.get(name, "0x" + "00" * 32 if kind == "bytes32" else None)
+        if value is None:
+            raise OrderError(400, f"invalid order: missing field {name}")
+        if name == "side":
+            value = {"BUY": 0, "SELL": 1}.get(str(value), value)
+        if kind.startswith("uint"):
+            if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+                raise OrderError(400, f"invalid order: {name} must be an unsigned integer")
+            value = int(value)
+        message[name] = value
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Order": [{"name": n, "type": t} for n, t in _ORDER_V2_FIELDS],
+        },
+        "primaryType": "Order",
+        "domain": {
+            "name": "Polymarket CTF Exchange",
+            "version": "2",
+            "chainId": chain_id,
+            "verifyingContract": verifying_contract,
+        },
+        "message": message,
+    }
+
+
+def _import_eth_account() -> None:
+    import eth_account.messages  # noqa: F401
+
+
+def recover_order_signer(order: dict[str, Any], chain_id: int = 137) -> tuple[str, str]:
+    """(order hash, recovered signer address, lowercase) of a signed V2 order, via eth-account."""
+    from eth_account import Account
+    from eth_account.messages import _hash_eip191_message, encode_typed_data
+
+    typed = _typed_order(order, EXCHANGE_V2, chain_id)
+    signable = encode_typed_data(full_message=typed)
+    digest = _hash_eip191_message(signable)
+    signature = order.get("signature")
+    if not isinstance(signature, str) or not signature.startswith("0x") or len(signature) != 132:
+        raise OrderError(400, "invalid order: signature must be 0x + 65 bytes hex")
+    try:
+        signer = Account.recover_message(signable, signature=bytes.fromhex(signature[2:]))
+    except Exception:  # eth-account raises several types for a malformed signature
+        raise OrderError(400, "invalid signature") from None
+    return "0x" + digest.hex(), str(signer).lower()
 
 
 def _gamma_page(items: list[JSON], limit: str | None, offset: str | None) -> list[JSON]:

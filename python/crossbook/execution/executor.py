@@ -1,0 +1,297 @@
+"""The executor: intent → gate → sizing over both books → signer → venue REST → records; unwind on a
+broken pair. A refusal names its step (:class:`IntentRefused`); an order's timeout is resolved by asking
+the venue, never by resending.
+
+Pair trades send their legs one after the other (the first on ``first_venue``), re-checking the gate
+before the second: a pair whose breaker trips between the legs never gets its second leg, and the
+filled first leg is flattened under the :class:`UnwindPolicy`. Unwinds skip the pair's gate (a tripped
+pair must still be able to shed risk) but need a valid book on the leg being unwound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from crossbook.execution.errors import IntentRefused, SubmitUncertain, VenueRejected, VenueUnavailable
+from crossbook.execution.models import (
+    ONE,
+    ZERO,
+    LegOrder,
+    LegPlan,
+    LimitIntent,
+    OrderResult,
+    Outcome,
+    PairIntent,
+    PairMarkets,
+    PairPlan,
+    PairResult,
+    Purpose,
+    UnwindPolicy,
+    Venue,
+)
+from crossbook.execution.sizing import BookSource, asks, bids, plan_pair
+from crossbook.execution.store import ExecutionStore
+from crossbook.execution.venues import VenueTrader
+from crossbook.safety.gate import Gate
+from crossbook.safety.gate import Intent as GateIntent
+
+log = logging.getLogger("crossbook.execution")
+
+LegHook = Callable[[OrderResult], Awaitable[None] | None]
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        gate: Gate,
+        books: BookSource,
+        traders: Mapping[Venue, VenueTrader],
+        markets: Mapping[str, PairMarkets],
+        store: ExecutionStore | None = None,
+        unwind: UnwindPolicy | None = None,
+        first_venue: Venue = "polymarket",
+        resolve_timeout: float = 5.0,
+        resolve_interval: float = 0.1,
+        poly_fee_bps: int = 0,
+        hedge_slippage: Decimal = Decimal("0.02"),
+        after_leg: LegHook | None = None,
+    ) -> None:
+        self.gate = gate
+        self.books = books
+        self.traders = traders
+        self.markets = markets
+        self.store = store
+        self.unwind_policy = unwind or UnwindPolicy()
+        self.first_venue = first_venue
+        self.resolve_timeout = resolve_timeout
+        self.resolve_interval = resolve_interval
+        self.poly_fee_bps = poly_fee_bps
+        self.hedge_slippage = hedge_slippage
+        self.after_leg = after_leg
+
+    # -- single orders -----------------------------------------------------------------------------
+    async def place(self, intent: LimitIntent) -> OrderResult:
+        """One limit order on one venue (``intent.outcome`` as on that venue)."""
+        pm = self._pair(intent.pair_id)
+        self._check_gate("gate", intent.pair_id, intent.venue, intent.side, intent.outcome, intent.price,
+                         intent.size, intent.reduce_only)  # fmt: skip
+        intent_id = str(uuid.uuid4())
+        market = self._order_market(pm, intent.venue, intent.outcome)
+        order = LegOrder(intent.venue, market, intent.side, intent.outcome, intent.price, intent.size, intent.tif,
+                         "entry", "single", intent_id, intent.pair_id)  # fmt: skip
+        if self.store is not None:
+            await self.store.intent_started(intent_id, "limit", intent.pair_id, _spec(intent))
+        result = await self._execute(order)
+        await self._record_fills([result])
+        if self.store is not None:
+            await self.store.intent_finished(intent_id, result.status, {"filled": str(result.filled)})
+        return result
+
+    # -- pair trades --------------------------------------------------------------------------------
+    def plan(self, intent: PairIntent) -> PairPlan:
+        """Size the pair trade on the live books (no orders). IntentRefused at ``gate``/``book``/``sizing``."""
+        pm = self._pair(intent.pair_id)
+        state = self.gate.breaker.evaluate(intent.pair_id)
+        if not state.enabled:
+            raise IntentRefused("gate", state.reasons)
+        directions: tuple[Venue, ...] = (intent.yes_venue,) if intent.yes_venue else ("polymarket", "kalshi")
+        plans = [p for v in directions if (p := plan_pair(self.books, pm, v, intent.size, intent.edge,
+                                                           self.poly_fee_bps)) is not None]  # fmt: skip
+        if not plans:
+            quotes = []
+            for v in directions:
+                o: Venue = "kalshi" if v == "polymarket" else "polymarket"
+                ya = asks(self.books, v, pm.book_market(v), pm.instrument(v, "yes")[1])
+                na = asks(self.books, o, pm.book_market(o), pm.instrument(o, "no")[1])
+                if ya and na:
+                    quotes.append(f"YES on {v} {ya[0][0]} + NO on {o} {na[0][0]} = {ya[0][0] + na[0][0]} before fees")
+            raise IntentRefused("sizing", [f"no size keeps an edge of {intent.edge} after fees", *quotes])
+        return max(plans, key=lambda p: (p.edge * p.size, p.size))
+
+    async def pair_trade(self, intent: PairIntent) -> PairResult:
+        pm = self._pair(intent.pair_id)
+        plan = self.plan(intent)
+        for lp in plan.legs:
+            self._check_gate("gate", intent.pair_id, lp.venue, "buy", lp.outcome, lp.limit, plan.size)
+        intent_id = str(uuid.uuid4())
+        if self.store is not None:
+            await self.store.intent_started(intent_id, "pair", intent.pair_id, {
+                **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
+                "legs": [f"buy {lp.outcome} {lp.venue} ≤ {lp.limit}" for lp in plan.legs],
+            })  # fmt: skip
+        first, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
+        res = PairResult(intent_id, "no_fill", plan)
+
+        def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
+            market = self._order_market(pm, lp.venue, lp.outcome)
+            purpose: Purpose = "entry" if name == "leg1" else "hedge"
+            return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
+                            intent.pair_id)  # fmt: skip
+
+        r1 = await self._execute(leg_order(first, plan.size, "leg1", first.limit))
+        res.legs.append(r1)
+        await self._hook(r1)
+        if r1.status == "unknown":
+            res.status = "exposed"
+            res.reasons.append(f"leg 1 ({r1.venue}) state unknown: {r1.reason}; second leg not sent")
+        elif r1.filled > 0:
+            hedged = ZERO
+            try:
+                self._check_gate("gate (leg 2)", intent.pair_id, second.venue, "buy", second.outcome, second.limit,
+                                 r1.filled)  # fmt: skip
+            except IntentRefused as refused:
+                res.reasons.append(f"second leg not sent: {refused}")
+            else:
+                r2 = await self._execute(leg_order(second, r1.filled, "leg2", self._hedge_limit(pm, second, r1)))
+                res.legs.append(r2)
+                await self._hook(r2)
+                hedged = r2.filled
+                if r2.filled < r1.filled:
+                    res.reasons.append(f"leg 2 ({r2.venue}) {r2.status}: filled {r2.filled} of {r1.filled}"
+                                       + (f" ({r2.reason})" if r2.reason else ""))  # fmt: skip
+            naked = r1.filled - hedged
+            if naked <= 0:
+                res.status = "hedged"
+            else:
+                u = await self._unwind(pm, r1, naked, res)
+                res.status = "unwound" if u is not None and u.filled >= naked else "exposed"
+        else:
+            res.reasons.append(f"leg 1 ({r1.venue}) {r1.status}" + (f": {r1.reason}" if r1.reason else ""))
+        await self._record_fills(res.legs + res.unwinds)
+        if self.store is not None:
+            await self.store.intent_finished(intent_id, res.status, {
+                "reasons": res.reasons, "legs": [_brief(r) for r in res.legs],
+                "unwinds": [_brief(r) for r in res.unwinds],
+            })  # fmt: skip
+        log.info("pair intent %s on %s: %s %s", intent_id, intent.pair_id, res.status, "; ".join(res.reasons))
+        return res
+
+    def _hedge_limit(self, pm: PairMarkets, plan: LegPlan, first: OrderResult) -> Decimal:
+        """The second leg may pay up to ``hedge_slippage`` over its plan (the book moves while the first leg
+        is in flight), but never so much that the pair costs 1 or more per share before its own fee."""
+        tick = pm.tick(plan.venue)
+        paid = (first.avg_price or first.order.price) + first.fee / first.filled
+        cap = ((ONE - paid) / tick).to_integral_value(ROUND_FLOOR) * tick - tick
+        return max(tick, min(plan.limit + self.hedge_slippage, cap))
+
+    async def _unwind(self, pm: PairMarkets, filled: OrderResult, qty: Decimal, res: PairResult) -> OrderResult | None:
+        """Flatten ``qty`` of a filled buy: sell it back on its venue, no lower than best bid − band."""
+        policy = self.unwind_policy
+        venue, outcome = filled.venue, filled.order.outcome
+        if policy.mode == "none":
+            res.reasons.append(f"unwind policy 'none': {qty} {outcome} on {venue} left open")
+            return None
+        try:
+            best = bids(self.books, venue, pm.book_market(venue), outcome)
+        except IntentRefused as refused:
+            res.reasons.append(f"unwind of {qty} {outcome} on {venue} not sent: {refused}")
+            return None
+        if not best:
+            res.reasons.append(f"unwind of {qty} {outcome} on {venue} not sent: no bids")
+            return None
+        tick = pm.tick(venue)
+        floor = max(tick, best[0][0] - policy.band)
+        limit = (floor / tick).to_integral_value(ROUND_CEILING) * tick
+        market = filled.order.market
+        order = LegOrder(venue, market, "sell", outcome, limit, qty, "FAK", "unwind", "unwind", filled.order.intent_id,
+                         filled.order.pair_id)  # fmt: skip
+        u = await self._execute(order)
+        res.unwinds.append(u)
+        res.reasons.append(f"unwound {u.filled} of {qty} {outcome} on {venue} (limit {limit}, {u.status})")
+        return u
+
+    # -- one order, idempotently ---------------------------------------------------------------------
+    async def _execute(self, order: LegOrder) -> OrderResult:
+        trader = self.traders[order.venue]
+        await trader.prepare(order)
+        if self.store is not None:
+            await self.store.order_submitting(order)
+        try:
+            result = await trader.submit(order)
+        except VenueRejected as exc:
+            result = OrderResult(order, "rejected", reason=str(exc))
+        except VenueUnavailable as exc:  # a 429 beyond the retry budget: the venue took nothing
+            result = OrderResult(order, "rejected", reason=str(exc))
+        except SubmitUncertain as exc:
+            log.warning("%s order %s: %s", order.venue, order.client_order_id, exc)
+            result = await self._resolve(order)
+        if self.store is not None:
+            await self.store.order_result(result)
+        return result
+
+    async def _resolve(self, order: LegOrder) -> OrderResult:
+        """Ask the venue what became of an order whose submit went unanswered. Never resends."""
+        trader = self.traders[order.venue]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.resolve_timeout
+        answered = False
+        while True:
+            try:
+                found = await trader.lookup(order)
+                answered = True
+            except VenueUnavailable as exc:
+                log.warning("lookup of %s order %s failed: %s", order.venue, order.client_order_id, exc)
+                found = None
+            if found is not None:
+                return found
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(self.resolve_interval)
+        if answered:
+            return OrderResult(order, "not_found", reason=f"{order.venue} has no such order after "
+                               f"{self.resolve_timeout:.1f}s of lookups; not resent", resolved_by="lookup")  # fmt: skip
+        return OrderResult(order, "unknown", reason=f"{order.venue} could not be asked about the order; reconcile "
+                           "before trading this market again", resolved_by="none")  # fmt: skip
+
+    async def _record_fills(self, results: list[OrderResult]) -> None:
+        for r in results:
+            if r.filled > 0 and not r.fills:
+                try:
+                    r.fills = await self.traders[r.venue].fills(r.order)
+                except VenueUnavailable as exc:
+                    log.warning("fills of %s order %s not fetched yet: %s", r.venue, r.order.client_order_id, exc)
+            if self.store is not None and r.fills:
+                await self.store.record_fills(r)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _pair(self, pair_id: str) -> PairMarkets:
+        pm = self.markets.get(pair_id)
+        if pm is None:
+            raise IntentRefused("pair", [f"unknown pair {pair_id}: not in the execution catalog"])
+        return pm
+
+    @staticmethod
+    def _order_market(pm: PairMarkets, venue: Venue, outcome: Outcome) -> str:
+        if venue == "polymarket":
+            return pm.poly_yes_token if outcome == "yes" else pm.poly_no_token
+        return pm.kalshi_ticker
+
+    def _check_gate(
+        self, step: str, pair_id: str, venue: Venue, side: str, outcome: Outcome, price: Decimal, size: Decimal,
+        reduce_only: bool = False,
+    ) -> None:  # fmt: skip
+        decision = self.gate.check(pair_id, GateIntent(venue, side, outcome, price, size, reduce_only))  # type: ignore[arg-type]
+        if not decision:
+            raise IntentRefused(step, decision.reasons)
+
+    async def _hook(self, result: OrderResult) -> None:
+        if self.after_leg is not None:
+            maybe = self.after_leg(result)
+            if maybe is not None:
+                await maybe
+
+
+def _spec(intent: LimitIntent | PairIntent) -> dict[str, str]:
+    return {k: str(v) for k, v in vars(intent).items()}
+
+
+def _brief(r: OrderResult) -> dict[str, str]:
+    o = r.order
+    return {"venue": o.venue, "client_order_id": o.client_order_id, "side": o.side, "outcome": o.outcome,
+            "status": r.status, "filled": str(r.filled), "avg_price": str(r.avg_price),
+            "by": r.resolved_by}  # fmt: skip

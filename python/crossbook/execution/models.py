@@ -1,0 +1,175 @@
+"""What a trader asks for (intents), what goes to a venue (leg orders) and what came back (results).
+
+Prices and sizes are ``Decimal`` everywhere (never float). Prices are per share/contract in dollars,
+on the outcome actually traded (a NO order's price is the NO price).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+Venue = Literal["polymarket", "kalshi"]
+Side = Literal["buy", "sell"]
+Outcome = Literal["yes", "no"]
+TimeInForce = Literal["FOK", "FAK", "GTC"]
+Purpose = Literal["entry", "hedge", "unwind"]
+OrderStatus = Literal["filled", "partial", "open", "rejected", "not_found", "unknown"]
+
+ONE = Decimal(1)
+ZERO = Decimal(0)
+
+
+def other(venue: Venue) -> Venue:
+    return "kalshi" if venue == "polymarket" else "polymarket"
+
+
+def flip(outcome: Outcome) -> Outcome:
+    return "no" if outcome == "yes" else "yes"
+
+
+@dataclass(frozen=True)
+class PairMarkets:
+    """One verified pair's tradable instruments. ``polarity`` "inverted": Kalshi YES pays when
+    Polymarket NO does. ``pair_id`` is what the gate and breaker know the pair by."""
+
+    pair_id: str
+    poly_yes_token: str
+    poly_no_token: str
+    kalshi_ticker: str
+    polarity: Literal["same", "inverted"] = "same"
+    poly_tick: Decimal = Decimal("0.01")
+    kalshi_tick: Decimal = Decimal("0.01")
+    poly_min_size: Decimal = Decimal(5)
+
+    def instrument(self, venue: Venue, outcome: Outcome) -> tuple[str, Outcome]:
+        """(venue market id, venue outcome) for the pair's ``outcome`` (in Polymarket terms) on ``venue``."""
+        if venue == "polymarket":
+            return (self.poly_yes_token if outcome == "yes" else self.poly_no_token), outcome
+        return self.kalshi_ticker, (outcome if self.polarity == "same" else flip(outcome))
+
+    def book_market(self, venue: Venue) -> str:
+        """The book market data keeps for this venue: the YES token (its NO token mirrors it) or the ticker."""
+        return self.poly_yes_token if venue == "polymarket" else self.kalshi_ticker
+
+    def tick(self, venue: Venue) -> Decimal:
+        return self.poly_tick if venue == "polymarket" else self.kalshi_tick
+
+
+@dataclass(frozen=True)
+class LimitIntent:
+    """Buy or sell one outcome on one venue at a limit (``outcome`` as on that venue)."""
+
+    pair_id: str
+    venue: Venue
+    side: Side
+    outcome: Outcome
+    price: Decimal
+    size: Decimal
+    tif: TimeInForce = "FAK"
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True)
+class PairIntent:
+    """Buy YES on one venue and NO on the other (one share of each pays exactly 1) when the combined
+    cost after both venues' fees is below ``1 - edge``. ``size`` is the most to buy of each;
+    ``yes_venue`` fixes the direction (None: the cheaper one)."""
+
+    pair_id: str
+    size: Decimal
+    edge: Decimal = Decimal("0.01")
+    yes_venue: Venue | None = None
+    tif: TimeInForce = "FOK"
+
+
+@dataclass(frozen=True)
+class UnwindPolicy:
+    """What to do with a filled leg whose other leg did not fill. ``flatten``: sell it back on its own
+    venue, no lower than the best bid minus ``band`` (FAK); ``none``: leave it and report exposure."""
+
+    mode: Literal["flatten", "none"] = "flatten"
+    band: Decimal = Decimal("0.05")
+
+
+@dataclass
+class LegOrder:
+    """One order as sent to a venue. ``client_order_id`` is ours and idempotent; ``venue_order_id``
+    is known before sending on Polymarket (the order hash) and from the reply on Kalshi."""
+
+    venue: Venue
+    market: str
+    side: Side
+    outcome: Outcome
+    price: Decimal
+    size: Decimal
+    tif: TimeInForce
+    purpose: Purpose = "entry"
+    leg: str = ""
+    intent_id: str = ""
+    pair_id: str = ""
+    client_order_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    venue_order_id: str | None = None
+    payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class Fill:
+    venue_trade_id: str
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    executed_at_ms: int
+
+
+@dataclass
+class OrderResult:
+    order: LegOrder
+    status: OrderStatus
+    filled: Decimal = ZERO
+    avg_price: Decimal | None = None
+    fee: Decimal = ZERO
+    reason: str = ""
+    resolved_by: Literal["reply", "lookup", "none"] = "reply"
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def venue(self) -> Venue:
+        return self.order.venue
+
+
+@dataclass(frozen=True)
+class LegPlan:
+    venue: Venue
+    market: str
+    outcome: Outcome  # as on that venue
+    limit: Decimal  # worst price the walk reached
+    cost: Decimal  # sum of price × size over the levels walked
+    fee: Decimal
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """The sized pair trade: ``size`` of each leg, the YES leg first in ``legs``; ``edge`` is
+    ``1 - (cost + fees) / size`` per share."""
+
+    pair_id: str
+    size: Decimal
+    legs: tuple[LegPlan, LegPlan]
+    total_cost: Decimal
+    edge: Decimal
+
+
+PairStatus = Literal["hedged", "no_fill", "unwound", "exposed"]
+
+
+@dataclass
+class PairResult:
+    intent_id: str
+    status: PairStatus
+    plan: PairPlan
+    legs: list[OrderResult] = field(default_factory=list)
+    unwinds: list[OrderResult] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)

@@ -1,0 +1,90 @@
+"""The one signing interface execution asks through (DESIGN.md §4, Signer).
+
+:class:`LocalSigner` signs in this process with keys held in locked Rust memory (development, tests);
+:class:`ServiceSigner` asks the signer service through :class:`~crossbook.signing.client.SignerClient`,
+which enforces the user's session policy. Both pass a request id per order (the client order id), so a
+retried signing request is answered with the first signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from crossbook.signing import ApiCreds, HeaderSigner, PrivateKey, SignedOrder, l2_headers, sign_polymarket_order
+
+if TYPE_CHECKING:
+    from crossbook.signing.client import SignerClient
+
+
+class ExecutionSigner(Protocol):
+    @property
+    def polymarket_address(self) -> str: ...
+    @property
+    def polymarket_api_key(self) -> str: ...
+    async def sign_polymarket_order(self, order: Mapping[str, object], *, request_id: str) -> SignedOrder: ...
+    async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]: ...
+    async def kalshi_headers(self, method: str, path: str) -> dict[str, str]: ...
+
+
+class LocalSigner:
+    """Development signer: a Polymarket wallet key + L2 API creds, and a Kalshi header signer."""
+
+    def __init__(self, wallet: PrivateKey, creds: ApiCreds, kalshi: HeaderSigner) -> None:
+        self._wallet = wallet
+        self._creds = creds
+        self._kalshi = kalshi
+
+    @property
+    def polymarket_address(self) -> str:
+        return self._wallet.address
+
+    @property
+    def polymarket_api_key(self) -> str:
+        return self._creds.api_key
+
+    async def sign_polymarket_order(self, order: Mapping[str, object], *, request_id: str) -> SignedOrder:
+        return sign_polymarket_order(order, self._wallet)
+
+    async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        return l2_headers(self._creds, self._wallet.address, method, path, body or None)
+
+    async def kalshi_headers(self, method: str, path: str) -> dict[str, str]:
+        return self._kalshi.kalshi_headers(method, path)
+
+    def __repr__(self) -> str:
+        return f"LocalSigner(address={self._wallet.address!r}, api_key={self._creds.api_key!r}, keys=<hidden>)"
+
+
+class ServiceSigner:
+    """Signs through the signer service under a session (``session_id``) or a wallet it holds."""
+
+    def __init__(
+        self, client: SignerClient, *, address: str, api_key: str, session_id: str | None = None,
+        wallet: str | None = None,
+    ) -> None:  # fmt: skip
+        self._client = client
+        self._address = address
+        self._api_key = api_key
+        self._session_id = session_id
+        self._wallet = wallet if session_id is None else None
+
+    @property
+    def polymarket_address(self) -> str:
+        return self._address
+
+    @property
+    def polymarket_api_key(self) -> str:
+        return self._api_key
+
+    async def sign_polymarket_order(self, order: Mapping[str, object], *, request_id: str) -> SignedOrder:
+        reply = await self._client.sign_polymarket_order(
+            order, wallet=self._wallet, session_id=self._session_id, request_id=request_id
+        )
+        return SignedOrder(reply.hash, reply.signature)
+
+    async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        return await self._client.l2_headers(self._api_key, method, path, body)
+
+    async def kalshi_headers(self, method: str, path: str) -> dict[str, str]:
+        return await self._client.kalshi_headers_async(method, path)

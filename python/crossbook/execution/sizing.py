@@ -1,0 +1,143 @@
+"""Sizing by walking the live books (``BookSet.book``), fees included.
+
+An outcome's asks: YES asks are the book's asks; NO asks are ``1 - YES bid`` (Kalshi books are printed
+as the YES book; a Polymarket NO token mirrors its YES token). A pair trade walks the YES asks of one
+venue and the NO asks of the other together, level by level, while one more share of each still
+costs less than ``1 - edge`` after fees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Protocol
+
+from crossbook.execution.errors import IntentRefused
+from crossbook.execution.models import ONE, ZERO, LegPlan, Outcome, PairMarkets, PairPlan, Venue, other
+
+KALSHI_TAKER_RATE = Decimal("0.07")
+CENT = Decimal("0.01")
+
+
+class BookSource(Protocol):
+    """What sizing needs from market data (``crossbook.BookSet`` fits)."""
+
+    def book(self, venue: str, market: str, depth: int | None = None) -> Mapping[str, object]: ...
+
+
+def kalshi_fee(contracts: Decimal, price: Decimal) -> Decimal:
+    """Kalshi's taker fee for one fill: ceil(0.07 × C × P × (1 − P)) to the cent."""
+    return (KALSHI_TAKER_RATE * contracts * price * (ONE - price) / CENT).to_integral_value(ROUND_CEILING) * CENT
+
+
+def polymarket_fee(contracts: Decimal, price: Decimal, fee_rate_bps: int = 0) -> Decimal:
+    """Polymarket taker fee: ``bps × min(p, 1 − p) × size`` (0 bps on most markets)."""
+    return Decimal(fee_rate_bps) / 10_000 * min(price, ONE - price) * contracts
+
+
+def fee(venue: Venue, contracts: Decimal, price: Decimal, poly_fee_bps: int = 0) -> Decimal:
+    return kalshi_fee(contracts, price) if venue == "kalshi" else polymarket_fee(contracts, price, poly_fee_bps)
+
+
+def _levels(raw: object) -> list[tuple[Decimal, Decimal]]:
+    if not isinstance(raw, Sequence):
+        return []
+    return [(Decimal(str(p)), Decimal(str(s))) for p, s in raw]
+
+
+def asks(
+    books: BookSource, venue: Venue, market: str, outcome: Outcome, depth: int = 50
+) -> list[tuple[Decimal, Decimal]]:
+    """Asks of ``outcome`` on that venue market, best (lowest) first; IntentRefused if the book is invalid."""
+    try:
+        book = books.book(venue, market, depth)
+    except KeyError:
+        raise IntentRefused("book", [f"no {venue} book for {market} yet"]) from None
+    if not book.get("valid"):
+        raise IntentRefused("book", [f"{venue} book for {market} is invalid: {book.get('reason') or 'no snapshot'}"])
+    if outcome == "yes":
+        return _levels(book.get("asks"))
+    return [(ONE - p, s) for p, s in _levels(book.get("bids"))]
+
+
+def bids(
+    books: BookSource, venue: Venue, market: str, outcome: Outcome, depth: int = 50
+) -> list[tuple[Decimal, Decimal]]:
+    """Bids of ``outcome``, best (highest) first."""
+    try:
+        book = books.book(venue, market, depth)
+    except KeyError:
+        raise IntentRefused("book", [f"no {venue} book for {market} yet"]) from None
+    if not book.get("valid"):
+        raise IntentRefused("book", [f"{venue} book for {market} is invalid: {book.get('reason') or 'no snapshot'}"])
+    if outcome == "yes":
+        return _levels(book.get("bids"))
+    return [(ONE - p, s) for p, s in _levels(book.get("asks"))]
+
+
+def plan_pair(
+    books: BookSource, markets: PairMarkets, yes_venue: Venue, max_size: Decimal, edge: Decimal, poly_fee_bps: int = 0
+) -> PairPlan | None:
+    """The largest whole-share size (≤ ``max_size``) whose every share keeps the edge, or None."""
+    no_venue = other(yes_venue)
+    yes_market, yes_outcome = markets.instrument(yes_venue, "yes")
+    no_market, no_outcome = markets.instrument(no_venue, "no")
+    a = asks(books, yes_venue, markets.book_market(yes_venue), yes_outcome)
+    b = asks(books, no_venue, markets.book_market(no_venue), no_outcome)
+    per_share_cap = ONE - edge
+    size = ZERO
+    i = j = 0
+    a_left = a[0][1] if a else ZERO
+    b_left = b[0][1] if b else ZERO
+    walked_a: list[tuple[Decimal, Decimal]] = []
+    walked_b: list[tuple[Decimal, Decimal]] = []
+    while i < len(a) and j < len(b) and size < max_size:
+        pa, pb = a[i][0], b[j][0]
+        marginal = pa + pb + _fee_rate(yes_venue, pa, poly_fee_bps) + _fee_rate(no_venue, pb, poly_fee_bps)
+        if marginal >= per_share_cap:
+            break
+        q = min(a_left, b_left, max_size - size)
+        walked_a.append((pa, q))
+        walked_b.append((pb, q))
+        size += q
+        a_left -= q
+        b_left -= q
+        if a_left <= 0:
+            i += 1
+            a_left = a[i][1] if i < len(a) else ZERO
+        if b_left <= 0:
+            j += 1
+            b_left = b[j][1] if j < len(b) else ZERO
+    size = size.to_integral_value(ROUND_FLOOR)
+    # Per-fill fee rounding (Kalshi rounds each fill up to the cent) can eat a thin edge: shrink until whole.
+    while size >= max(ONE, markets.poly_min_size):
+        legs = (
+            _leg(yes_venue, yes_market, yes_outcome, walked_a, size, poly_fee_bps),
+            _leg(no_venue, no_market, no_outcome, walked_b, size, poly_fee_bps),
+        )
+        total = sum((leg.cost + leg.fee for leg in legs), ZERO)
+        if total < size * per_share_cap:
+            return PairPlan(markets.pair_id, size, legs, total, ONE - total / size)
+        size -= 1
+    return None
+
+
+def _fee_rate(venue: Venue, price: Decimal, poly_fee_bps: int) -> Decimal:
+    if venue == "kalshi":
+        return KALSHI_TAKER_RATE * price * (ONE - price)
+    return Decimal(poly_fee_bps) / 10_000 * min(price, ONE - price)
+
+
+def _leg(
+    venue: Venue, market: str, outcome: Outcome, walked: list[tuple[Decimal, Decimal]], size: Decimal, bps: int
+) -> LegPlan:
+    left, cost, fees, limit = size, ZERO, ZERO, ZERO
+    for price, q in walked:
+        if left <= 0:
+            break
+        take = min(q, left)
+        cost += price * take
+        fees += fee(venue, take, price, bps)
+        limit = price
+        left -= take
+    return LegPlan(venue, market, outcome, limit, cost, fees)
