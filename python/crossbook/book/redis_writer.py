@@ -126,7 +126,9 @@ class RedisBookWriter:
         if not self._pending:
             return 0
         t0 = time.perf_counter()
-        todo = list(self._pending)
+        # Take the pending set: a book that changes while this pipeline is in flight is added to a
+        # fresh set and written by the next flush, never dropped as "already written".
+        todo, self._pending = list(self._pending), set()
         pipe = self._redis.pipeline(transaction=False)
         for venue, market in todo:
             top = self.books.top(venue, market)
@@ -142,14 +144,17 @@ class RedisBookWriter:
                     "valid": 1 if valid else 0,
                 },
             )
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except BaseException:
+            self._pending.update(todo)
+            raise
         if self._need_full:
             self.stats.full_rewrites += 1
             if not self.connected and self.stats.flushes:
                 log.info("redis %s is back; rewrote %d books", self.url, len(todo))
         self._need_full = False
         self.connected = True
-        self._pending.difference_update(todo)
         self.stats.flushes += 1
         self.stats.keys_written += len(todo)
         self.stats.last_flush_ms = (time.perf_counter() - t0) * 1000
