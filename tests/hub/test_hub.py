@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from crossbook_ext.fanout import stats as fanout_stats
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -156,6 +157,84 @@ async def test_300_clients_gap_free_and_a_slow_client_is_conflated_then_evicted(
     assert p99(loaded) <= 2 * p99(base) + 0.010
     await slow.close()
     await asyncio.gather(*(ws.close() for ws in conns))
+
+
+async def test_a_burst_per_turn_is_one_write_per_connection_in_publish_order(
+    hub: tuple[Hub, InMemoryUserStore],
+) -> None:
+    """Several markets published in one loop turn (a feed dispatch) reach each client in one write."""
+    h, users = hub
+    pub = TopicPublisher([h])
+    token = users.add_user_sync("frank")
+    topics = ["polymarket:A", "polymarket:B", "kalshi:C", "execute:p1"]
+    conns = await asyncio.gather(*(client(h.url, token, topics) for _ in range(20)))
+    readers = [Reader(ws).start() for ws in conns]
+    server_side = list(h.connections)
+    assert len(server_side) == 20
+    w0 = {c: c.writes for c in server_side}
+    flushes0, _ = fanout_stats()
+    turns = 30
+    for _ in range(turns):
+        for t in topics:  # one turn: no await between these publishes
+            pub.publish(t, {"t": time.monotonic()})
+        assert all(c.pending_frames == len(topics) for c in server_side)  # queued, not yet written
+        await asyncio.sleep(0.005)
+    await eventually(lambda: all(r.last.get(t) == turns for r in readers for t in topics), 10, what="all turns")
+    for r in readers:
+        assert r.gaps == 0
+        assert all(r.seqs[t] == list(range(1, turns + 1)) for t in topics)
+        order = [orjson.loads(p)["topic"] for p in r.payloads]
+        assert order == topics * turns  # publish order within the turn, turn after turn
+    for c in server_side:
+        assert c.writes - w0[c] == turns and c.pending_frames == 0  # one write per connection per turn
+    assert fanout_stats()[0] - flushes0 >= turns
+    await asyncio.gather(*(ws.close() for ws in conns))
+
+
+async def test_a_huge_burst_is_written_in_bounded_batches_in_order(hub: tuple[Hub, InMemoryUserStore]) -> None:
+    h, users = hub
+    pub = TopicPublisher([h])
+    ws = await client(h.url, users.add_user_sync("gina"), ["kalshi:K"])
+    r = Reader(ws).start()
+    (conn,) = h.connections
+    for _ in range(200):  # one turn
+        pub.publish("kalshi:K", {"t": time.monotonic()})
+        assert conn.pending_frames < 64  # a connection never holds more than one batch
+    await eventually(lambda: r.last.get("kalshi:K") == 200, 10, what="200 updates")
+    assert r.seqs["kalshi:K"] == list(range(1, 201)) and r.gaps == 0
+    assert conn.writes == 4  # 64 + 64 + 64 written as they filled, 8 at the end of the turn
+    await ws.close()
+
+
+async def test_frames_queued_before_a_pause_are_conflated_then_snapshot_on_resume(
+    hub: tuple[Hub, InMemoryUserStore],
+) -> None:
+    h, users = hub
+    pub = TopicPublisher([h])
+    ws = await client(h.url, users.add_user_sync("hank"), ["kalshi:K", "polymarket:P"])
+    r = Reader(ws).start()
+    (conn,) = h.connections
+    pub.publish("kalshi:K", {"n": 1})
+    await eventually(lambda: r.last.get("kalshi:K") == 1, what="first update")
+    pub.publish("kalshi:K", {"n": 2})
+    pub.publish("kalshi:K", {"n": 3})
+    pub.publish("polymarket:P", {"n": 1})
+    conn.pause_writing()  # the transport fills up after these were queued, before the end-of-turn write
+    await asyncio.sleep(0.05)
+    assert sorted(conn.pending_topics) == ["kalshi:K", "polymarket:P"] and conn.pending_frames == 0
+    assert conn.conflated == 3
+    pub.publish("kalshi:K", {"n": 4})  # while paused: conflated too
+    assert r.seqs == {"kalshi:K": [1]}
+    conn.resume_writing()
+    await eventually(lambda: r.last.get("kalshi:K") == 4 and r.last.get("polymarket:P") == 1, what="snapshots")
+    kinds = [(m["type"], m["topic"], m["seq"]) for m in map(orjson.loads, r.payloads)]
+    assert kinds[0] == ("update", "kalshi:K", 1)
+    assert sorted(kinds[1:]) == [("snapshot", "kalshi:K", 4), ("snapshot", "polymarket:P", 1)]
+    assert orjson.loads(r.payloads[-1] if kinds[-1][1] == "kalshi:K" else r.payloads[-2])["data"] == {"n": 4}
+    pub.publish("kalshi:K", {"n": 5})  # back to updates, no gap after the snapshot
+    await eventually(lambda: r.last.get("kalshi:K") == 5, what="update after resume")
+    assert r.gaps == 0
+    await ws.close()
 
 
 async def test_bad_token_is_refused_with_1008(hub: tuple[Hub, InMemoryUserStore]) -> None:

@@ -1,7 +1,9 @@
 """The hub: a picows WebSocket server speaking the protocol in docs/hub-protocol.md.
 
-The hot path (one update → every subscriber, conflation of paused clients, eviction of stuck ones)
-is ``crossbook_ext.fanout`` (Cython). This module does the rest, off the hot path: auth, the
+The hot path (one update → every subscriber, coalesced into one write per connection per loop turn,
+conflation of paused clients, eviction of stuck ones) is ``crossbook_ext.fanout`` (Cython). Replies
+written here go through :meth:`HubConnection._send`, which flushes the connection's queued updates
+first, so each connection sees one ordered stream. This module does the rest, off the hot path: auth, the
 subscription table, limits, demand, snapshots.
 """
 
@@ -92,6 +94,7 @@ class HubConnection(Subscriber):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
+            self.flush()
             transport.send_close(frame.get_close_code())
             transport.disconnect()
             return
@@ -215,10 +218,12 @@ class HubConnection(Subscriber):
 
     def _send(self, payload: bytes) -> None:
         if self.transport is not None and not self.evicted:
+            self.flush()  # queued updates first: one FIFO per connection keeps the order
             self.transport.send(WSMsgType.TEXT, payload)
 
     def _close(self, code: WSCloseCode, reason: str) -> None:
         if self.transport is not None and not self.transport.is_disconnected:
+            self.flush()
             self.transport.send_close(code, reason.encode())
             self.transport.disconnect()
 
