@@ -119,6 +119,13 @@ async def test_consensus_good_replies(llm: tuple[Script, Consensus]) -> None:
     labels = {p["id"]: p["label"] for p in pairs}
     assert not [i for i, v in verdicts.items() if v.status == "Verified" and labels[i] == "different"]
     assert sum(v.status == "Verified" for v in verdicts.values()) >= 10, [(i, v.reasons) for i, v in verdicts.items()]
+    equivalent = [i for i, lab in labels.items() if lab != "different"]
+    tp = sum(verdicts[i].status == "Verified" for i in equivalent)
+    wrong_polarity = [i for i in equivalent if verdicts[i].status == "Verified"
+                      and (verdicts[i].polarity == "inverted") != (labels[i] == "equivalent_inverted")]
+    assert not wrong_polarity
+    print(f"consensus (scripted OpenAI + Anthropic extractors, OpenAI judge): precision 1.0, "
+          f"recall {tp}/{len(equivalent)}")
     v = verdicts["pub-001"]
     assert v.extractor_a.startswith("openai-compatible:gpt-test") and v.extractor_b == "anthropic:claude-test"
     assert v.raw_replies["a"] and v.prompts["judge"]
