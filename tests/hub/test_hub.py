@@ -331,7 +331,6 @@ async def test_real_simulators_through_marketdata() -> None:
         assert last["data"]["valid"] in (True, False) and md.books.top(venue, market)["ts"] >= last["data"]["ts"]
         await ws.close()
     finally:
-        await feed.stop()
         await md.stop()
         await h.stop()
         await poly.stop()

@@ -40,13 +40,9 @@ class WriterStats:
 
 
 class RedisBookWriter:
-    def __init__(
-        self, books: BookSet, url: str, *, prefix: str = "book", timeout_s: float = 1.0, own_changes: bool = False
-    ) -> None:
-        """``own_changes``: read ``books.take_changed()`` itself (only when nothing else does);
-        otherwise changes arrive through :meth:`add_changes`."""
+    def __init__(self, books: BookSet, url: str, *, prefix: str = "book", timeout_s: float = 1.0) -> None:
+        """Changed books arrive through :meth:`add_changes` (``MarketData``'s dispatcher)."""
         self.books = books
-        self._own_changes = own_changes
         self.url = url
         self.prefix = prefix
         self.stats = WriterStats()
@@ -60,9 +56,6 @@ class RedisBookWriter:
         self._flush_lock = asyncio.Lock()
         self._need_full = True  # first write after start or after a Redis outage rewrites everything
         self.connected = False
-
-    def notify(self) -> None:
-        self._wake.set()
 
     def add_changes(self, changed: list[tuple[str, str]]) -> None:
         """The books whose top changed (from ``MarketData``'s dispatcher); written on the next flush."""
@@ -118,8 +111,6 @@ class RedisBookWriter:
             return await self._flush()
 
     async def _flush(self) -> int:
-        if self._own_changes:
-            self._pending.update(self.books.take_changed())
         if self._need_full:
             for venue in ("polymarket", "kalshi"):
                 self._pending.update((venue, m) for m in self.books.markets(venue))

@@ -45,16 +45,21 @@ def _levels(raw: object) -> list[tuple[Decimal, Decimal]]:
     return [(Decimal(str(p)), Decimal(str(s))) for p, s in raw]
 
 
-def asks(
-    books: BookSource, venue: Venue, market: str, outcome: Outcome, depth: int = 50
-) -> list[tuple[Decimal, Decimal]]:
-    """Asks of ``outcome`` on that venue market, best (lowest) first; IntentRefused if the book is invalid."""
+def _valid_book(books: BookSource, venue: Venue, market: str, depth: int) -> Mapping[str, object]:
     try:
         book = books.book(venue, market, depth)
     except KeyError:
         raise IntentRefused("book", [f"no {venue} book for {market} yet"]) from None
     if not book.get("valid"):
         raise IntentRefused("book", [f"{venue} book for {market} is invalid: {book.get('reason') or 'no snapshot'}"])
+    return book
+
+
+def asks(
+    books: BookSource, venue: Venue, market: str, outcome: Outcome, depth: int = 50
+) -> list[tuple[Decimal, Decimal]]:
+    """Asks of ``outcome`` on that venue market, best (lowest) first; IntentRefused if the book is invalid."""
+    book = _valid_book(books, venue, market, depth)
     if outcome == "yes":
         return _levels(book.get("asks"))
     return [(ONE - p, s) for p, s in _levels(book.get("bids"))]
@@ -64,12 +69,7 @@ def bids(
     books: BookSource, venue: Venue, market: str, outcome: Outcome, depth: int = 50
 ) -> list[tuple[Decimal, Decimal]]:
     """Bids of ``outcome``, best (highest) first."""
-    try:
-        book = books.book(venue, market, depth)
-    except KeyError:
-        raise IntentRefused("book", [f"no {venue} book for {market} yet"]) from None
-    if not book.get("valid"):
-        raise IntentRefused("book", [f"{venue} book for {market} is invalid: {book.get('reason') or 'no snapshot'}"])
+    book = _valid_book(books, venue, market, depth)
     if outcome == "yes":
         return _levels(book.get("bids"))
     return [(ONE - p, s) for p, s in _levels(book.get("asks"))]

@@ -7,7 +7,6 @@ local :class:`~crossbook.hub.server.Hub`, the Redis bridge to other hub nodes) r
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -59,45 +58,18 @@ class HubExecuteState:
 
 
 class BookFeed:
-    """BookSet changes → topic updates. Must be the only consumer of ``books.take_changed()``.
+    """BookSet changes → topic updates.
 
-    The feeds call :meth:`notify` (cheap); one task drains the changed set, so a burst of frames for
-    one market becomes one update carrying its latest top of book.
+    ``MarketData`` drains ``books.take_changed()`` once per burst of frames and hands the list to
+    :meth:`publish_changed`, so a burst for one market becomes one update with its latest top.
     """
 
     def __init__(self, books: BookSet, publisher: TopicPublisher) -> None:
         self.books = books
         self.publisher = publisher
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    def pump(self) -> int:
-        return self.publish_changed(self.books.take_changed())
 
     def publish_changed(self, changed: list[tuple[str, str]]) -> int:
         """Publish these books' current tops (``MarketData.add_change_consumer`` calls this)."""
         for venue, market in changed:
             self.publisher.publish(f"{venue}:{market}", top_data(self.books.top(venue, market)))
         return len(changed)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-book-feed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                self.pump()
-            except Exception:  # a bad book must not kill the feed task; the next change retries
-                log.exception("hub book feed: publishing changed books failed")
