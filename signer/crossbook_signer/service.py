@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -29,6 +29,7 @@ from crossbook.signing import (
     sign_eip1559,
     sign_polymarket_order,
 )
+from crossbook.signing.fastframe import METHODS
 from crossbook_signer import __version__
 from crossbook_signer.policy import Policy, PolicyRefusal, check_order, order_notional, parse_amount
 from crossbook_signer.sessions import Session, create_session
@@ -38,7 +39,6 @@ log = logging.getLogger("crossbook.signer")
 SERVICE_NAME = "crossbook.signer.v1.Signer"
 RULE_METADATA = "x-crossbook-rule"
 MAX_REMEMBERED = 200_000
-M = TypeVar("M", bound=Message)
 
 
 class NotFound(SignerError, LookupError):
@@ -61,6 +61,17 @@ class _Outcome:
     rule: str = ""
 
 
+class Refusal(Exception):
+    """A request the signer answers with an error: the status both transports send (gRPC: status code +
+    trailing metadata ``x-crossbook-rule``; fast path: a ``CallError`` frame). Never carries key material."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rule = rule
+
+
 @dataclass
 class Hardening:
     landlock_abi: int = 0
@@ -69,6 +80,15 @@ class Hardening:
 
 
 _INT_FIELDS = ("side", "signatureType")
+
+Handler = Callable[[Any], Message | Awaitable[Message]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    fn: Handler
+    is_async: bool  # the handler awaits (a KMS call); otherwise it finishes without yielding
+    idempotent: bool = True  # remembered by request id (every method but Health and ProbeOpen)
 
 
 def _order_dict(order: Any) -> dict[str, object]:
@@ -79,6 +99,9 @@ def _order_dict(order: Any) -> dict[str, object]:
 
 
 class SignerService:
+    """The request handling of the signer, independent of the transport: :meth:`call` is the one entry
+    the gRPC servicer (:func:`generic_handler`) and the fast path (:mod:`crossbook_signer.fast`) use."""
+
     def __init__(
         self,
         keys: Keys,
@@ -96,85 +119,115 @@ class SignerService:
         self.test_mode = test_mode
         self._done: OrderedDict[str, _Outcome] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self.methods: dict[str, _Method] = {
+            "SignPolymarketOrder": _Method(self._sign_order, False),
+            "PolymarketL1Headers": _Method(self._l1_headers, False),
+            "PolymarketL2Headers": _Method(self._l2_headers, False),
+            "KalshiHeaders": _Method(self._kalshi_headers, False),
+            "SignTransaction": _Method(self._sign_transaction, False),
+            "AuthorizeSession": _Method(self._authorize_session, True),
+            "RevokeSession": _Method(self._revoke_session, False),
+            "Health": _Method(self._health, False, idempotent=False),
+            "ProbeOpen": _Method(self._probe_open, False, idempotent=False),
+        }
 
-    # --- idempotency ---------------------------------------------------------------------------
+    # --- the one entry point -------------------------------------------------------------------
 
-    async def _once(
-        self,
-        name: str,
-        request: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        fn: Callable[[Any], M | Awaitable[M]],
-    ) -> M:
+    def call(self, name: str, request: Any) -> Message | Awaitable[Message]:
+        """Handle one request: the reply, or an awaitable of it when the handler must wait (a KMS call,
+        or a concurrent request with the same id in flight). Raises :class:`Refusal`.
+
+        A synchronous handler with no duplicate in flight runs to completion here, without yielding to
+        the loop, so nothing can interleave between the idempotency lookup and the signature (the fast
+        path relies on this to answer in the same loop turn, without a task)."""
+        method = self.methods[name]
+        if not method.idempotent:
+            return method.fn(request)
         rid: str = request.request_id
         if not rid:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id is required (a unique id per request)")
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, "request_id is required (a unique id per request)")
         fp = hashlib.sha256(name.encode() + b"\0" + request.SerializeToString(deterministic=True)).digest()
+        if method.is_async or rid in self._inflight:
+            return self._call_async(name, rid, fp, request, method.fn)
+        done = self._done.get(rid)
+        if done is not None:
+            return self._answer(rid, fp, done, replayed=True)
+        try:
+            result = method.fn(request)
+            assert not isinstance(result, Awaitable), f"{name} is marked synchronous"
+            outcome = _Outcome(fp, reply=result)
+            log.info("signed request_id=%s method=%s", rid, name)
+        except Exception as exc:  # mapped: a remembered refusal, or re-raised as INTERNAL
+            outcome = self._refused(name, rid, fp, exc)
+        return self._answer(rid, fp, self._remember(rid, outcome), replayed=False)
+
+    async def _call_async(self, name: str, rid: str, fp: bytes, request: Any, fn: Handler) -> Message:
         while rid in self._inflight:
             await asyncio.shield(self._inflight[rid])
         done = self._done.get(rid)
-        if done is None:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._inflight[rid] = fut
+        if done is not None:
+            return self._answer(rid, fp, done, replayed=True)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[rid] = fut
+        try:
             try:
-                done = await self._compute(name, rid, fp, request, fn)
-            except SignerError as exc:  # not remembered: a retry with the same id may succeed
-                await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-                raise AssertionError("unreachable") from None
-            finally:
-                del self._inflight[rid]
-                fut.set_result(None)
-            replayed = False
-        elif done.fingerprint != fp:
-            await context.abort(
+                result = fn(request)
+                reply = await result if isinstance(result, Awaitable) else result
+                outcome = _Outcome(fp, reply=reply)
+                log.info("signed request_id=%s method=%s", rid, name)
+            except Exception as exc:  # mapped as in call()
+                outcome = self._refused(name, rid, fp, exc)
+            done = self._remember(rid, outcome)
+        finally:
+            del self._inflight[rid]
+            fut.set_result(None)
+        return self._answer(rid, fp, done, replayed=False)
+
+    def _refused(self, name: str, rid: str, fp: bytes, exc: Exception) -> _Outcome:
+        """The remembered outcome of a handler that raised; an unexpected error raises ``Refusal(INTERNAL)``
+        instead and is not remembered, so a retry with the same id may succeed."""
+        if isinstance(exc, PolicyRefusal):
+            log.warning("refused request_id=%s method=%s rule=%s", rid, name, exc.rule)
+            return _Outcome(fp, code=grpc.StatusCode.PERMISSION_DENIED, message=str(exc), rule=exc.rule)
+        if isinstance(exc, NotFound):
+            log.warning("refused request_id=%s method=%s: not found", rid, name)
+            return _Outcome(fp, code=grpc.StatusCode.NOT_FOUND, message=str(exc))
+        if isinstance(exc, SigningInputError | ValueError):
+            # Messages from crossbook.signing name the field and never carry key material.
+            log.warning("refused request_id=%s method=%s: invalid input", rid, name)
+            return _Outcome(fp, code=grpc.StatusCode.INVALID_ARGUMENT, message=str(exc))
+        if isinstance(exc, SignerError):
+            raise Refusal(grpc.StatusCode.INTERNAL, str(exc)) from None
+        log.error("error request_id=%s method=%s: %s", rid, name, type(exc).__name__)
+        raise Refusal(
+            grpc.StatusCode.INTERNAL, f"internal signer error ({type(exc).__name__}); retry with the same request_id"
+        ) from None
+
+    def _remember(self, rid: str, outcome: _Outcome) -> _Outcome:
+        self._done[rid] = outcome
+        if len(self._done) > MAX_REMEMBERED:
+            self._done.popitem(last=False)
+        return outcome
+
+    def _answer(self, rid: str, fp: bytes, done: _Outcome, *, replayed: bool) -> Message:
+        if done.fingerprint != fp:
+            raise Refusal(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"request_id {rid!r} was already used for a different request; use a new id",
             )
-            raise AssertionError("unreachable")
-        else:
-            replayed = True
-            log.info("replay request_id=%s method=%s", rid, name)
+        if replayed:
+            log.info("replay request_id=%s", rid)
         if done.code is not None:
-            if done.rule:
-                context.set_trailing_metadata(((RULE_METADATA, done.rule),))
-            await context.abort(done.code, done.message)
+            raise Refusal(done.code, done.message, done.rule)
         assert done.reply is not None
         if not replayed:
-            return done.reply  # type: ignore[return-value]
+            return done.reply
         reply = type(done.reply)()
         reply.CopyFrom(done.reply)
         audit = getattr(reply, "audit", None)
         if audit is not None:
             audit.replayed = True
-        return reply  # type: ignore[return-value]
-
-    async def _compute(
-        self, name: str, rid: str, fp: bytes, request: Any, fn: Callable[[Any], M | Awaitable[M]]
-    ) -> _Outcome:
-        try:
-            result = fn(request)
-            reply = await result if isinstance(result, Awaitable) else result
-            outcome = _Outcome(fp, reply=reply)
-            log.info("signed request_id=%s method=%s", rid, name)
-        except PolicyRefusal as exc:
-            outcome = _Outcome(fp, code=grpc.StatusCode.PERMISSION_DENIED, message=str(exc), rule=exc.rule)
-            log.warning("refused request_id=%s method=%s rule=%s", rid, name, exc.rule)
-        except NotFound as exc:
-            outcome = _Outcome(fp, code=grpc.StatusCode.NOT_FOUND, message=str(exc))
-            log.warning("refused request_id=%s method=%s: not found", rid, name)
-        except (SigningInputError, ValueError) as exc:
-            # Messages from crossbook.signing name the field and never carry key material.
-            outcome = _Outcome(fp, code=grpc.StatusCode.INVALID_ARGUMENT, message=str(exc))
-            log.warning("refused request_id=%s method=%s: invalid input", rid, name)
-        except SignerError:
-            raise
-        except Exception as exc:  # not remembered: a retry with the same id may succeed
-            log.error("error request_id=%s method=%s: %s", rid, name, type(exc).__name__)
-            raise SignerError(f"internal signer error ({type(exc).__name__}); retry with the same request_id") from None
-        self._done[rid] = outcome
-        if len(self._done) > MAX_REMEMBERED:
-            self._done.popitem(last=False)
-        return outcome
+        return reply
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -200,12 +253,7 @@ class SignerService:
             raise NotFound(f"no session {sid!r} in the signer (never authorized, or its blob was not loaded)")
         return session
 
-    # --- RPCs ----------------------------------------------------------------------------------
-
-    async def SignPolymarketOrder(
-        self, request: pb.SignPolymarketOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SignPolymarketOrderReply:
-        return await self._once("SignPolymarketOrder", request, context, self._sign_order)
+    # --- request handlers (one per method; called only through call()) -------------------------
 
     def _sign_order(self, r: pb.SignPolymarketOrderRequest) -> pb.SignPolymarketOrderReply:
         order = _order_dict(r.order)
@@ -234,104 +282,72 @@ class SignerService:
             return pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature, audit=audit)
         raise SigningInputError("key: set wallet or session_id")
 
-    async def PolymarketL1Headers(
-        self, request: pb.PolymarketL1HeadersRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeadersReply:
-        def run(r: pb.PolymarketL1HeadersRequest) -> pb.HeadersReply:
-            headers = l1_headers(
-                self._wallet(r.wallet), timestamp=r.timestamp or None, nonce=r.nonce, chain_id=r.chain_id or 137
-            )
-            return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"wallet:{r.wallet}"))
+    def _l1_headers(self, r: pb.PolymarketL1HeadersRequest) -> pb.HeadersReply:
+        headers = l1_headers(
+            self._wallet(r.wallet), timestamp=r.timestamp or None, nonce=r.nonce, chain_id=r.chain_id or 137
+        )
+        return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"wallet:{r.wallet}"))
 
-        return await self._once("PolymarketL1Headers", request, context, run)
+    def _l2_headers(self, r: pb.PolymarketL2HeadersRequest) -> pb.HeadersReply:
+        account = self.keys.polymarket_api.get(r.account)
+        if account is None:
+            raise NotFound(f"no Polymarket API account named {r.account!r} is loaded in the signer")
+        creds, address = account
+        headers = l2_headers(creds, address, r.method, r.path, r.body or None, timestamp=r.timestamp or None)
+        return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"polymarket_api:{r.account}"))
 
-    async def PolymarketL2Headers(
-        self, request: pb.PolymarketL2HeadersRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeadersReply:
-        def run(r: pb.PolymarketL2HeadersRequest) -> pb.HeadersReply:
-            account = self.keys.polymarket_api.get(r.account)
-            if account is None:
-                raise NotFound(f"no Polymarket API account named {r.account!r} is loaded in the signer")
-            creds, address = account
-            headers = l2_headers(creds, address, r.method, r.path, r.body or None, timestamp=r.timestamp or None)
-            return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"polymarket_api:{r.account}"))
+    def _kalshi_headers(self, r: pb.KalshiHeadersRequest) -> pb.HeadersReply:
+        if self.keys.kalshi is None:
+            raise NotFound("no Kalshi key is loaded in the signer ([kalshi] key_id and private_key)")
+        key_id, key = self.keys.kalshi
+        headers = kalshi_headers(key_id, key, r.method, r.path, now_ms=r.timestamp_ms or None)
+        return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"kalshi:{key_id}"))
 
-        return await self._once("PolymarketL2Headers", request, context, run)
+    def _sign_transaction(self, r: pb.SignTransactionRequest) -> pb.SignTransactionReply:
+        def wei(value: str, what: str) -> int:
+            if not value.isdigit():
+                raise SigningInputError(f"{what}: expected a non-negative integer in wei (decimal)")
+            return int(value)
 
-    async def KalshiHeaders(
-        self, request: pb.KalshiHeadersRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeadersReply:
-        def run(r: pb.KalshiHeadersRequest) -> pb.HeadersReply:
-            if self.keys.kalshi is None:
-                raise NotFound("no Kalshi key is loaded in the signer ([kalshi] key_id and private_key)")
-            key_id, key = self.keys.kalshi
-            headers = kalshi_headers(key_id, key, r.method, r.path, now_ms=r.timestamp_ms or None)
-            return pb.HeadersReply(headers=headers, audit=self._audit(r.request_id, f"kalshi:{key_id}"))
+        tx: dict[str, object] = {
+            "chainId": r.chain_id,
+            "nonce": r.nonce,
+            "gas": r.gas,
+            "maxPriorityFeePerGas": wei(r.max_priority_fee_per_gas, "max_priority_fee_per_gas"),
+            "maxFeePerGas": wei(r.max_fee_per_gas, "max_fee_per_gas"),
+            "to": r.to or None,
+            "value": wei(r.value or "0", "value"),
+            "data": bytes(r.data),
+        }
+        signed = sign_eip1559(self._wallet(r.wallet), tx)
+        return pb.SignTransactionReply(
+            raw=signed.raw, hash=signed.hash, audit=self._audit(r.request_id, f"wallet:{r.wallet}")
+        )
 
-        return await self._once("KalshiHeaders", request, context, run)
+    async def _authorize_session(self, r: pb.AuthorizeSessionRequest) -> pb.SessionReply:
+        if not self.kms_key_id:
+            raise SignerError("sessions need [kms] key_id in the signer config")
+        if r.expires_at <= time.time():
+            raise SigningInputError("expires_at: must be in the future (unix seconds)")
+        if not r.allowed_token_ids:
+            raise SigningInputError("allowed_token_ids: name at least one market (token id)")
+        policy = Policy(
+            expires_at=r.expires_at,
+            max_order_notional=parse_amount(r.max_order_notional, "max_order_notional"),
+            max_total_notional=parse_amount(r.max_total_notional, "max_total_notional"),
+            allowed_token_ids=frozenset(r.allowed_token_ids),
+        )
+        session = await asyncio.to_thread(create_session, self.kms, self.kms_key_id, r.user, r.smart_account, policy)
+        self.sessions[session.sid] = session
+        log.info("session authorized sid=%s user=%s address=%s", session.sid, r.user, session.key.address)
+        return self._session_reply(r.request_id, session)
 
-    async def SignTransaction(
-        self, request: pb.SignTransactionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SignTransactionReply:
-        def run(r: pb.SignTransactionRequest) -> pb.SignTransactionReply:
-            def wei(value: str, what: str) -> int:
-                if not value.isdigit():
-                    raise SigningInputError(f"{what}: expected a non-negative integer in wei (decimal)")
-                return int(value)
-
-            tx: dict[str, object] = {
-                "chainId": r.chain_id,
-                "nonce": r.nonce,
-                "gas": r.gas,
-                "maxPriorityFeePerGas": wei(r.max_priority_fee_per_gas, "max_priority_fee_per_gas"),
-                "maxFeePerGas": wei(r.max_fee_per_gas, "max_fee_per_gas"),
-                "to": r.to or None,
-                "value": wei(r.value or "0", "value"),
-                "data": bytes(r.data),
-            }
-            signed = sign_eip1559(self._wallet(r.wallet), tx)
-            return pb.SignTransactionReply(
-                raw=signed.raw, hash=signed.hash, audit=self._audit(r.request_id, f"wallet:{r.wallet}")
-            )
-
-        return await self._once("SignTransaction", request, context, run)
-
-    async def AuthorizeSession(
-        self, request: pb.AuthorizeSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SessionReply:
-        async def run(r: pb.AuthorizeSessionRequest) -> pb.SessionReply:
-            if not self.kms_key_id:
-                raise SignerError("sessions need [kms] key_id in the signer config")
-            if r.expires_at <= time.time():
-                raise SigningInputError("expires_at: must be in the future (unix seconds)")
-            if not r.allowed_token_ids:
-                raise SigningInputError("allowed_token_ids: name at least one market (token id)")
-            policy = Policy(
-                expires_at=r.expires_at,
-                max_order_notional=parse_amount(r.max_order_notional, "max_order_notional"),
-                max_total_notional=parse_amount(r.max_total_notional, "max_total_notional"),
-                allowed_token_ids=frozenset(r.allowed_token_ids),
-            )
-            session = await asyncio.to_thread(
-                create_session, self.kms, self.kms_key_id, r.user, r.smart_account, policy
-            )
-            self.sessions[session.sid] = session
-            log.info("session authorized sid=%s user=%s address=%s", session.sid, r.user, session.key.address)
-            return self._session_reply(r.request_id, session)
-
-        return await self._once("AuthorizeSession", request, context, run)
-
-    async def RevokeSession(
-        self, request: pb.RevokeSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.SessionReply:
-        def run(r: pb.RevokeSessionRequest) -> pb.SessionReply:
-            session = self._session(r.session_id)
-            session.usage.revoked = True
-            session.usage.seq += 1
-            log.info("session revoked sid=%s", session.sid)
-            return self._session_reply(r.request_id, session)
-
-        return await self._once("RevokeSession", request, context, run)
+    def _revoke_session(self, r: pb.RevokeSessionRequest) -> pb.SessionReply:
+        session = self._session(r.session_id)
+        session.usage.revoked = True
+        session.usage.seq += 1
+        log.info("session revoked sid=%s", session.sid)
+        return self._session_reply(r.request_id, session)
 
     def _session_reply(self, rid: str, s: Session) -> pb.SessionReply:
         return pb.SessionReply(
@@ -344,7 +360,7 @@ class SignerService:
             audit=self._audit(rid, f"session:{s.sid}", cumulative=str(s.usage.spent)),
         )
 
-    async def Health(self, request: pb.HealthRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.HealthReply:
+    def _health(self, request: pb.HealthRequest) -> pb.HealthReply:
         h = self.hardening
         return pb.HealthReply(
             status="ok",
@@ -358,36 +374,41 @@ class SignerService:
             pid=os.getpid(),
         )
 
-    async def ProbeOpen(
-        self, request: pb.ProbeOpenRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ProbeOpenReply:
+    def _probe_open(self, request: pb.ProbeOpenRequest) -> pb.ProbeOpenReply:
         if not self.test_mode:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ProbeOpen exists only in test mode")
+            raise Refusal(grpc.StatusCode.UNIMPLEMENTED, "ProbeOpen exists only in test mode")
         try:
-            with open(request.path, "rb"):  # noqa: ASYNC230 (test-mode probe; must run on the serving thread)
+            with open(request.path, "rb"):  # test-mode probe; must run on the serving thread (Landlock)
                 return pb.ProbeOpenReply(opened=True)
         except OSError as exc:
             return pb.ProbeOpenReply(opened=False, error=f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}")
 
 
-_METHODS: dict[str, tuple[type[Message], type[Message]]] = {
-    "SignPolymarketOrder": (pb.SignPolymarketOrderRequest, pb.SignPolymarketOrderReply),
-    "PolymarketL1Headers": (pb.PolymarketL1HeadersRequest, pb.HeadersReply),
-    "PolymarketL2Headers": (pb.PolymarketL2HeadersRequest, pb.HeadersReply),
-    "KalshiHeaders": (pb.KalshiHeadersRequest, pb.HeadersReply),
-    "SignTransaction": (pb.SignTransactionRequest, pb.SignTransactionReply),
-    "AuthorizeSession": (pb.AuthorizeSessionRequest, pb.SessionReply),
-    "RevokeSession": (pb.RevokeSessionRequest, pb.SessionReply),
-    "Health": (pb.HealthRequest, pb.HealthReply),
-    "ProbeOpen": (pb.ProbeOpenRequest, pb.ProbeOpenReply),
-}
+GrpcHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
+
+
+def _grpc_method(service: SignerService, name: str) -> GrpcHandler:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        try:
+            result = service.call(name, request)
+            return await result if isinstance(result, Awaitable) else result
+        except Refusal as exc:
+            if exc.rule:
+                context.set_trailing_metadata(((RULE_METADATA, exc.rule),))
+            await context.abort(exc.code, exc.message)
+            raise AssertionError("unreachable") from None
+
+    return handle
 
 
 def generic_handler(service: SignerService) -> grpc.GenericRpcHandler:
+    # One table of methods and message types for both transports (crossbook.signing.fastframe).
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            getattr(service, name), request_deserializer=req.FromString, response_serializer=rep.SerializeToString
+        m.name: grpc.unary_unary_rpc_method_handler(
+            _grpc_method(service, m.name),
+            request_deserializer=m.request.FromString,
+            response_serializer=m.reply.SerializeToString,
         )
-        for name, (req, rep) in _METHODS.items()
+        for m in METHODS.values()
     }
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
