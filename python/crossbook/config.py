@@ -76,7 +76,12 @@ class HubConfig:
     port: int = 8765
     certfile: str = ""  # set both to serve wss://
     keyfile: str = ""
-    users_file: str = ""  # empty: <state_dir>/users.json
+    users_file: str = ""  # empty: <state_dir>/users.json (PostgreSQL users when postgres.url is set)
+    # Private tunnels (docs/hub-protocol.md): both set, or neither.
+    proxies: list[str] = field(default_factory=list)  # http://[user:pass@]host:port, socks5://...
+    accounts_file: str = ""  # 0600 TOML: users' venue credentials (crossbook.hub.accounts)
+    polymarket_user_url: str = ""  # empty: polymarket.ws_url with /ws/market -> /ws/user
+    tunnel_grace_s: float = 5.0  # a tunnel closes this long after its user's last subscriber leaves
 
 
 @dataclass

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from crossbook.aio import wait_event
 from crossbook.book.service import MarketData
 from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
-from crossbook.hub.auth import FileUserStore, UserStore
+from crossbook.hub.accounts import build_tunnels
+from crossbook.hub.auth import FileUserStore, PgUserStore, UserStore
 from crossbook.hub.bridge import RedisBridgePublisher
 from crossbook.hub.feed import BookFeed, HubExecuteState, TopicPublisher
+from crossbook.hub.proxies import ProxyPool
 from crossbook.hub.server import Hub
 from crossbook.safety.breaker import Breaker, PairLegs
 from crossbook.safety.gate import Gate, MemoryCatalog, PairInfo, refresh_reference_prices
@@ -153,20 +156,35 @@ class HubNode:
 
     hub: Hub
     bridge: RedisBridgePublisher | None
+    proxies: ProxyPool | None = None
+    closers: list[Callable[[], Awaitable[Any]]] = dataclasses.field(default_factory=list)
 
     async def stop(self) -> None:
-        await self.hub.stop()
+        await self.hub.stop()  # closes the private tunnels too
+        if self.proxies is not None:
+            await self.proxies.stop()
         if self.bridge is not None:
             await self.bridge.stop()
+        for close in self.closers:
+            await close()
 
 
 async def start_hub(
     cfg: Config, md: MarketData, breaker: Breaker, redis_url: str | None, users: UserStore | None = None
 ) -> HubNode:
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    if users is None and cfg.postgres.url:
+        users, close_users = await open_pg_users(cfg.postgres.url)
+        closers.append(close_users)
     if users is None:
         users = FileUserStore(cfg.hub.users_file or str(Path(cfg.state_dir) / "users.json"))
+    private = build_tunnels(cfg)  # users' private tunnels through the proxy pool (hub.proxies + accounts)
     hub = Hub(users, host=cfg.hub.host, port=cfg.hub.port,
-              certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None)
+              certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None,
+              tunnels=private[0] if private else None)
+    if private is not None:
+        private[1].start()
+        log.info("hub private tunnels via %s", private[1])
     publisher = TopicPublisher([hub])
     bridge = None
     if redis_url:
@@ -179,12 +197,23 @@ async def start_hub(
         st.pair_id, st.enabled, None if st.enabled else "; ".join(st.reasons)))
     await hub.start()
     log.info("hub serving users at %s (tokens: crossbook users add NAME)", hub.url)
-    return HubNode(hub, bridge)
+    return HubNode(hub, bridge, private[1] if private else None, closers)
+
+
+async def open_pg_users(url: str) -> tuple[PgUserStore, Callable[[], Awaitable[Any]]]:
+    """Hub users in PostgreSQL (``postgres.url``): migrated, with a small pool of their own."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from crossbook.store.postgres import migrate
+
+    await migrate(url)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=10)
+    return PgUserStore(pool), pool.close
 
 
 async def open_store(cfg: Config, stack: contextlib.AsyncExitStack) -> Any:
     """PostgreSQL (embedded unless ``postgres.url``), migrated, as an asyncpg pool closed with ``stack``."""
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     from crossbook.store.postgres import migrate, postgres_url
 

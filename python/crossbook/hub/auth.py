@@ -1,8 +1,9 @@
 """Users and their tokens. Tokens are random (256 bits) and stored only as SHA-256 hashes.
 
 A slow password hash buys nothing for a 256-bit random secret; SHA-256 keeps auth O(1) and lets the
-lookup be keyed by the hash. The :class:`UserStore` protocol is what the hub needs; PostgreSQL
-(``users`` table) can implement it later, the embedded default is in memory or a 0600 JSON file.
+lookup be keyed by the hash. The :class:`UserStore` protocol is what the hub needs: PostgreSQL
+(:class:`PgUserStore`: ``users`` + ``sessions.token_hash``) when a PostgreSQL store is configured,
+otherwise the embedded default, in memory or a 0600 JSON file.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from crossbook.errors import ConfigError
+from crossbook.errors import ConfigError, StoreError
 
 TOKEN_PREFIX = "cb_"
 
@@ -121,3 +122,48 @@ class FileUserStore(InMemoryUserStore):
         # a user added by `crossbook users add` while the hub runs is picked up without a restart
         await asyncio.to_thread(self._load)
         return await super().authenticate(token)
+
+
+class PgUserStore:
+    """Users in PostgreSQL: ``users(handle)`` and one live ``sessions`` row per user holding the token's
+    SHA-256 (``token_hash`` bytea). Adding an existing user rotates its token: the old session is revoked
+    in the same transaction, so exactly one token works at any time. ``users.disabled`` and
+    ``sessions.revoked_at`` / ``expires_at`` are honoured by :meth:`authenticate`.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool  # an asyncpg pool (or connection) the caller owns
+
+    async def add_user(self, name: str) -> str:
+        _check_name(name)
+        token = new_token()
+        digest = hashlib.sha256(token.encode()).digest()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                user_id = await conn.fetchval(
+                    "INSERT INTO users (handle) VALUES ($1) ON CONFLICT (handle) DO UPDATE SET handle = EXCLUDED.handle"
+                    " RETURNING id", name)
+                await conn.execute(
+                    "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id)
+                await conn.execute(
+                    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, 'infinity')",
+                    user_id, digest)
+        except Exception as exc:  # asyncpg errors carry no secret; the token is never in them
+            raise StoreError(f"cannot save hub user {name!r} in PostgreSQL: {exc}") from exc
+        return token
+
+    async def authenticate(self, token: str) -> User | None:
+        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
+            return None
+        digest = hashlib.sha256(token.encode()).digest()
+        # keyed lookup on the (unique, indexed) hash: the token itself is never compared or stored
+        row = await self._pool.fetchrow(
+            "SELECT u.handle, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id"
+            " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.disabled",
+            digest)
+        if row is None:
+            return None
+        return User(str(row["handle"]), int(row["created_at"].timestamp() * 1000))
+
+    def __repr__(self) -> str:
+        return "PgUserStore()"

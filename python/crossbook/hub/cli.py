@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
     h.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     h.add_argument("--port", type=int, default=8765, help="listen port (default 8765; 0 picks a free one)")
     h.add_argument("--users", default=DEFAULT_USERS_FILE, metavar="FILE", help="users file (hashed tokens)")
+    h.add_argument("--postgres", default=None, metavar="URL",
+                   help="authenticate against the users in this PostgreSQL (instead of --users)")
     h.add_argument("--cert", default=None, help="TLS certificate (PEM): serve wss:// instead of ws://")
     h.add_argument("--key", default=None, help="TLS private key (PEM) if not inside --cert")
     h.add_argument("--prefix", default="crossbook:hub", help="Redis channel / key prefix")
@@ -36,9 +38,13 @@ def register(subparsers: Any) -> None:
     u = subparsers.add_parser("users", help="manage hub users (tokens)")
     usub = u.add_subparsers(dest="users_cmd", metavar="SUBCOMMAND")
     a = usub.add_parser("add", help="create a user (or rotate its token) and print the token once",
-                        description="Only a SHA-256 hash of the token is stored; the token is printed once.")
+                        description="Only a SHA-256 hash of the token is stored; the token is printed once. "
+                        "With a PostgreSQL store (--postgres, or postgres.url in --config) the hash goes to its "
+                        "users/sessions tables (what the daemon then reads); otherwise to the --users file.")
     a.add_argument("name")
     a.add_argument("--users", default=DEFAULT_USERS_FILE, metavar="FILE", help="users file (hashed tokens)")
+    a.add_argument("--config", default=None, metavar="FILE", help="daemon config: use its postgres.url if set")
+    a.add_argument("--postgres", default=None, metavar="URL", help="store the user in this PostgreSQL")
     a.set_defaults(func=_users_add)
     u.set_defaults(func=lambda args: (u.print_help(), 2)[1])
 
@@ -46,11 +52,36 @@ def register(subparsers: Any) -> None:
 def _users_add(args: argparse.Namespace) -> int:
     from crossbook.hub.auth import FileUserStore
 
+    pg_url = args.postgres
+    if pg_url is None and args.config is not None:
+        from crossbook.config import load_config
+
+        pg_url = load_config(args.config).postgres.url or None
+    if pg_url:
+        token = asyncio.run(_users_add_pg(pg_url, args.name))
+        print(token)
+        print(f"user {args.name!r} saved (hashed) in PostgreSQL; keep the token, it is not shown again",
+              file=sys.stderr)
+        return 0
     token = FileUserStore(args.users).add_user_sync(args.name)
     print(token)
     print(f"user {args.name!r} saved (hashed) in {args.users}; keep the token, it is not shown again",
           file=sys.stderr)
     return 0
+
+
+async def _users_add_pg(url: str, name: str) -> str:
+    import asyncpg  # type: ignore[import-untyped]
+
+    from crossbook.hub.auth import PgUserStore
+    from crossbook.store.postgres import migrate
+
+    await migrate(url)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, timeout=10)
+    try:
+        return await PgUserStore(pool).add_user(name)
+    finally:
+        await pool.close()
 
 
 def _run_hub(args: argparse.Namespace) -> int:
@@ -64,12 +95,22 @@ def _run_hub(args: argparse.Namespace) -> int:
 
 
 async def _hub_main(args: argparse.Namespace) -> int:
-    from crossbook.hub.auth import FileUserStore
+    from crossbook.hub.auth import FileUserStore, UserStore
     from crossbook.hub.bridge import RedisBridgeSubscriber
     from crossbook.hub.server import Hub
 
-    hub = await Hub(FileUserStore(args.users), host=args.host, port=args.port,
-                    certfile=args.cert, keyfile=args.key).start()
+    users: UserStore
+    pg_pool: Any = None
+    if args.postgres:
+        import asyncpg
+
+        from crossbook.hub.auth import PgUserStore
+
+        pg_pool = await asyncpg.create_pool(args.postgres, min_size=1, max_size=2, timeout=10)
+        users = PgUserStore(pg_pool)
+    else:
+        users = FileUserStore(args.users)
+    hub = await Hub(users, host=args.host, port=args.port, certfile=args.cert, keyfile=args.key).start()
     sub = RedisBridgeSubscriber(args.redis, hub, prefix=args.prefix)
     sub.start()
     print(f"hub listening on {hub.url} (fed by {args.redis})", flush=True)
@@ -84,4 +125,6 @@ async def _hub_main(args: argparse.Namespace) -> int:
     finally:
         await sub.stop()
         await hub.stop()
+        if pg_pool is not None:
+            await pg_pool.close()
     return 0

@@ -163,6 +163,10 @@ class PrivateTunnel:
     def handshake_headers(self) -> dict[str, str]:
         return {}
 
+    async def handshake_headers_async(self) -> dict[str, str]:
+        """Headers for the next dial; asked anew per dial (signatures carry a timestamp)."""
+        return self.handshake_headers()
+
     def subscribe_messages(self) -> list[bytes]:
         raise NotImplementedError
 
@@ -241,8 +245,17 @@ class PrivateTunnel:
     async def _connect_once(self, url: str) -> None:
         s = self.settings
         self._down.clear()
+        signing = asyncio.ensure_future(self.handshake_headers_async())
+        try:  # asyncio.wait, not wait_for: on 3.11 wait_for can swallow our own cancellation
+            signed, _ = await asyncio.wait({signing}, timeout=s.connect_timeout_s)
+        finally:
+            if not signing.done():
+                signing.cancel()
+        if not signed:
+            raise TimeoutError(f"no handshake signature within {s.connect_timeout_s:g}s")
+        headers = signing.result()
         dial = asyncio.ensure_future(ws_connect(
-            lambda: _Listener(self), self.url, proxy=url, extra_headers=self.handshake_headers(),
+            lambda: _Listener(self), self.url, proxy=url, extra_headers=headers,
             websocket_handshake_timeout=s.connect_timeout_s, enable_auto_pong=True, enable_auto_ping=True,
             auto_ping_idle_timeout=s.ping_idle_s, auto_ping_reply_timeout=s.ping_reply_s,
             logger_name=f"tunnel.{self.venue}",
@@ -318,7 +331,17 @@ class KalshiTunnel(PrivateTunnel):
         self._ids = 0
 
     def handshake_headers(self) -> dict[str, str]:
-        return self._signer.kalshi_headers("GET", urlsplit(self.url).path or "/trade-api/ws/v2")
+        return self._signer.kalshi_headers("GET", self._path())
+
+    async def handshake_headers_async(self) -> dict[str, str]:
+        # The signer service answers over gRPC: await it rather than block the loop on the sync call.
+        signer: Any = self._signer
+        if hasattr(signer, "kalshi_headers_async"):
+            return dict(await signer.kalshi_headers_async("GET", self._path()))
+        return self.handshake_headers()
+
+    def _path(self) -> str:
+        return urlsplit(self.url).path or "/trade-api/ws/v2"
 
     def subscribe_messages(self) -> list[bytes]:
         self._ids += 1

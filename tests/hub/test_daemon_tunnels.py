@@ -1,0 +1,154 @@
+"""The daemon opens users' private tunnels itself: config (hub.proxies + a 0600 accounts file) → the
+daemon's start_hub → real venue simulators behind real pproxy HTTP CONNECT and SOCKS5 proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.asyncio.client import connect
+
+from crossbook.book.service import MarketData
+from crossbook.config import load_config
+from crossbook.daemon import build_safety, start_hub
+from crossbook.errors import ConfigError
+from crossbook.hub import InMemoryUserStore
+from crossbook.hub.accounts import load_accounts, polymarket_user_url
+from crossbook.signing import LocalHeaderSigner
+from crossbook.venues.kalshi.sim import KalshiSim
+from crossbook.venues.polymarket.sim import PolymarketSim
+from tests.conftest import eventually
+from tests.hub.conftest import ProxyProc
+from tests.hub.test_tunnels import POLY_PASS, POLY_SECRET, fill, open_inbox, order
+
+USERS = ("alice", "bob")
+
+
+def write_accounts(tmp_path: Path, keys: dict[str, rsa.RSAPrivateKey]) -> Path:
+    body = ""
+    for u, k in keys.items():
+        pem = tmp_path / f"{u}.pem"
+        pem.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+        body += textwrap.dedent(f"""
+            [{u}.kalshi]
+            api_key_id = "key-{u}"
+            private_key_path = "{pem}"
+            [{u}.polymarket]
+            api_key = "api-{u}"
+            secret = "{POLY_SECRET[u]}"
+            passphrase = "{POLY_PASS[u]}"
+            """)
+    path = tmp_path / "accounts.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    return path
+
+
+async def test_daemon_opens_each_users_tunnels_through_the_configured_proxies(
+    proxies: tuple[ProxyProc, ProxyProc], tmp_path: Path,
+) -> None:
+    keys = {u: rsa.generate_private_key(public_exponent=65537, key_size=2048) for u in USERS}
+    kalshi = KalshiSim(api_keys={f"key-{u}": k.public_key() for u, k in keys.items()}, tick_interval=0.5)
+    poly = PolymarketSim(tick_interval=0.5)
+    for u in USERS:
+        poly.add_api_creds(f"api-{u}", POLY_SECRET[u], POLY_PASS[u])
+    await kalshi.start()
+    await poly.start()
+    accounts = write_accounts(tmp_path, keys)
+    http, socks = proxies
+    cfg_file = tmp_path / "crossbook.toml"
+    cfg_file.write_text(textwrap.dedent(f"""
+        state_dir = "{tmp_path / 'state'}"
+        [polymarket]
+        ws_url = "{poly.ws_url}"
+        [kalshi]
+        ws_url = "{kalshi.ws_url}"
+        [hub]
+        port = 0
+        proxies = ["{http.url}", "{socks.url}"]
+        accounts_file = "{accounts}"
+        tunnel_grace_s = 0.2
+        """))
+    cfg = load_config(cfg_file, env={})
+    assert polymarket_user_url(cfg.polymarket.ws_url) == f"ws://127.0.0.1:{poly.port}/ws/user"
+    md = MarketData(cfg, LocalHeaderSigner(), None)
+    breaker, _ = build_safety(cfg, md)
+    users = InMemoryUserStore()
+    tokens = {u: users.add_user_sync(u) for u in (*USERS, "carol")}
+    node = await start_hub(cfg, md, breaker, None, users=users)
+    try:
+        assert node.hub.tunnels is not None and node.proxies is not None
+        topics = ["private:kalshi", "private:polymarket"]
+        boxes = {u: await open_inbox(node.hub, tokens[u], topics) for u in USERS}
+        for u, v in itertools.product(USERS, ("kalshi", "polymarket")):
+            await eventually(lambda u=u, v=v: (t := node.hub.tunnels.get(u, v)) is not None and t.connected,  # type: ignore[union-attr]
+                             timeout=15, what=f"{u}'s {v} tunnel up")
+        used = {t.proxy_label for t in node.hub.tunnels.tunnels.values()}
+        assert used == {node.proxies.label(http.url), node.proxies.label(socks.url)}, used
+        # one upstream per user; each pushed event below reaches exactly one subscription (push_user_event
+        # returns 1), i.e. the venue saw each user's handshake signed with that user's own key
+        assert sum(1 for s in kalshi.subscriptions() if s["channel"] == "fill") == 2
+
+        for n in range(4):
+            for u in USERS:
+                assert kalshi.push_user_event(f"key-{u}", "fill", fill(u, n)) == 1
+                assert poly.push_user_event(f"api-{u}", order(u, n)) == 1
+        await eventually(lambda: all(len(b.private("kalshi")) == 4 and len(b.private("polymarket")) == 4
+                                     for b in boxes.values()), timeout=10, what="every private event")
+        await asyncio.sleep(0.3)
+        for me, other in (("alice", "bob"), ("bob", "alice")):
+            raw = orjson.dumps(boxes[me].msgs).decode()
+            assert other not in raw, f"{me} saw {other}'s data"
+            assert [m["data"]["msg"]["trade_id"] for m in boxes[me].private("kalshi")] == [
+                f"{me}-fill-{n}" for n in range(4)]
+            assert [m["data"]["id"] for m in boxes[me].private("polymarket")] == [
+                f"0x{me}-order-{n}" for n in range(4)]
+
+        async with connect(node.hub.url) as carol:  # no venue credentials on file
+            await carol.send(orjson.dumps({"op": "auth", "token": tokens["carol"]}))
+            assert orjson.loads(await carol.recv())["type"] == "auth_ok"
+            await carol.send(orjson.dumps({"op": "subscribe", "topics": ["private:kalshi"]}))
+            ack = orjson.loads(await carol.recv())
+            assert ack["topics"] == [] and ack["failed"][0]["code"] == "no_credentials", ack
+        for b in boxes.values():
+            await b.ws.close()
+        await eventually(lambda: not node.hub.tunnels.tunnels, timeout=5, what="tunnels closed after grace")  # type: ignore[union-attr]
+    finally:
+        await node.stop()
+        await kalshi.stop()
+        await poly.stop()
+
+
+def test_accounts_file_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text('[alice.polymarket]\napi_key = "k"\nsecret = "s3cr3t-value"\npassphrase = "p"\n')
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_accounts(path)
+    path.chmod(0o600)
+    assert load_accounts(path).polymarket("alice") is not None
+    path.write_text('[alice.kalshi]\napi_key_id = "k"\n')
+    with pytest.raises(ConfigError, match="exactly one of signer_socket"):
+        load_accounts(path)
+    path.write_text('[alice.polymarket]\napi_key = "k"\nsecret = "s3cr3t-value"\n')
+    with pytest.raises(ConfigError, match="needs passphrase") as exc:
+        load_accounts(path)
+    assert "s3cr3t-value" not in str(exc.value)
+    path.write_text('[alice.kalshi]\napi_key_id = "k"\nsigner_socket = "/run/x.sock"\n')
+    signer = load_accounts(path).kalshi("alice")
+    assert signer is not None and hasattr(signer, "kalshi_headers_async")  # the signer service's client
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[hub]\nproxies = ["http://127.0.0.1:3128"]\n')
+    from crossbook.hub.accounts import build_tunnels
+
+    with pytest.raises(ConfigError, match=r"both hub\.proxies"):
+        build_tunnels(load_config(cfg, env={}))
