@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,13 @@ def proxies() -> Iterator[tuple[ProxyProc, ProxyProc]]:
     socks.kill()
 
 
+
+
+@pytest.fixture(scope="session")
+def hub_pg() -> Iterator[Any]:
+    """A real embedded PostgreSQL for the hub's user store (torn down after the session)."""
+    from crossbook.store.embedded_postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres().start()
+    yield server
+    server.close()
