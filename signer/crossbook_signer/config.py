@@ -5,6 +5,7 @@ allowed_uids = [1000]            # peers (SO_PEERCRED uid) that may connect; the
 test_mode = false                # true enables the ProbeOpen RPC (tests only)
 landlock = true                  # false only for development on kernels without Landlock
 require_locked = true            # refuse to start if a key's pages could not be mlock'd
+fast_path = true                 # also serve the length-prefixed fast path on <socket>.fast (docs/signer.md)
 
 [kms]
 key_id = "alias/crossbook-signer"   # seals new session keys (GenerateDataKey)
@@ -52,6 +53,7 @@ class SignerConfig:
     test_mode: bool = False
     landlock: bool = True
     require_locked: bool = True
+    fast_path: bool = True
     kms_key_id: str = ""
     kms_region: str | None = None
     kms_endpoint_url: str | None = None
@@ -99,6 +101,7 @@ def load_config(path: str) -> SignerConfig:
         test_mode=bool(doc.get("test_mode", False)),
         landlock=bool(doc.get("landlock", True)),
         require_locked=bool(doc.get("require_locked", True)),
+        fast_path=bool(doc.get("fast_path", True)),
         kms_key_id=_str(kms, "key_id", "kms", ""),
         kms_region=kms.get("region") or None,
         kms_endpoint_url=kms.get("endpoint_url") or None,

@@ -1,9 +1,10 @@
 """``crossbook-signer --socket PATH --config FILE``: load keys from KMS, harden, serve.
 
 Order matters: (1) read the config, (2) no core dumps + non-dumpable, (3) decrypt every blob through
-KMS straight into Rust key handles, (4) bind the public socket (0600) and make the private 0700
-directory, (5) Landlock, in the main thread, before gRPC or any executor starts a thread, so every
-thread inherits it, (6) gRPC server on the private socket + the SO_PEERCRED relay on the public one.
+KMS straight into Rust key handles, (4) bind the public socket and the fast-path socket (both 0600)
+and make the private 0700 directory, (5) Landlock, in the main thread, before gRPC or any executor
+starts a thread, so every thread inherits it, (6) on one asyncio event loop: the gRPC server on the
+private socket, the SO_PEERCRED relay on the public one, the fast path on ``<socket>.fast``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from crossbook.signing import ApiCreds, HmacKey, PrivateKey, RsaKey
 from crossbook_signer import service as _service  # noqa: F401  (imported before Landlock)
 from crossbook_signer.config import SignerConfig, load_config
 from crossbook_signer.envelope import context, open_blob
+from crossbook_signer.fast import FastServer
 from crossbook_signer.hardening import is_dumpable, no_core_dumps, restrict_files
 from crossbook_signer.relay import Relay
 from crossbook_signer.service import Hardening, Keys, SignerService, generic_handler
@@ -134,19 +136,28 @@ _LAZY_MODULES = (
 )
 
 
+def fast_socket_path(public_path: str) -> str:
+    """Where the fast path listens: next to the gRPC socket, so the same directory rules apply."""
+    return public_path + ".fast"
+
+
 async def serve(
-    handler: grpc.GenericRpcHandler,
+    svc: SignerService,
     public: socket.socket,
     public_path: str,
     internal: str,
     allowed_uids: frozenset[int],
+    fast: socket.socket | None,
 ) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((generic_handler(svc),))
     server.add_insecure_port(f"unix:{internal}")
     await server.start()
     relay = Relay(public, internal, allowed_uids)
     await relay.start()
+    fast_server = FastServer(fast, svc, allowed_uids) if fast is not None else None
+    if fast_server is not None:
+        await fast_server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,6 +166,8 @@ async def serve(
     print(f"crossbook-signer: ready on {public_path}", file=sys.stderr, flush=True)
     await stop.wait()
     log.info("stopping")
+    if fast_server is not None:
+        await fast_server.close()
     await relay.close()
     await server.stop(1.0)
 
@@ -184,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         public_path = os.path.abspath(args.socket)
         priv = private_dir(public_path)
         public = bind_public_socket(public_path)
+        fast = bind_public_socket(fast_socket_path(public_path)) if cfg.fast_path else None
         hardening = Hardening(non_dumpable=not is_dumpable(), keys_locked=locked)
         svc = SignerService(keys, sessions, kms, cfg.kms_key_id, hardening, test_mode=cfg.test_mode)
-        handler = generic_handler(svc)
         preload()
         abi = 0
         if cfg.landlock:
@@ -206,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         abi,
     )
     try:
-        asyncio.run(serve(handler, public, public_path, os.path.join(priv, "grpc.sock"), cfg.allowed_uids))
+        asyncio.run(serve(svc, public, public_path, os.path.join(priv, "grpc.sock"), cfg.allowed_uids, fast))
     finally:
-        for p in (os.path.join(priv, "grpc.sock"), public_path):
+        for p in (os.path.join(priv, "grpc.sock"), public_path, fast_socket_path(public_path)):
             with contextlib.suppress(OSError):
                 os.unlink(p)
         with contextlib.suppress(OSError):

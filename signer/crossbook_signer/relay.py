@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import struct
+from typing import cast
 
 log = logging.getLogger("crossbook.signer")
 
@@ -31,8 +32,7 @@ class _Pipe(asyncio.Protocol):
         self.pending: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
@@ -62,7 +62,7 @@ class _Client(_Pipe):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         pid, uid, _gid = peer_credentials(sock)
         if uid not in self.relay.allowed_uids:

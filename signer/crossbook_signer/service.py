@@ -92,10 +92,23 @@ class _Method:
 
 
 def _order_dict(order: Any) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in order.items():
-        out[k] = int(v) if k in _INT_FIELDS and v.isdigit() else v
+    out: dict[str, object] = dict(order)  # one C-level copy of the protobuf map (its .items() is slow)
+    for k in _INT_FIELDS:
+        v = out.get(k)
+        if isinstance(v, str) and v.isdigit():
+            out[k] = int(v)
     return out
+
+
+def _log_soon(level: int, msg: str, *args: object) -> None:
+    """Log once the current loop turn is over, so the reply is written first: a formatted log line
+    costs ~8 µs, a third of a signature. Outside a loop (tests calling directly) log at once."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        log.log(level, msg, *args)
+        return
+    loop.call_soon(log.log, level, msg, *args)
 
 
 class SignerService:
@@ -151,22 +164,22 @@ class SignerService:
             return self._call_async(name, rid, fp, request, method.fn)
         done = self._done.get(rid)
         if done is not None:
-            return self._answer(rid, fp, done, replayed=True)
+            return self._answer(name, rid, fp, done, replayed=True)
         try:
             result = method.fn(request)
             assert not isinstance(result, Awaitable), f"{name} is marked synchronous"
             outcome = _Outcome(fp, reply=result)
-            log.info("signed request_id=%s method=%s", rid, name)
+            _log_soon(logging.INFO, "signed request_id=%s method=%s", rid, name)
         except Exception as exc:  # mapped: a remembered refusal, or re-raised as INTERNAL
             outcome = self._refused(name, rid, fp, exc)
-        return self._answer(rid, fp, self._remember(rid, outcome), replayed=False)
+        return self._answer(name, rid, fp, self._remember(rid, outcome), replayed=False)
 
     async def _call_async(self, name: str, rid: str, fp: bytes, request: Any, fn: Handler) -> Message:
         while rid in self._inflight:
             await asyncio.shield(self._inflight[rid])
         done = self._done.get(rid)
         if done is not None:
-            return self._answer(rid, fp, done, replayed=True)
+            return self._answer(name, rid, fp, done, replayed=True)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[rid] = fut
         try:
@@ -181,20 +194,20 @@ class SignerService:
         finally:
             del self._inflight[rid]
             fut.set_result(None)
-        return self._answer(rid, fp, done, replayed=False)
+        return self._answer(name, rid, fp, done, replayed=False)
 
     def _refused(self, name: str, rid: str, fp: bytes, exc: Exception) -> _Outcome:
         """The remembered outcome of a handler that raised; an unexpected error raises ``Refusal(INTERNAL)``
         instead and is not remembered, so a retry with the same id may succeed."""
         if isinstance(exc, PolicyRefusal):
-            log.warning("refused request_id=%s method=%s rule=%s", rid, name, exc.rule)
+            _log_soon(logging.WARNING, "refused request_id=%s method=%s rule=%s", rid, name, exc.rule)
             return _Outcome(fp, code=grpc.StatusCode.PERMISSION_DENIED, message=str(exc), rule=exc.rule)
         if isinstance(exc, NotFound):
-            log.warning("refused request_id=%s method=%s: not found", rid, name)
+            _log_soon(logging.WARNING, "refused request_id=%s method=%s: not found", rid, name)
             return _Outcome(fp, code=grpc.StatusCode.NOT_FOUND, message=str(exc))
         if isinstance(exc, SigningInputError | ValueError):
             # Messages from crossbook.signing name the field and never carry key material.
-            log.warning("refused request_id=%s method=%s: invalid input", rid, name)
+            _log_soon(logging.WARNING, "refused request_id=%s method=%s: invalid input", rid, name)
             return _Outcome(fp, code=grpc.StatusCode.INVALID_ARGUMENT, message=str(exc))
         if isinstance(exc, SignerError):
             raise Refusal(grpc.StatusCode.INTERNAL, str(exc)) from None
@@ -209,14 +222,14 @@ class SignerService:
             self._done.popitem(last=False)
         return outcome
 
-    def _answer(self, rid: str, fp: bytes, done: _Outcome, *, replayed: bool) -> Message:
+    def _answer(self, name: str, rid: str, fp: bytes, done: _Outcome, *, replayed: bool) -> Message:
         if done.fingerprint != fp:
             raise Refusal(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"request_id {rid!r} was already used for a different request; use a new id",
             )
         if replayed:
-            log.info("replay request_id=%s", rid)
+            _log_soon(logging.INFO, "replay request_id=%s method=%s", rid, name)
         if done.code is not None:
             raise Refusal(done.code, done.message, done.rule)
         assert done.reply is not None

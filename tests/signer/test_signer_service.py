@@ -175,8 +175,8 @@ def _connect_as(uid: int, path: str) -> str:
                 s.settimeout(5)
                 data = s.recv(100)
                 result = "closed" if not data else "answered"
-            except ConnectionResetError:  # the signer aborts a refused peer (RST)
-                result = "closed"
+            except (ConnectionResetError, BrokenPipeError):  # the signer aborts a refused peer (RST)
+                result = "closed"  # EPIPE: the abort came before our send
             except PermissionError:
                 result = "EACCES"
             except OSError as exc:

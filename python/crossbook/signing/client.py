@@ -1,4 +1,10 @@
-"""Client of the signer service (``crossbook-signer``) over its Unix socket (gRPC).
+"""Client of the signer service (``crossbook-signer``) over its Unix sockets: the fast path and gRPC.
+
+The signing calls (orders, L1/L2 and Kalshi headers, transactions, health) go over the signer's fast
+path (``<socket>.fast``: the same protobuf messages, length-prefixed, no HTTP/2; docs/signer.md) when
+it is there; everything else, and every call to a signer without a fast path, goes over gRPC (the
+documented contract). Both reach the same request handling in the signer, so a request id means the
+same thing on either transport.
 
 Every call carries a request id (generated if not given). The signer answers a repeated id with its
 first reply (same signature, counted once against session limits) for as long as that signer process
@@ -11,10 +17,14 @@ lives, so retrying with the same id after an error is safe. Errors:
   refused our uid. :class:`SignerTimeout` (also a ``TimeoutError``): no reply within the timeout.
 - :class:`~crossbook.signing.errors.SigningInputError`: malformed input; :class:`SignerError`: the rest.
 
-The channel is rebuilt after a connection failure, so the next call reaches a restarted signer
-without waiting for gRPC's reconnect backoff. :meth:`SignerClient.kalshi_headers` is the synchronous
-:class:`~crossbook.signing.headers.HeaderSigner` method (a short blocking call, used when a feed
-connects); async code should prefer :meth:`SignerClient.kalshi_headers_async`.
+The channel (and the fast-path connection) is rebuilt after a connection failure, so the next call
+reaches a restarted signer without waiting for gRPC's reconnect backoff. A connection lost while a
+call is in flight fails that call with :class:`SignerUnavailable`; it is never resent by itself
+unless ``retry_for`` asks for it, and then with the same request id.
+
+:meth:`SignerClient.kalshi_headers` is the synchronous :class:`~crossbook.signing.headers.HeaderSigner`
+method (a short blocking gRPC call, used when a feed connects); async code should prefer
+:meth:`SignerClient.kalshi_headers_async`.
 """
 
 from __future__ import annotations
@@ -25,15 +35,16 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import grpc
 import grpc.aio
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from crossbook._proto import signer_pb2 as pb
 from crossbook.errors import PolicyViolation, SignerError
 from crossbook.signing.errors import SigningInputError
+from crossbook.signing.fastframe import ERROR, METHOD_IDS, OK, FrameReader, FramingError, encode
 from crossbook.signing.tx import SignedTx
 
 __all__ = [
@@ -56,6 +67,16 @@ _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
     ("grpc.use_local_subchannel_pool", 1),  # a rebuilt channel dials at once, not after a shared backoff
 ]
+
+
+# Calls that take the fast path when the signer offers it (the hot path: everything that signs).
+FAST_METHODS = frozenset(
+    {"SignPolymarketOrder", "PolymarketL1Headers", "PolymarketL2Headers", "KalshiHeaders", "SignTransaction", "Health"}
+)
+# After a signer answered over gRPC while its fast socket could not be reached (an older signer, or
+# fast_path = false), try the fast socket again only this often.
+FAST_RETRY_S = 1.0
+_STATUS = {c.value[0]: c for c in grpc.StatusCode}
 
 
 class SignerPolicyError(PolicyViolation):
@@ -98,6 +119,63 @@ class SessionInfo:
         )
 
 
+class _Lost(Exception):
+    """The fast-path connection went away while a call waited (reason in words, no request content)."""
+
+
+class _Expired(Exception):
+    """A fast-path call's timer fired."""
+
+
+class _FastConnection(asyncio.Protocol):
+    """One connection to the signer's fast socket; calls on it overlap, matched by call id."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.reader = FrameReader(self._frame)
+        self.next_id = 0
+        self.notice = ""  # the signer's last connection-level error (call id 0), for the error message
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.reader.feed(data)
+        except FramingError as exc:
+            self.fail(f"the signer sent a malformed frame ({exc})")
+            if self.transport is not None:
+                self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        why = f": {self.notice}" if self.notice else ""
+        self.fail(f"the signer closed the fast-path connection{why}")
+
+    def fail(self, reason: str) -> None:
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(_Lost(reason))
+
+    def _frame(self, kind: int, call_id: int, payload: bytes) -> None:
+        fut = self.pending.pop(call_id, None)
+        if fut is not None:
+            if not fut.done():
+                fut.set_result((kind, payload))
+        elif call_id == 0 and kind == ERROR:
+            try:
+                self.notice = pb.CallError.FromString(payload).message
+            except DecodeError:
+                self.notice = "an unreadable error"
+
+
+def _expire(fut: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())
+
+
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
@@ -133,18 +211,41 @@ def _str_map(order: Mapping[str, object]) -> dict[str, str]:
 
 class SignerClient:
     """Async client; one per process. ``timeout`` bounds every call (seconds); ``retry_for`` > 0
-    retries a call that found no signer (same request id) for that long before raising."""
+    retries a call that found no signer (same request id) for that long before raising.
 
-    def __init__(self, socket_path: str, *, timeout: float = 2.0, retry_for: float = 0.0) -> None:
+    ``fast`` (default on) sends the signing calls over the signer's fast path at ``fast_socket``
+    (default ``socket_path + ".fast"``) whenever it accepts a connection; ``fast=False`` keeps every
+    call on gRPC."""
+
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        timeout: float = 2.0,
+        retry_for: float = 0.0,
+        fast: bool = True,
+        fast_socket: str | None = None,
+    ) -> None:
         self.socket_path = socket_path
         self.target = f"unix:{socket_path}"
         self.timeout = timeout
         self.retry_for = retry_for
+        self.fast = fast
+        self.fast_socket = fast_socket or socket_path + ".fast"
         self._channel: grpc.aio.Channel | None = None
         self._sync_channel: grpc.Channel | None = None
+        self._fast_conn: _FastConnection | None = None
+        self._fast_connecting: asyncio.Lock | None = None
+        self._fast_retry_at = 0.0
+        self._fast_unknown: set[str] = set()  # methods an older signer's fast path does not know
 
     def __repr__(self) -> str:
-        return f"SignerClient({self.target!r}, timeout={self.timeout})"
+        return f"SignerClient({self.target!r}, timeout={self.timeout}, fast={self.fast})"
+
+    @property
+    def fast_connected(self) -> bool:
+        """True while a fast-path connection is open (what the next signing call will use)."""
+        return self._fast_conn is not None and self._fast_conn.transport is not None
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -159,6 +260,9 @@ class SignerClient:
             await channel.close(grace=None)
 
     async def close(self) -> None:
+        conn, self._fast_conn = self._fast_conn, None
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
         await self._reset()
         if self._sync_channel is not None:
             self._sync_channel.close()
@@ -174,21 +278,105 @@ class SignerClient:
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
         while True:
-            call: grpc.aio.UnaryUnaryMultiCallable[Message, R] = self._chan().unary_unary(
-                f"/{SERVICE}/{method}",
-                request_serializer=_serialize,
-                response_deserializer=reply_type.FromString,
-            )
             try:
-                reply: R = await call(request, timeout=timeout or self.timeout)
-                return reply
-            except grpc.aio.AioRpcError as exc:
-                err = await self._error(method, request, exc)
-                if isinstance(err, SignerUnavailable) and time.monotonic() + delay < deadline:
+                return await self._call_once(method, request, reply_type, timeout or self.timeout)
+            except SignerUnavailable:
+                if time.monotonic() + delay < deadline:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue
-                raise err from None
+                raise
+
+    async def _call_once(self, method: str, request: Message, reply_type: type[R], timeout: float) -> R:
+        if self.fast and method in FAST_METHODS and method not in self._fast_unknown:
+            conn = self._fast_conn
+            if conn is None or conn.transport is None:
+                conn = await self._fast_connect(timeout)
+            if conn is not None:
+                reply = await self._fast_call(conn, method, request, reply_type, timeout)
+                if reply is not None:
+                    return reply
+        reply = await self._grpc_call(method, request, reply_type, timeout)
+        if self.fast and method in FAST_METHODS and self._fast_conn is None:
+            # The signer is up but its fast socket is not: do not pay a failed connect on every call.
+            self._fast_retry_at = time.monotonic() + FAST_RETRY_S
+        return reply
+
+    async def _grpc_call(self, method: str, request: Message, reply_type: type[R], timeout: float) -> R:
+        call: grpc.aio.UnaryUnaryMultiCallable[Message, R] = self._chan().unary_unary(
+            f"/{SERVICE}/{method}",
+            request_serializer=_serialize,
+            response_deserializer=reply_type.FromString,
+        )
+        try:
+            reply: R = await call(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise await self._error(method, request, exc) from None
+        return reply
+
+    async def _fast_connect(self, timeout: float) -> _FastConnection | None:
+        """A connection to the fast socket, or None when there is none to be had (then gRPC decides:
+        it answers, or it says the signer is unavailable)."""
+        if time.monotonic() < self._fast_retry_at:
+            return None
+        if self._fast_connecting is None:
+            self._fast_connecting = asyncio.Lock()
+        async with self._fast_connecting:  # one connect for concurrent first calls
+            conn = self._fast_conn
+            if conn is not None and conn.transport is not None:
+                return conn
+            self._fast_conn = None
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(timeout):
+                    _tr, conn = await loop.create_unix_connection(_FastConnection, self.fast_socket)
+            except (OSError, TimeoutError):  # absent, refused (no listener, or the socket's mode), slow
+                return None
+            self._fast_conn = conn
+            return conn
+
+    async def _fast_call(
+        self, conn: _FastConnection, method: str, request: Message, reply_type: type[R], timeout: float
+    ) -> R | None:
+        """The reply over the fast path, or None if this signer's fast path does not know ``method``."""
+        transport = conn.transport
+        assert transport is not None
+        call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        conn.pending[call_id] = fut
+        transport.write(encode(METHOD_IDS[method], call_id, request.SerializeToString()))
+        timer = loop.call_later(timeout, _expire, fut)
+        rid = getattr(request, "request_id", "")
+        try:
+            kind, payload = await fut
+        except _Lost as exc:
+            if self._fast_conn is conn:
+                self._fast_conn = None
+            raise SignerUnavailable(
+                f"signer at {self.fast_socket} unavailable for {method} (request_id={rid}): {exc}. It may have "
+                "stopped or refused this process's uid (allowed_uids); retrying with the same request_id is safe"
+            ) from None
+        except _Expired:
+            raise SignerTimeout(
+                f"signer at {self.fast_socket} did not answer {method} (request_id={rid}) within {timeout} s; "
+                "retry with the same request_id"
+            ) from None
+        finally:
+            timer.cancel()
+            conn.pending.pop(call_id, None)
+        try:
+            if kind == OK:
+                return reply_type.FromString(payload)
+            err = pb.CallError.FromString(payload)
+        except DecodeError:
+            raise SignerError(f"signer sent an unreadable reply to {method} (request_id={rid})") from None
+        code = _STATUS.get(err.code, grpc.StatusCode.UNKNOWN)
+        if code == grpc.StatusCode.UNIMPLEMENTED and err.message.startswith("unknown fast-path method"):
+            self._fast_unknown.add(method)  # an older signer: this method goes over gRPC from now on
+            return None
+        trailing = ((RULE_METADATA, err.rule),) if err.rule else ()
+        raise await self._map_error(method, rid, code, err.message, trailing)
 
     async def _error(self, method: str, request: Message, exc: grpc.aio.AioRpcError) -> Exception:
         return await self._map_error(

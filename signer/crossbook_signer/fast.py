@@ -1,0 +1,159 @@
+"""The fast path: the signer's own protobuf messages, length-prefixed, on a second uid-checked socket.
+
+gRPC stays the contract and serves every method; this socket (``<socket>.fast``, mode 0600) exists
+because Python gRPC costs hundreds of µs per call (docs/signer.md, "Fast path"). It is served by the
+signer process itself, on the same event loop as gRPC, with no relay: the peer's uid is checked with
+``SO_PEERCRED`` when it connects, then every frame (``crossbook.signing.fastframe``) goes to
+:meth:`SignerService.call` — the same request handling, policy and idempotency as the gRPC servicer.
+
+A synchronous method (everything but AuthorizeSession) is answered inside ``data_received``, in the
+loop turn that read the request: no task, no stream objects. Malformed input never reaches the
+service: an unknown method id or a payload that does not parse as the method's request message gets
+an error frame naming the problem (the connection stays usable); an impossible frame length loses
+the framing, so it gets an error frame with call id 0 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable
+from typing import cast
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from crossbook._proto import signer_pb2 as pb
+from crossbook.signing.fastframe import ERROR, METHODS, OK, FrameReader, FramingError, encode
+from crossbook_signer.relay import peer_credentials
+from crossbook_signer.service import Refusal, SignerService
+
+log = logging.getLogger("crossbook.signer")
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("pid", "reader", "server", "transport")
+
+    def __init__(self, server: FastServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.reader = FrameReader(self._frame)
+        self.pid = 0
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)  # uvloop's transports do not subclass it
+        pid, uid, _gid = peer_credentials(transport.get_extra_info("socket"))
+        if uid not in self.server.allowed_uids:
+            log.warning("refused peer uid=%d pid=%d on the fast path: uid not in allowed_uids", uid, pid)
+            self.server.refused += 1
+            transport.abort()  # before reading a byte
+            return
+        self.pid = pid
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.server.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        try:
+            self.reader.feed(data)
+        except FramingError as exc:
+            log.warning("fast path: peer pid=%d sent a bad frame (%s); closing its connection", self.pid, exc)
+            self._send_error(0, grpc.StatusCode.INVALID_ARGUMENT, f"{exc}; the signer closes this connection")
+            if self.transport is not None:
+                self.transport.close()  # after the error frame is flushed
+                self.transport = None
+
+    # Back-pressure: a peer that does not read its replies stops being read.
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _frame(self, kind: int, call_id: int, payload: bytes) -> None:
+        method = METHODS.get(kind)
+        if method is None:
+            self._send_error(call_id, grpc.StatusCode.UNIMPLEMENTED, f"unknown fast-path method id {kind}")
+            return
+        try:
+            request = method.request.FromString(payload)
+        except DecodeError:
+            self._send_error(
+                call_id,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{method.name}: the payload is not a valid {method.request.DESCRIPTOR.name} message",
+            )
+            return
+        try:
+            result = self.server.service.call(method.name, request)
+        except Refusal as exc:
+            self._send_error(call_id, exc.code, exc.message, exc.rule)
+            return
+        except Exception as exc:  # a bug must cost one call, never the signer
+            log.error("fast path: %s failed: %s", method.name, type(exc).__name__)
+            self._send_error(call_id, grpc.StatusCode.INTERNAL, f"internal signer error ({type(exc).__name__})")
+            return
+        if isinstance(result, Message):
+            self._send(OK, call_id, result.SerializeToString())
+        else:
+            self.server.spawn(self._finish(method.name, call_id, result))
+
+    async def _finish(self, name: str, call_id: int, pending: Awaitable[Message]) -> None:
+        try:
+            reply = await pending
+        except Refusal as exc:
+            self._send_error(call_id, exc.code, exc.message, exc.rule)
+            return
+        except Exception as exc:
+            log.error("fast path: %s failed: %s", name, type(exc).__name__)
+            self._send_error(call_id, grpc.StatusCode.INTERNAL, f"internal signer error ({type(exc).__name__})")
+            return
+        self._send(OK, call_id, reply.SerializeToString())
+
+    def _send(self, kind: int, call_id: int, payload: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(encode(kind, call_id, payload))
+
+    def _send_error(self, call_id: int, code: grpc.StatusCode, message: str, rule: str = "") -> None:
+        err = pb.CallError(code=code.value[0], message=message, rule=rule)
+        self._send(ERROR, call_id, err.SerializeToString())
+
+
+class FastServer:
+    """Serves the fast path on ``listen`` (an already bound, 0600, non-blocking Unix socket)."""
+
+    def __init__(self, listen: socket.socket, service: SignerService, allowed_uids: frozenset[int]) -> None:
+        self.listen = listen
+        self.service = service
+        self.allowed_uids = allowed_uids
+        self.refused = 0
+        self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_unix_server(lambda: _Connection(self), sock=self.listen)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        for task in list(self.tasks):
+            task.cancel()
