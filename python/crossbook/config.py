@@ -114,6 +114,32 @@ class PairConfig:
     condition_id: str = ""
     verified: bool = False  # the mapping's verdict; the gate refuses Unverified pairs
     polarity: str = "same"
+    poly_no_asset: str = ""  # the condition's NO token (execution buys it; its book mirrors poly_asset's)
+
+
+@dataclass
+class ExecutionConfig:
+    """``crossbook trade``: who trades, through which signer, and how a broken pair is handled.
+
+    Secrets are never values here. Production: ``signer_socket`` (+ ``signer_session_id`` to sign under
+    a user's session policy, else ``signer_wallet``). Development: files holding the keys."""
+
+    user: str = ""  # whose orders and positions these are (crossbook orders/positions --user)
+    signer_socket: str = ""
+    signer_session_id: str = ""
+    signer_wallet: str = "main"
+    polymarket_address: str = ""  # with the signer: the address orders are made by
+    polymarket_api_key: str = ""  # with the signer: the L2 API account it holds (its name in the signer)
+    polymarket_key_path: str = ""  # development: a file with the wallet's hex private key
+    polymarket_api_creds_path: str = ""  # development: JSON {"api_key", "secret", "passphrase"}
+    order_timeout_s: float = 2.0
+    resolve_timeout_s: float = 5.0
+    ready_timeout_s: float = 15.0  # wait this long for both books of the pair before refusing
+    first_venue: str = "polymarket"
+    unwind: str = "flatten"  # flatten | none
+    unwind_band: str = "0.05"  # decimal strings: money is never a float
+    hedge_slippage: str = "0.02"
+    poly_fee_bps: int = 0
 
 
 @dataclass
@@ -128,6 +154,7 @@ class Config:
     hub: HubConfig = field(default_factory=HubConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     pairs: list[PairConfig] = field(default_factory=list)
 
 

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
 
 from crossbook.execution.errors import IntentRefused, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import (
@@ -30,6 +31,7 @@ from crossbook.execution.models import (
     PairPlan,
     PairResult,
     Purpose,
+    RecoveredIntent,
     UnwindPolicy,
     Venue,
 )
@@ -60,6 +62,7 @@ class Executor:
         poly_fee_bps: int = 0,
         hedge_slippage: Decimal = Decimal("0.02"),
         after_leg: LegHook | None = None,
+        user_ref: str = "",
     ) -> None:
         self.gate = gate
         self.books = books
@@ -73,6 +76,7 @@ class Executor:
         self.poly_fee_bps = poly_fee_bps
         self.hedge_slippage = hedge_slippage
         self.after_leg = after_leg
+        self.user_ref = user_ref
 
     # -- single orders -----------------------------------------------------------------------------
     async def place(self, intent: LimitIntent) -> OrderResult:
@@ -83,9 +87,10 @@ class Executor:
         intent_id = str(uuid.uuid4())
         market = self._order_market(pm, intent.venue, intent.outcome)
         order = LegOrder(intent.venue, market, intent.side, intent.outcome, intent.price, intent.size, intent.tif,
-                         "entry", "single", intent_id, intent.pair_id)  # fmt: skip
+                         "entry", "single", intent_id, intent.pair_id, user_ref=self.user_ref)  # fmt: skip
         if self.store is not None:
-            await self.store.intent_started(intent_id, "limit", intent.pair_id, _spec(intent))
+            await self.store.intent_started(intent_id, "limit", intent.pair_id, _spec(intent),
+                                            legs=[_planned(order)], user_ref=self.user_ref)  # fmt: skip
         result = await self._execute(order)
         await self._record_fills([result])
         if self.store is not None:
@@ -119,21 +124,27 @@ class Executor:
         for lp in plan.legs:
             self._check_gate("gate", intent.pair_id, lp.venue, "buy", lp.outcome, lp.limit, plan.size)
         intent_id = str(uuid.uuid4())
-        if self.store is not None:
-            await self.store.intent_started(intent_id, "pair", intent.pair_id, {
-                **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
-                "legs": [f"buy {lp.outcome} {lp.venue} ≤ {lp.limit}" for lp in plan.legs],
-            })  # fmt: skip
         first, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
-        res = PairResult(intent_id, "no_fill", plan)
+        # Client order ids are fixed now and stored with the intent before the first order leaves: a
+        # restarted executor asks the venues about exactly these (and never invents new ones for them).
+        cids = {"leg1": str(uuid.uuid4()), "leg2": str(uuid.uuid4())}
 
         def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
             market = self._order_market(pm, lp.venue, lp.outcome)
             purpose: Purpose = "entry" if name == "leg1" else "hedge"
             return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
-                            intent.pair_id)  # fmt: skip
+                            intent.pair_id, cids[name], user_ref=self.user_ref)  # fmt: skip
 
-        r1 = await self._execute(leg_order(first, plan.size, "leg1", first.limit))
+        order1 = leg_order(first, plan.size, "leg1", first.limit)
+        if self.store is not None:
+            await self.store.intent_started(intent_id, "pair", intent.pair_id, {
+                **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
+            }, legs=[_planned(order1), {**_planned(leg_order(second, plan.size, "leg2", second.limit)),
+                                        "size": f"<= leg1 filled ({plan.size})"}],
+                user_ref=self.user_ref)  # fmt: skip
+        res = PairResult(intent_id, "no_fill", plan)
+
+        r1 = await self._execute(order1)
         res.legs.append(r1)
         await self._hook(r1)
         if r1.status == "unknown":
@@ -179,7 +190,9 @@ class Executor:
         cap = ((ONE - paid) / tick).to_integral_value(ROUND_FLOOR) * tick - tick
         return max(tick, min(plan.limit + self.hedge_slippage, cap))
 
-    async def _unwind(self, pm: PairMarkets, filled: OrderResult, qty: Decimal, res: PairResult) -> OrderResult | None:
+    async def _unwind(
+        self, pm: PairMarkets, filled: OrderResult, qty: Decimal, res: PairResult | RecoveredIntent
+    ) -> OrderResult | None:
         """Flatten ``qty`` of a filled buy: sell it back on its venue, no lower than best bid − band."""
         policy = self.unwind_policy
         venue, outcome = filled.venue, filled.order.outcome
@@ -199,11 +212,80 @@ class Executor:
         limit = (floor / tick).to_integral_value(ROUND_CEILING) * tick
         market = filled.order.market
         order = LegOrder(venue, market, "sell", outcome, limit, qty, "FAK", "unwind", "unwind", filled.order.intent_id,
-                         filled.order.pair_id)  # fmt: skip
+                         filled.order.pair_id, user_ref=filled.order.user_ref)  # fmt: skip
         u = await self._execute(order)
         res.unwinds.append(u)
         res.reasons.append(f"unwound {u.filled} of {qty} {outcome} on {venue} (limit {limit}, {u.status})")
         return u
+
+    # -- restart: reconcile what a dead executor left ---------------------------------------------
+    async def recover(self) -> list[RecoveredIntent]:
+        """Reconcile every intent the store holds as unfinished (the executor died mid-intent).
+
+        Each order row still ``submitting``/``unknown`` is resolved by asking its venue (lookup by order
+        hash / client order id, never a resend); fills are fetched and recorded once; then a pair whose
+        entry leg filled more than its hedge is unwound under the policy, as a live run would have. A
+        planned leg without an order row was never sent (rows are written before sending) and is not
+        sent now: the market has moved on since the plan."""
+        if self.store is None:
+            return []
+        out: list[RecoveredIntent] = []
+        for intent in await self.store.open_intents():
+            out.append(await self._recover_one(intent))
+        return out
+
+    async def _recover_one(self, intent: Mapping[str, object]) -> RecoveredIntent:
+        assert self.store is not None
+        intent_id, kind, pair_id = str(intent["id"]), str(intent["kind"]), str(intent["pair_ref"])
+        rec = RecoveredIntent(intent_id, kind, pair_id, "no_fill")
+        await self.store.mark_recovered(intent_id)
+        for row in await self.store.intent_orders(intent_id):
+            order = _order_from_row(row)
+            if row["status"] in ("submitting", "unknown"):
+                result = await self._resolve(order)
+                await self.store.order_result(result)
+                rec.reasons.append(f"{order.leg} ({order.venue}) was in flight: venue says {result.status}, "
+                                   f"filled {result.filled}")  # fmt: skip
+            else:
+                result = _result_from_row(order, row)
+            (rec.unwinds if order.purpose == "unwind" else rec.orders).append(result)
+        await self._record_fills(rec.orders + rec.unwinds)
+        sent = {r.order.client_order_id for r in rec.orders + rec.unwinds}
+        for leg in intent.get("legs") or []:  # type: ignore[attr-defined]
+            if isinstance(leg, dict) and leg.get("client_order_id") not in sent:
+                rec.reasons.append(f"{leg.get('leg')} ({leg.get('venue')}) was never sent; not sent now")
+        if kind == "limit":
+            rec.status = rec.orders[0].status if rec.orders else "not_sent"
+        else:
+            entry = sum((r.filled for r in rec.orders if r.order.purpose == "entry"), ZERO)
+            hedge = sum((r.filled for r in rec.orders if r.order.purpose == "hedge"), ZERO)
+            unwound = sum((r.filled for r in rec.unwinds), ZERO)
+            naked = entry - hedge - unwound
+            unknown = [r for r in rec.orders + rec.unwinds if r.status == "unknown"]
+            if unknown:
+                rec.status = "exposed"
+                rec.reasons.append(f"{len(unknown)} order(s) still unknown at the venue; reconcile again")
+            elif entry == 0:
+                rec.status = "no_fill"
+            elif naked <= 0:
+                rec.status = "unwound" if unwound else "hedged"
+            else:
+                pm = self.markets.get(pair_id)
+                first = next(r for r in rec.orders if r.order.purpose == "entry" and r.filled > 0)
+                if pm is None:
+                    rec.status = "exposed"
+                    rec.reasons.append(f"pair {pair_id} is not in the execution catalog: {naked} left open")
+                else:
+                    u = await self._unwind(pm, first, naked, rec)
+                    if u is not None:
+                        await self._record_fills([u])
+                    rec.status = "unwound" if u is not None and u.filled >= naked else "exposed"
+        await self.store.intent_finished(intent_id, rec.status, {
+            "recovered": True, "reasons": rec.reasons, "legs": [_brief(r) for r in rec.orders],
+            "unwinds": [_brief(r) for r in rec.unwinds],
+        })  # fmt: skip
+        log.warning("recovered intent %s on %s: %s; %s", intent_id, pair_id, rec.status, "; ".join(rec.reasons))
+        return rec
 
     # -- one order, idempotently ---------------------------------------------------------------------
     async def _execute(self, order: LegOrder) -> OrderResult:
@@ -284,6 +366,25 @@ class Executor:
             maybe = self.after_leg(result)
             if maybe is not None:
                 await maybe
+
+
+def _order_from_row(row: Mapping[str, Any]) -> LegOrder:
+    return LegOrder(
+        row["venue"], row["market"], row["side"], row["outcome"], Decimal(row["price"]), Decimal(row["size"]),
+        row["time_in_force"], row["purpose"], row["leg"], str(row["intent_id"] or ""), row["pair_ref"],
+        row["client_order_id"], row["venue_order_id"], user_ref=row["user_ref"],
+    )  # fmt: skip
+
+
+def _result_from_row(order: LegOrder, row: Mapping[str, Any]) -> OrderResult:
+    avg = row["avg_price"]
+    return OrderResult(order, row["status"], Decimal(row["filled"]), None if avg is None else Decimal(avg),
+                       Decimal(row["fee"]), row["reason"] or "", row["resolved_by"] or "reply")  # fmt: skip
+
+
+def _planned(o: LegOrder) -> dict[str, str]:
+    return {"leg": o.leg, "venue": o.venue, "market": o.market, "side": o.side, "outcome": o.outcome,
+            "limit": str(o.price), "size": str(o.size), "tif": o.tif, "client_order_id": o.client_order_id}  # fmt: skip
 
 
 def _spec(intent: LimitIntent | PairIntent) -> dict[str, str]:

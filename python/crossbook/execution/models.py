@@ -113,6 +113,7 @@ class LegOrder:
     client_order_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     venue_order_id: str | None = None
     payload: bytes = b""
+    user_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,19 @@ class PairPlan:
 
 
 PairStatus = Literal["hedged", "no_fill", "unwound", "exposed"]
+
+
+@dataclass
+class RecoveredIntent:
+    """What a restarted executor made of an intent it found unfinished in the store."""
+
+    intent_id: str
+    kind: str
+    pair_id: str
+    status: str
+    orders: list[OrderResult] = field(default_factory=list)
+    unwinds: list[OrderResult] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from crossbook.errors import StoreError
-from crossbook.execution.models import LegOrder, OrderResult
+from crossbook.execution.models import Fill, LegOrder, OrderResult
+from crossbook.execution.positions import Position
 from crossbook.store.postgres import append_audit
 
 ACTOR = "execution"
@@ -43,14 +44,40 @@ class ExecutionStore:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def intent_started(self, intent_id: str, kind: str, pair_ref: str, spec: dict[str, Any]) -> None:
+    async def intent_started(
+        self, intent_id: str, kind: str, pair_ref: str, spec: dict[str, Any], *,
+        legs: list[dict[str, Any]] | None = None, user_ref: str = "",
+    ) -> None:  # fmt: skip
+        """Persist the intent with its planned legs (and their client order ids) before any order leaves."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO execution_intents (id, kind, pair_ref, spec, status)"
-                " VALUES ($1, $2, $3, $4::jsonb, 'new')",
+                "INSERT INTO execution_intents (id, kind, pair_ref, spec, status, legs, user_ref)"
+                " VALUES ($1, $2, $3, $4::jsonb, 'new', $5::jsonb, $6)",
                 uuid.UUID(intent_id), kind, pair_ref, json.dumps(spec, default=str),
+                json.dumps(legs or [], default=str), user_ref,
             )
-            await append_audit(conn, ACTOR, "intent_started", intent_id, {"kind": kind, "pair": pair_ref, **spec})
+            await append_audit(conn, ACTOR, "intent_started", intent_id,
+                               {"kind": kind, "pair": pair_ref, "user": user_ref, **spec, "legs": legs or []})
+
+    async def open_intents(self) -> list[dict[str, Any]]:
+        """Intents started and never finished (a crash or kill mid-intent), oldest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, kind, pair_ref, spec, legs, user_ref, created_at FROM execution_intents"
+                " WHERE status = 'new' ORDER BY created_at"
+            )
+        return [{**dict(r), "id": str(r["id"]), "spec": _json(r["spec"]), "legs": _json(r["legs"])} for r in rows]
+
+    async def intent_orders(self, intent_id: str) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM orders WHERE intent_id = $1 ORDER BY created_at", uuid.UUID(intent_id)
+            )
+        return [dict(r) for r in rows]
+
+    async def mark_recovered(self, intent_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE execution_intents SET recovered_at = now() WHERE id = $1", uuid.UUID(intent_id))
 
     async def intent_finished(self, intent_id: str, status: str, result: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -64,11 +91,13 @@ class ExecutionStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO orders (client_order_id, pair_id, venue, market, side, outcome, price, size, status,"
-                " venue_order_id, intent_id, pair_ref, leg, purpose, time_in_force)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'submitting', $9, $10, $11, $12, $13, $14)",
+                " venue_order_id, intent_id, pair_ref, leg, purpose, time_in_force, user_ref)"
+                # pair_id only when the store knows the pair (a config-only pair id stays in pair_ref).
+                " VALUES ($1, (SELECT internal_id FROM market_pairs WHERE internal_id = $2), $3, $4, $5, $6, $7, $8,"
+                " 'submitting', $9, $10, $11, $12, $13, $14, $15)",
                 order.client_order_id, _uuid(order.pair_id), order.venue, order.market, order.side, order.outcome,
                 order.price, order.size, order.venue_order_id, _uuid(order.intent_id), order.pair_id, order.leg,
-                order.purpose, order.tif,
+                order.purpose, order.tif, order.user_ref,
             )
             await append_audit(conn, ACTOR, "order_submitting", order.client_order_id, _order_detail(order))
 
@@ -87,29 +116,93 @@ class ExecutionStore:
             })  # fmt: skip
 
     async def record_fills(self, result: OrderResult) -> int:
-        """Insert the order's fills (each venue trade once); returns how many were new."""
+        """Insert the order's fills (each venue trade once) and move the position by the new ones, in one
+        transaction; returns how many were new. Re-recording the same fills changes nothing."""
         o = result.order
         n = 0
         async with self.pool.acquire() as conn, conn.transaction():
             order_uuid = await conn.fetchval("SELECT id FROM orders WHERE client_order_id = $1", o.client_order_id)
             if order_uuid is None:
                 raise StoreError(f"no order row for client order id {o.client_order_id}")
+            new: list[Fill] = []
             for f in result.fills:
                 at = datetime.fromtimestamp(f.executed_at_ms / 1000, tz=UTC) if f.executed_at_ms else datetime.now(UTC)
-                status = await conn.execute(
+                inserted = await conn.fetchval(
                     "INSERT INTO trades (order_id, venue, venue_trade_id, price, size, fee, executed_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (venue, venue_trade_id) DO NOTHING",
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (venue, venue_trade_id) DO NOTHING RETURNING id",
                     order_uuid, o.venue, f.venue_trade_id, f.price, f.size, f.fee, at,
                 )
-                n += int(str(status).split()[-1])
-            if n:
-                await append_audit(conn, ACTOR, "fills_recorded", o.client_order_id, {"new": n})
+                if inserted is not None:
+                    new.append(f)
+            n = len(new)
+            if new:
+                pos = await self._position_for_update(conn, o)
+                for f in new:
+                    pos.apply(o.side, f.price, f.size, f.fee)
+                await self._save_position(conn, pos)
+                await append_audit(conn, ACTOR, "fills_recorded", o.client_order_id, {
+                    "new": n, "venue": o.venue, "market": o.market, "outcome": o.outcome, "user": o.user_ref,
+                    "position": str(pos.quantity), "realized_pnl": str(pos.realized_pnl),
+                })  # fmt: skip
         return n
+
+    async def _position_for_update(self, conn: Any, o: LegOrder) -> Position:
+        row = await conn.fetchrow(
+            "SELECT * FROM positions WHERE user_ref = $1 AND venue = $2 AND market = $3 AND outcome = $4 FOR UPDATE",
+            o.user_ref, o.venue, o.market, o.outcome,
+        )
+        if row is None:
+            return Position(o.user_ref, o.venue, o.market, o.outcome, o.pair_id)
+        return _position(row)
+
+    @staticmethod
+    async def _save_position(conn: Any, p: Position) -> None:
+        await conn.execute(
+            "INSERT INTO positions (user_ref, venue, market, outcome, pair_ref, quantity, cost, realized_pnl, fees,"
+            " bought, sold, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())"
+            " ON CONFLICT (user_ref, venue, market, outcome) DO UPDATE SET pair_ref = EXCLUDED.pair_ref,"
+            " quantity = EXCLUDED.quantity, cost = EXCLUDED.cost, realized_pnl = EXCLUDED.realized_pnl,"
+            " fees = EXCLUDED.fees, bought = EXCLUDED.bought, sold = EXCLUDED.sold, updated_at = now()",
+            p.user_ref, p.venue, p.market, p.outcome, p.pair_ref, p.quantity, p.cost, p.realized_pnl, p.fees,
+            p.bought, p.sold,
+        )
+
+    # -- reading (crossbook orders / positions) --------------------------------------------------
+    async def positions(self, user_ref: str | None = None, *, include_flat: bool = False) -> list[Position]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM positions WHERE ($1::text IS NULL OR user_ref = $1)"
+                " AND ($2 OR quantity <> 0) ORDER BY user_ref, pair_ref, venue, market, outcome",
+                user_ref, include_flat,
+            )
+        return [_position(r) for r in rows]
+
+    async def orders(
+        self, user_ref: str | None = None, *, limit: int = 50, open_only: bool = False
+    ) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT o.*, (SELECT count(*) FROM trades t WHERE t.order_id = o.id) AS trades FROM orders o"
+                " WHERE ($1::text IS NULL OR o.user_ref = $1)"
+                " AND (NOT $2 OR o.status IN ('submitting', 'unknown', 'open'))"
+                " ORDER BY o.created_at DESC LIMIT $3",
+                user_ref, open_only, limit,
+            )
+        return [dict(r) for r in rows]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _position(r: Any) -> Position:
+    return Position(r["user_ref"], r["venue"], r["market"], r["outcome"], r["pair_ref"], r["quantity"], r["cost"],
+                    r["realized_pnl"], r["fees"], r["bought"], r["sold"])  # fmt: skip
 
 
 def _order_detail(o: LegOrder) -> dict[str, Any]:
     return {
         "venue": o.venue, "market": o.market, "side": o.side, "outcome": o.outcome, "price": str(o.price),
         "size": str(o.size), "tif": o.tif, "purpose": o.purpose, "leg": o.leg, "intent": o.intent_id,
-        "venue_order_id": o.venue_order_id,
+        "venue_order_id": o.venue_order_id, "user": o.user_ref,
     }  # fmt: skip

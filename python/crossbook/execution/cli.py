@@ -1,0 +1,339 @@
+"""``crossbook trade``, ``crossbook orders``, ``crossbook positions``.
+
+``trade`` runs the intent directly in this process: it starts an executor from the config (live books
+from both venues, breaker and gate over the configured pairs, the signer, PostgreSQL), first
+reconciles any intent a previous executor left unfinished, then runs the new one and prints what
+happened. A refusal prints the step and the reasons and exits 3. ``orders`` and ``positions`` only read
+PostgreSQL (plus, for positions, marks: the running daemon's Redis books, or ``--live`` books).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from crossbook.config import Config, load_config
+from crossbook.errors import ConfigError
+from crossbook.execution.errors import IntentRefused
+from crossbook.execution.models import LimitIntent, OrderResult, PairIntent, PairResult, RecoveredIntent
+from crossbook.execution.positions import Position, mid_of, outcome_mark
+
+TRADE_EPILOG = """examples:
+  crossbook trade pair PAIR --size 20 --edge 0.02          YES on one venue + NO on the other, if the edge holds
+  crossbook trade buy PAIR --venue kalshi --outcome yes --price 0.41 --size 10 --tif FAK
+  crossbook trade sell PAIR --venue polymarket --outcome no --price 0.60 --size 10
+  crossbook trade recover                                  reconcile intents a killed executor left open
+
+The intent runs in this process (an executor started from --config; the daemon does not take intents
+yet). Every run first reconciles unfinished intents from the venues and PostgreSQL. Exit codes: 0 done,
+3 refused (the step and the reasons are printed), 1 error."""
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def register(sub: Any) -> None:
+    t = sub.add_parser("trade", help="submit an intent: pair trade, or buy/sell on one venue",
+                       description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=TRADE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    tsub = t.add_subparsers(dest="trade_cmd", required=True, metavar="INTENT")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML config ([execution], [[pairs]], venues, postgres)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    p = tsub.add_parser("pair", parents=[common], help="buy YES on one venue and NO on the other below 1 - edge")
+    p.add_argument("pair", help="pair id (as in [[pairs]])")
+    p.add_argument("--size", type=_decimal, required=True, help="most shares of each leg")
+    p.add_argument("--edge", type=_decimal, default=Decimal("0.01"), help="min 1 - cost after fees, per share")
+    p.add_argument("--yes-venue", choices=["polymarket", "kalshi"], help="fix the direction (default: cheaper)")
+    p.add_argument("--tif", choices=["FOK", "FAK"], default="FOK", help="time in force of each leg")
+    p.set_defaults(func=trade)
+    for side in ("buy", "sell"):
+        s = tsub.add_parser(side, parents=[common], help=f"{side} one outcome on one venue at a limit")
+        s.add_argument("pair", help="pair id (as in [[pairs]])")
+        s.add_argument("--venue", choices=["polymarket", "kalshi"], required=True)
+        s.add_argument("--outcome", choices=["yes", "no"], required=True, help="as on that venue")
+        s.add_argument("--price", type=_decimal, required=True, help="limit price of the outcome")
+        s.add_argument("--size", type=_decimal, required=True)
+        s.add_argument("--tif", choices=["FOK", "FAK", "GTC"], default="FAK")
+        s.set_defaults(func=trade)
+    r = tsub.add_parser("recover", parents=[common], help="reconcile intents a killed executor left unfinished")
+    r.set_defaults(func=trade)
+
+    o = sub.add_parser("orders", help="orders from PostgreSQL (newest first)",
+                       description="Orders as the executor recorded them: status, fills, why.")  # fmt: skip
+    _store_args(o)
+    o.add_argument("--open", action="store_true", help="only orders still open or in doubt")
+    o.add_argument("--limit", type=int, default=50)
+    o.set_defaults(func=orders)
+
+    ps = sub.add_parser("positions", help="positions and PnL per user and market",
+                        description="Positions from PostgreSQL (average cost; fees charged to realized PnL). "
+                        "Unrealized PnL marks each position at its book's mid: the running daemon's Redis "
+                        "books by default, the venues' live books with --live, none if neither.")  # fmt: skip
+    _store_args(ps)
+    ps.add_argument("--all", action="store_true", help="include flat positions")
+    ps.add_argument("--live", action="store_true", help="mark at live books (connects to both venues)")
+    ps.add_argument("--redis", help="mark at the books in this Redis (default: the running daemon's)")
+    ps.set_defaults(func=positions)
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="the TOML config (finds PostgreSQL: postgres.url or the embedded one)")
+    p.add_argument("--user", help="only this user's (default: everyone's)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _cfg(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+# -- trade --------------------------------------------------------------------------------------------
+def trade(args: argparse.Namespace) -> int:
+    from crossbook.execution.runtime import open_runtime
+
+    cfg = _cfg(args)
+
+    async def go() -> dict[str, Any]:
+        async with open_runtime(cfg) as rt:
+            assert rt.executor is not None
+            await rt.wait_ready()
+            recovered = await rt.executor.recover()
+            out: dict[str, Any] = {"recovered": [_recovered(r) for r in recovered]}
+            if args.trade_cmd == "recover":
+                return out
+            if args.pair not in rt.markets:
+                raise IntentRefused("pair", [f"unknown pair {args.pair}: not among the config's [[pairs]]"])
+            if args.trade_cmd == "pair":
+                intent = PairIntent(args.pair, args.size, args.edge, args.yes_venue, args.tif)
+                res = await rt.executor.pair_trade(intent)
+                out["intent"] = _pair_result(res)
+            else:
+                single = await rt.executor.place(LimitIntent(args.pair, args.venue, args.trade_cmd, args.outcome,
+                                                             args.price, args.size, args.tif))  # fmt: skip
+                out["intent"] = {"kind": "limit", "order": _order(single)}
+            return out
+
+    try:
+        out = asyncio.run(go())
+    except IntentRefused as refused:
+        doc = {"refused": {"step": refused.step, "reasons": list(refused.reasons)}}
+        if args.json:
+            print(json.dumps(doc, indent=1))
+        else:
+            print(f"refused at {refused.step}:", file=sys.stderr)
+            for reason in refused.reasons:
+                print(f"  - {reason}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    w = sys.stdout.write
+    for r in out["recovered"]:
+        w(f"recovered intent {r['intent_id']} ({r['kind']} on {r['pair']}): {r['status']}\n")
+        for reason in r["reasons"]:
+            w(f"  - {reason}\n")
+    intent = out.get("intent")
+    if intent is not None and intent["kind"] == "pair":
+        w(f"pair intent {intent['intent_id']}: {intent['status']} (size {intent['plan_size']}, planned edge "
+          f"{intent['plan_edge']})\n")
+        for leg in intent["legs"] + intent["unwinds"]:
+            w(_order_line(leg))
+        for reason in intent["reasons"]:
+            w(f"  - {reason}\n")
+    elif intent is not None:
+        w(_order_line(intent["order"]))
+    return 0
+
+
+def _order(r: OrderResult) -> dict[str, Any]:
+    o = r.order
+    return {"venue": o.venue, "leg": o.leg, "purpose": o.purpose, "side": o.side, "outcome": o.outcome,
+            "market": o.market, "limit": str(o.price), "size": str(o.size), "tif": o.tif, "status": r.status,
+            "filled": str(r.filled), "avg_price": None if r.avg_price is None else str(r.avg_price),
+            "fee": str(r.fee), "reason": r.reason, "resolved_by": r.resolved_by,
+            "client_order_id": o.client_order_id, "venue_order_id": o.venue_order_id}  # fmt: skip
+
+
+def _pair_result(res: PairResult) -> dict[str, Any]:
+    return {"kind": "pair", "intent_id": res.intent_id, "status": res.status, "plan_size": str(res.plan.size),
+            "plan_edge": str(res.plan.edge), "legs": [_order(r) for r in res.legs],
+            "unwinds": [_order(r) for r in res.unwinds], "reasons": res.reasons}  # fmt: skip
+
+
+def _recovered(r: RecoveredIntent) -> dict[str, Any]:
+    return {"intent_id": r.intent_id, "kind": r.kind, "pair": r.pair_id, "status": r.status,
+            "orders": [_order(x) for x in r.orders], "unwinds": [_order(x) for x in r.unwinds],
+            "reasons": r.reasons}  # fmt: skip
+
+
+def _order_line(o: Mapping[str, Any]) -> str:
+    avg = o["avg_price"] or "-"
+    why = f"  ({o['reason']})" if o.get("reason") else ""
+    return (f"  {o['leg'] or o['purpose']:<7} {o['venue']:<10} {o['side']:<4} {o['outcome']:<3} {o['size']:>8} "
+            f"@ {o['limit']:<7} {o['status']:<9} filled {o['filled']:>8} avg {avg}{why}\n")  # fmt: skip
+
+
+# -- orders ---------------------------------------------------------------------------------------------
+async def _with_store(cfg: Config, fn: Any) -> Any:
+    from crossbook.execution.runtime import open_runtime
+
+    async with open_runtime(cfg, trading=False, books=False) as rt:
+        return await fn(rt.store)
+
+
+def orders(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    rows = asyncio.run(_with_store(cfg, lambda st: st.orders(args.user, limit=args.limit, open_only=args.open)))
+    docs = [_order_row(r) for r in rows]
+    if args.json:
+        print(json.dumps({"orders": docs}, indent=1))
+        return 0
+    if not docs:
+        print("no orders")
+        return 0
+    head = ("created", "user", "venue", "leg", "side", "out", "size", "limit", "status", "filled", "avg", "fee",
+            "trades", "client order id")  # fmt: skip
+    table = [[d["created_at"][:19], d["user"] or "-", d["venue"], d["leg"] or d["purpose"], d["side"], d["outcome"],
+              d["size"], d["price"], d["status"], d["filled"], d["avg_price"] or "-", d["fee"], str(d["trades"]),
+              d["client_order_id"]] for d in docs]  # fmt: skip
+    _print_table(head, table)
+    for d in docs:
+        if d["reason"]:
+            print(f"  {d['client_order_id']}: {d['reason']}")
+    return 0
+
+
+def _num(v: Any) -> str | None:
+    return None if v is None else format(Decimal(v).normalize(), "f")
+
+
+def _order_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"created_at": r["created_at"].isoformat(), "user": r["user_ref"], "venue": r["venue"],
+            "market": r["market"], "pair": r["pair_ref"], "intent_id": str(r["intent_id"] or ""), "leg": r["leg"],
+            "purpose": r["purpose"], "side": r["side"], "outcome": r["outcome"], "size": _num(r["size"]),
+            "price": _num(r["price"]), "tif": r["time_in_force"], "status": r["status"], "filled": _num(r["filled"]),
+            "avg_price": _num(r["avg_price"]), "fee": _num(r["fee"]), "trades": int(r["trades"]),
+            "reason": r["reason"] or "", "resolved_by": r["resolved_by"], "client_order_id": r["client_order_id"],
+            "venue_order_id": r["venue_order_id"]}  # fmt: skip
+
+
+def _print_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- positions ------------------------------------------------------------------------------------------
+def book_key(venue: str, market: str, cfg: Config) -> tuple[str, str]:
+    """(venue, market) of the YES book that marks a position: a Polymarket NO token is marked on its YES
+    token's book (the one market data keeps; the NO book mirrors it), a Kalshi ticker on its own."""
+    if venue == "polymarket":
+        for pc in cfg.pairs:
+            if pc.poly_no_asset and pc.poly_no_asset == market:
+                return venue, pc.poly_asset
+    return venue, market
+
+
+def position_doc(p: Position, yes_mid: Decimal | None) -> dict[str, Any]:
+    """A position with its mark (its outcome's mid: ``1 − YES mid`` for NO) and PnL; None when no book."""
+    mark = outcome_mark(yes_mid, p.outcome)
+    unreal = p.unrealized(mark)
+    return {"user": p.user_ref, "pair": p.pair_ref, "venue": p.venue, "market": p.market, "outcome": p.outcome,
+            "quantity": _num(p.quantity), "avg_price": _num(p.avg_price), "cost": _num(p.cost),
+            "mark": _num(mark), "unrealized_pnl": _num(unreal), "realized_pnl": _num(p.realized_pnl),
+            "fees": _num(p.fees), "total_pnl": _num(None if unreal is None else unreal + p.realized_pnl)}  # fmt: skip
+
+
+async def _redis_mids(url: str, keys: list[tuple[str, str]], prefix: str) -> dict[tuple[str, str], Decimal | None]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_timeout=2)
+    out: dict[tuple[str, str], Decimal | None] = {}
+    try:
+        for venue, market in keys:
+            h = await client.hgetall(f"{prefix}:{'poly' if venue == 'polymarket' else 'kalshi'}:{market}")
+            d = {_text(k): _text(v) for k, v in h.items()}
+            out[(venue, market)] = mid_of(d.get("bid"), d.get("ask")) if d.get("valid", "1") in ("1", "true") else None
+    finally:
+        await client.aclose()
+    return out
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _daemon_redis(cfg: Config) -> str | None:
+    try:
+        info = json.loads((Path(cfg.state_dir) / "daemon.json").read_text())
+    except (OSError, ValueError):
+        return None
+    url = info.get("redis_url") if isinstance(info, dict) else None
+    return str(url) if url else None
+
+
+def positions(args: argparse.Namespace) -> int:
+    from crossbook.execution.runtime import open_runtime
+
+    cfg = _cfg(args)
+
+    async def go() -> tuple[list[dict[str, Any]], str]:
+        async with open_runtime(cfg, trading=False, books=bool(args.live)) as rt:
+            held = await rt.store.positions(args.user, include_flat=args.all)
+            keys = {book_key(p.venue, p.market, cfg) for p in held}
+            mids: dict[tuple[str, str], Decimal | None] = {}
+            source = "none"
+            if args.live and rt.md is not None:
+                await rt.wait_ready()
+                for venue, market in keys:
+                    try:
+                        top = rt.md.books.top(venue, market)
+                    except KeyError:
+                        continue
+                    mids[(venue, market)] = mid_of(top.get("bid"), top.get("ask")) if top.get("valid", True) else None
+                source = "live books"
+            else:
+                url = args.redis or _daemon_redis(cfg)
+                if url:
+                    try:
+                        mids = await _redis_mids(url, sorted(keys), cfg.redis.key_prefix)
+                        source = f"redis {url}"
+                    except OSError as exc:
+                        print(f"crossbook: marks unavailable ({exc}); unrealized PnL not shown", file=sys.stderr)
+            docs = []
+            for p in held:
+                docs.append(position_doc(p, mids.get(book_key(p.venue, p.market, cfg))))
+            return docs, source
+
+    try:
+        docs, source = asyncio.run(go())
+    except ConfigError:
+        raise
+    if args.json:
+        print(json.dumps({"positions": docs, "marks": source}, indent=1))
+        return 0
+    if not docs:
+        print("no positions")
+        return 0
+    head = ("user", "pair", "venue", "outcome", "qty", "avg", "mark", "unrealized", "realized", "fees", "total",
+            "market")  # fmt: skip
+    table = [[d["user"] or "-", d["pair"][:12], d["venue"], d["outcome"], d["quantity"], d["avg_price"] or "-",
+              d["mark"] or "-", d["unrealized_pnl"] or "-", d["realized_pnl"], d["fees"], d["total_pnl"] or "-",
+              d["market"][:24]] for d in docs]  # fmt: skip
+    _print_table(head, table)
+    print(f"marks: {source} (mid of the outcome's book)")
+    return 0

@@ -1,0 +1,138 @@
+"""Daemon killed mid-intent: a real executor process (``crossbook trade pair``) is SIGKILLed while a
+leg's order sits accepted at a simulator with its reply held back; a new executor process
+(``crossbook trade recover``) reconciles the intent from the venues and PostgreSQL. Nothing is lost
+(every fill recorded, the position right) and nothing doubled (the simulators count every order)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from crossbook.store.postgres import migrate
+from tests.conftest import eventually
+from tests.execution.procs import ProcRig, make_proc_rig
+
+
+@pytest.fixture
+async def prig(pg_url: str, tmp_path: Path) -> AsyncIterator[ProcRig]:
+    await migrate(pg_url)
+    r = await make_proc_rig(pg_url, tmp_path)
+    r.poly.hold_reply_s = r.kal.hold_reply_s = 120.0  # held until the killed client's socket closes
+    try:
+        yield r
+    finally:
+        await r.poly.stop()
+        await r.kal.stop()
+
+
+async def fetch(url: str, sql: str, *args: object) -> list[dict[str, object]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def kill_mid_intent(r: ProcRig, held_sim: object) -> None:
+    proc = await r.start("trade", "pair", r.pair_id, "--size", "20", "--edge", "0.02")
+    try:
+        await eventually(lambda: held_sim.stats["replies_held"] == 1 or proc.returncode is not None,  # type: ignore[attr-defined]
+                         timeout=60, what="a leg accepted with its reply held")  # fmt: skip
+        assert proc.returncode is None, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+        intents = await fetch(r.pg_url, "SELECT status, legs FROM execution_intents")
+        assert [i["status"] for i in intents] == ["new"]
+        # The intent row holds both planned legs with their client order ids before anything was sent.
+        assert '"leg2"' in str(intents[0]["legs"]) and "client_order_id" in str(intents[0]["legs"])
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+async def test_killed_while_second_leg_in_flight_recovers_hedged(prig: ProcRig) -> None:
+    r = prig
+    r.kal.accept_then_timeout_next()  # leg 2 (Kalshi): accepted and filled, the reply never comes
+    await kill_mid_intent(r, r.kal)
+    inflight = await fetch(r.pg_url, "SELECT venue, status FROM orders ORDER BY created_at")
+    assert [(o["venue"], o["status"]) for o in inflight] == [("polymarket", "filled"), ("kalshi", "submitting")]
+
+    code, out, err = await r.run("trade", "recover")
+    assert code == 0, err
+    (rec,) = out["recovered"]
+    assert rec["status"] == "hedged", rec
+    kal_leg = next(o for o in rec["orders"] if o["venue"] == "kalshi")
+    assert kal_leg["resolved_by"] == "lookup" and Decimal(kal_leg["filled"]) > 0
+    assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)  # nothing resent
+    assert r.poly.stats["orders_duplicate"] == r.kal.stats["orders_duplicate"] == 0
+
+    orders = await fetch(r.pg_url, "SELECT venue, status, filled, user_ref FROM orders ORDER BY created_at")
+    assert [(o["venue"], o["status"], o["user_ref"]) for o in orders] == [
+        ("polymarket", "filled", "alice"), ("kalshi", "filled", "alice"),
+    ]
+    size = orders[0]["filled"]
+    assert orders[1]["filled"] == size
+    # Every fill recorded once, positions match the venues' fills (nothing lost, nothing doubled).
+    trades = await fetch(r.pg_url, "SELECT venue, sum(size) AS n FROM trades GROUP BY venue ORDER BY venue")
+    assert {t["venue"]: t["n"] for t in trades} == {"kalshi": size, "polymarket": size}
+    sim_kal = sum(Decimal(f["count_fp"]) for f in r.kal.fills)
+    sim_poly = sum(Decimal(t["size"]) for t in r.poly.trades)
+    assert sim_kal == sim_poly == size
+    pos = await fetch(r.pg_url, "SELECT venue, outcome, quantity FROM positions WHERE user_ref = 'alice'")
+    assert {(p["venue"], p["outcome"]): p["quantity"] for p in pos} == {
+        ("polymarket", "no"): size, ("kalshi", "yes"): size,
+    }
+    intents = await fetch(r.pg_url, "SELECT status, recovered_at FROM execution_intents")
+    assert intents[0]["status"] == "hedged" and intents[0]["recovered_at"] is not None
+    actions = [a["action"] for a in await fetch(r.pg_url, "SELECT action FROM audit_log ORDER BY id")]
+    assert actions[-1] == "intent_finished" and actions.count("order_submitting") == 2
+
+    # The operator's view: orders and positions from PostgreSQL, marked at the live books.
+    code, out, err = await r.run("orders", "--user", "alice")
+    assert code == 0, err
+    assert sorted((o["venue"], o["status"], o["trades"] > 0) for o in out["orders"]) == [
+        ("kalshi", "filled", True), ("polymarket", "filled", True),
+    ]
+    code, out, err = await r.run("positions", "--live")
+    assert code == 0, err
+    assert out["marks"] == "live books" and len(out["positions"]) == 2
+    marks = {p["venue"]: Decimal(p["mark"]) for p in out["positions"]}
+    # YES on Kalshi near 0.31 and NO on Polymarket near 1 − 0.65 (seed 2): each marked on its own outcome.
+    assert Decimal("0.2") < marks["kalshi"] < Decimal("0.45") and Decimal("0.2") < marks["polymarket"] < Decimal("0.5")
+    for p in out["positions"]:
+        assert Decimal(p["quantity"]) == size
+        assert Decimal(p["unrealized_pnl"]) == Decimal(p["quantity"]) * Decimal(p["mark"]) - Decimal(p["cost"])
+
+    # A second restart finds nothing to do and sends nothing.
+    code, out, err = await r.run("trade", "recover")
+    assert code == 0 and out["recovered"] == [], err
+    assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
+
+
+async def test_killed_while_first_leg_in_flight_recovers_by_unwinding(prig: ProcRig) -> None:
+    r = prig
+    r.poly.accept_then_timeout_next()  # leg 1 (Polymarket) filled at the venue, reply held: leg 2 never sent
+    await kill_mid_intent(r, r.poly)
+    inflight = await fetch(r.pg_url, "SELECT venue, status, venue_order_id FROM orders")
+    assert [(o["venue"], o["status"]) for o in inflight] == [("polymarket", "submitting")]
+    assert inflight[0]["venue_order_id"]  # the order hash was stored before sending: it can be looked up
+
+    code, out, err = await r.run("trade", "recover")
+    assert code == 0, err
+    (rec,) = out["recovered"]
+    assert rec["status"] == "unwound", rec
+    assert any("leg2 (kalshi) was never sent" in x for x in rec["reasons"]), rec["reasons"]
+    (unwind,) = rec["unwinds"]
+    assert (unwind["venue"], unwind["side"], unwind["outcome"]) == ("polymarket", "sell", "no")
+    assert unwind["filled"] == rec["orders"][0]["filled"]
+    assert (r.poly.orders_accepted, r.kal.orders_accepted) == (2, 0)  # the entry once, its unwind once
+    assert r.poly.stats["orders_duplicate"] == 0
+    pos = await fetch(r.pg_url, "SELECT quantity, realized_pnl, bought, sold FROM positions")
+    assert len(pos) == 1 and pos[0]["quantity"] == 0 and pos[0]["bought"] == pos[0]["sold"] > 0
+    assert pos[0]["realized_pnl"] <= 0  # sold back below the entry (band) and no fees on this sim market
