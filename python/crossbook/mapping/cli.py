@@ -11,6 +11,7 @@ import orjson
 
 PAIRS_HELP = """examples:
   crossbook pairs judge ../shared/pairs/public_pairs.json     verdicts as JSON (offline rules by default)
+  crossbook pairs eval --offline tests/mapping/hard_pairs.json   precision/recall on labelled pairs
   crossbook pairs sync --config crossbook.toml                pull both catalogs, judge new candidates, store
   crossbook pairs list                                        stored pairs as a table (--json for machines)
   crossbook pairs halt KXHIGHNY-26JUL21-T87                   stop trading a pair (id, condition id or ticker)
@@ -35,6 +36,15 @@ def register(sub: Any) -> None:
     j.add_argument("--store", action="store_true", help="also record the verdicts in PostgreSQL")
     _db_args(j)
     j.set_defaults(func=_judge)
+
+    ev = ps.add_parser("eval", help="precision/recall of the verifier on labelled pairs (shared/pairs schema)",
+                       description="Judges labelled pairs and prints precision, recall and the ids of false "
+                       "positives (a 'different' pair Verified, or the wrong polarity) and misses. Exit status 3 "
+                       "when there is any false positive.")
+    ev.add_argument("files", metavar="FILE", nargs="+", help="JSON arrays of labelled pairs")
+    ev.add_argument("--offline", action="store_true", help="use the offline rules even if models are configured")
+    ev.add_argument("--json", action="store_true", help="JSON per file instead of a line per file")
+    ev.set_defaults(func=_eval)
 
     sy = ps.add_parser("sync", help="pull both catalogs, judge new candidate pairs, store the verdicts",
                        description="Pulls Polymarket's Gamma markets and Kalshi's markets (URLs from --config, or "
@@ -103,6 +113,27 @@ def _judge(args: argparse.Namespace) -> int:
         asyncio.run(_store(args, pairs, verdicts))
     _dump([v.summary() for v in verdicts])
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from crossbook.mapping.consensus import offline_consensus
+    from crossbook.mapping.evaluate import evaluate
+    from crossbook.mapping.pairs_io import load_pairs
+    from crossbook.mapping.providers import consensus_from_env
+
+    cons = offline_consensus() if args.offline else consensus_from_env()
+    out: dict[str, Any] = {}
+    fp = False
+    for f in args.files:
+        sc, _ = asyncio.run(evaluate(load_pairs(f), cons))
+        fp = fp or bool(sc.false_positives)
+        if args.json:
+            out[f] = {"consensus": f"{cons.a.name} + {cons.b.name} / {cons.judge_model.name}", **sc.to_json()}
+        else:
+            print(f"{f}: {sc.line()}")
+    if args.json:
+        _dump(out)
+    return 3 if fp else 0
 
 
 async def _store(args: argparse.Namespace, pairs: list[dict[str, Any]], verdicts: list[Any]) -> None:

@@ -164,6 +164,11 @@ class Consensus:
     def _offline_veto(self, pair: Mapping[str, Any], comps: Mapping[str, Comparison]) -> list[str]:
         p, k = offline.extract_pair(pair)
         if p.unknowns or k.unknowns:
+            if p.family is not None and p.family == k.family:
+                # the rules know this contract family on both sides yet a clause is not one they know: in a
+                # family they cover, an unknown clause is exactly where traps hide, so it vetoes the models too
+                return [f"offline rules veto: {p.family} contract with clauses the rules do not know: "
+                        + "; ".join([*p.unknowns, *k.unknowns][:3])]
             return []  # the rules do not cover this pair: no opinion
         c = compare(p, k)
         if not c.passed:

@@ -232,6 +232,10 @@ def compare(poly: Criteria, kalshi: Criteria) -> Comparison:
     elif poly.family == "threshold" and kalshi.family == "threshold":
         ok_entity = poly.entity is not None and poly.entity == kalshi.entity
         check("entity", ok_entity, f"{poly.entity} vs {kalshi.entity}")
+        # the same printed threshold means different states on a different reporting step (0.24% is "> 0.2" to
+        # two decimals, but rounds to 0.2 on one), so the steps must be known and equal
+        ok_step = poly.precision is not None and poly.precision == kalshi.precision
+        check("precision", ok_step, f"reported step {poly.precision} vs {kalshi.precision}")
         polarity, why = threshold_polarity(poly, kalshi)
         check("threshold", polarity is not None, why)
     elif poly.family == "event_winner" and kalshi.family == "event_winner":

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v2"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v3"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -32,6 +32,8 @@ PLACEHOLDER = re.compile(r"\[[A-Z][A-Za-z ]*\]|<[A-Z][A-Za-z ]*>|\{\{?[A-Za-z_ ]
 SPORTS = {"basketball": ("nba", False), "football": ("nfl", True), "baseball": ("mlb", True),
           "hockey": ("nhl", True), "soccer": ("soccer", True)}
 LEAGUE_SPORT = {"nba": "basketball", "nfl": "football", "mlb": "baseball", "nhl": "hockey"}
+SOURCE_STEP = {("index_avg60_before", "cf_benchmarks"): Decimal("0.01"), ("econ_release", "bls"): Decimal("0.1")}
+DOUBLEHEADERS = {"mlb"}  # leagues that play two games between the same teams on one date
 
 
 def parse_date(text: str) -> date:
@@ -64,24 +66,31 @@ def sentences(text: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------- comparators
 
+_U = r"(?P<u>°F|°C|°|%)?"
+# The whole comparison phrase must be one of these (full match): a condition with anything after the number
+# ("... for two days", "... at any time") is not a comparison this extractor understands.
 _CMP_PATTERNS: list[tuple[str, str]] = [
-    (rf"(?:is )?between (?P<a>{_NUM}) and (?P<b>{_NUM})", "between"),
-    (rf"(?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)? or (?:higher|more|above|greater)", ">="),
-    (rf"(?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)? or (?:lower|less|below|fewer)", "<="),
-    (rf"(?:is )?(?:at least) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", ">="),
-    (rf"(?:is )?(?:at most) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", "<="),
-    (rf"(?:is |increases by )?(?:greater than|more than|above|higher than) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", ">"),
-    (rf"(?:is |decreases by )?(?:less than|below|lower than) (?P<a>{_NUM})\s*(?P<u>°F|°C|°|%)?", "<"),
+    (rf"(?:is )?between (?P<a>{_NUM})\s*(?:°F|°C|°|%)? and (?P<b>{_NUM})\s*{_U}(?:, inclusive)?", "between"),
+    (rf"(?:is )?(?P<a>{_NUM})\s*{_U} or (?:higher|more|above|greater)", ">="),
+    (rf"(?:is )?(?P<a>{_NUM})\s*{_U} or (?:lower|less|below|fewer)", "<="),
+    (rf"(?:is )?(?:at least|greater than or equal to|no less than) (?P<a>{_NUM})\s*{_U}", ">="),
+    (rf"(?:is )?(?:at most|less than or equal to|no more than|no greater than) (?P<a>{_NUM})\s*{_U}", "<="),
+    (rf"(?:is )?(?:greater than|more than|above|higher than) (?P<a>{_NUM})\s*{_U}", ">"),
+    (rf"(?:is )?(?:less than|below|lower than|under) (?P<a>{_NUM})\s*{_U}", "<"),
 ]
 
 
 def parse_comparator(text: str) -> tuple[str, Decimal, Decimal | None, str | None] | None:
-    """(op, threshold, high, unit) from "90°F or higher", "greater than 89°", "above $3,999.99", ..."""
+    """(op, threshold, high, unit) when ``text`` is exactly one comparison ("90°F or higher", "greater than 89°",
+    "above $3,999.99"); None for anything else, including a comparison followed by more words."""
+    t = text.strip()
     for pat, op in _CMP_PATTERNS:
-        m = re.search(pat, text)
+        m = re.fullmatch(pat, t)
         if m:
             a = _dec(m.group("a"))
             b = _dec(m.group("b")) if op == "between" else None
+            if b is not None and b <= a:
+                return None
             unit = m.groupdict().get("u") or ("usd" if m.group("a").startswith("$") else None)
             return op, a, b, {"°F": "degF", "°C": "degC", "°": "deg", "%": "percent"}.get(unit or "", unit)
     return None
@@ -177,14 +186,55 @@ def _hour(h: str, m: str | None, ampm: str) -> tuple[int, int]:
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str], _Acc], None]]
 
 
+_MONTH_NAME = (r"January|February|March|April|May|June|July|August|September|October|November|December")
+_TIME = r"(?P<h>\d{1,2})(?::(?P<mi>\d{2}))? ?(?P<ap>[AaPp][Mm]) (?P<z>ET|EDT|EST|UTC)"
+# A station name is a proper name: words, periods, hyphens, apostrophes, slashes, commas and a parenthesis; a
+# name with a conjunction or a range word in it is more than one place or a window, not a station.
+_STATION = r"(?P<st>[A-Z][\w.'/() -]*(?:, [A-Z]{2})?)"
+_NOT_A_NAME = re.compile(r"\b(?:and|or|between|through|to|any|each|either|both|nearest|average)\b", re.I)
+
+# Polymarket's and Kalshi's phrasings of the same conditions. Each is matched against the WHOLE condition: a
+# clause that is not part of a known phrasing makes the condition not understood (never silently dropped).
+_TMAX = re.compile(rf"the highest temperature recorded (?:at|in) {_STATION},? (?:on|for) (?P<d>{_DATE}),? as "
+                   r"reported (?:in|by) (?P<src>[^,]+?), is (?P<rest>.+)")
+_IDX_NAMES = {"brti": ("Bitcoin",), "ethusd_rti": ("Ether-Dollar", "Ether", "Ethereum")}
+_POLY_INDEX = re.compile(r"the CF Benchmarks (?P<name>[A-Z][\w-]*(?: [A-Z][\w-]*)?) Real[- ]Time Index "
+                         r"\((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\), calculated as the simple average of the sixty "
+                         rf"seconds of index values before {_TIME} on (?P<d>{_DATE}), is (?P<rest>.+)")
+_KALSHI_INDEX = re.compile(r"the simple average of the sixty seconds of CF Benchmarks' (?P<name>[A-Z][\w-]*"
+                           r"(?: [A-Z][\w-]*)?) Real-Time Index \((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\) before "
+                           rf"{_TIME} is (?P<rest>.+?) on (?P<d>{_DATE}) at (?P<h2>\d{{1,2}})(?::(?P<mi2>\d{{2}}))? ?"
+                           r"(?P<ap2>[ap]m) (?P<z2>ET|EDT|EST|UTC)")
+_FOMC_POLY = re.compile(r"the upper bound of the target federal funds (?:rate|range) is (?P<dir>decreased|increased) "
+                        r"by exactly (?P<bps>\d+) basis points at the conclusion of the FOMC meeting scheduled for "
+                        rf"(?P<m>{_MONTH_NAME}) (?P<d1>\d{{1,2}}) ?- ?(?P<d>\d{{1,2}}), (?P<y>\d{{4}}), compared to "
+                        r"the level it was prior to the meeting")
+_FOMC_KALSHI = re.compile(r"the Federal Reserve (?P<dir>cuts|raises|lowers|hikes) the upper bound of the federal "
+                          rf"funds target range by exactly (?P<bps>\d+) basis points at its (?P<full>{_DATE}) meeting")
+_CPI_POLY = re.compile(r"the (?P<adj>(?:not )?seasonally adjusted) (?P<chg>month-over-month|year-over-year|12-month) "
+                       r"percent change in the (?P<series>Consumer Price Index for All Urban Consumers \(CPI-U\)) for "
+                       rf"(?P<mon>{_MONTH_NAME}) (?P<y>\d{{4}}), as (?:published|first reported) by the US Bureau of "
+                       r"Labor Statistics, is (?P<rest>.+)")
+_CPI_KALSHI = re.compile(rf"CPI increases by (?P<rest>.+?) in (?P<mon>{_MONTH_NAME}) (?P<y>\d{{4}})")
+_U3_POLY = re.compile(rf"the US unemployment rate \(U-3, seasonally adjusted\) for (?P<mon>{_MONTH_NAME}) "
+                      r"(?P<y>\d{4}), as first reported by the Bureau of Labor Statistics in the Employment Situation "
+                      r"report, is (?P<rest>.+)")
+_U3_KALSHI = re.compile(rf"the U-3 unemployment rate for (?P<mon>{_MONTH_NAME}) (?P<y>\d{{4}}) is (?P<rest>.+)")
+
+
 def _main_condition(cond: str, acc: _Acc) -> None:
-    """The sentence that says when YES pays, without its "This market will resolve..." framing."""
+    """The sentence that says when YES pays, without its "This market will resolve..." framing.
+
+    Every family is one full-match phrasing per venue; the comparison at its end must be exactly one comparison.
+    Anything else is "condition not understood", which vetoes the pair.
+    """
     acc.put("yes_outcome", cond)
-    cmp = parse_comparator(cond)
-    # daily high temperature at a station
-    m = re.search(rf"highest temperature recorded (?:at|in) (?P<st>.+?),? (?:on|for) (?P<d>{_DATE}),? "
-                  r"as reported (?:in|by) (?P<src>.+?), is (?P<rest>.+)$", cond)
-    if m and cmp:
+    m = _TMAX.fullmatch(cond)
+    if m:
+        cmp = parse_comparator(m.group("rest"))
+        if cmp is None or _NOT_A_NAME.search(m.group("st")):
+            acc.unknowns.append(f"temperature condition not understood: {cond[:100]}")
+            return
         named = _sources_in(m.group("src"))
         if len(named) != 1:
             acc.unknowns.append(f"temperature source not recognised: {m.group('src')[:80]}")
@@ -196,57 +246,64 @@ def _main_condition(cond: str, acc: _Acc) -> None:
         acc.put("timezone", "station local day")
         acc.put("cmp", cmp)
         return
-    # a crypto index at an instant: "... sixty seconds ... before 5:00 PM ET on September 30, 2026 ..."
-    m = re.search(r"\((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\)", cond)
-    if m and cmp and "sixty seconds" in cond and "simple average" in cond:
-        t = re.search(r"before (\d{1,2})(?::(\d{2}))? ?([AaPp][Mm]) (ET|EDT|EST|UTC)", cond)
-        d = re.search(_DATE, cond)
-        if not t or not d:
-            acc.unknowns.append(f"no time/date for the index value in: {cond[:80]}")
+    m = _POLY_INDEX.fullmatch(cond) or _KALSHI_INDEX.fullmatch(cond)
+    if m:
+        cmp = parse_comparator(m.group("rest"))
+        idx = m.group("idx").lower()
+        if cmp is None:
+            acc.unknowns.append(f"index comparison not understood: {m.group('rest')[:80]}")
             return
-        hh, mm = _hour(t.group(1), t.group(2), t.group(3))
-        at = _instant(parse_date(d.group(0)), hh, mm, t.group(4))
+        if m.group("name") not in _IDX_NAMES.get(idx, ()):
+            # the name and the code must agree: a contradiction leaves the asset unknown
+            acc.unknowns.append(f"index name {m.group('name')!r} does not match the index code {m.group('idx')}")
+            return
+        when = parse_date(m.group("d"))
+        at = _instant(when, *_hour(m.group("h"), m.group("mi"), m.group("ap")), m.group("z"))
         if at is None:
-            acc.unknowns.append(f"time zone {t.group(4)} contradicts the date {d.group(0)}")
+            acc.unknowns.append(f"time zone {m.group('z')} contradicts the date {m.group('d')}")
             return
-        for extra in re.finditer(r"at (\d{1,2})(?::(\d{2}))? ?([ap]m) (ET|EDT|EST|UTC)", cond):
-            eh, em = _hour(extra.group(1), extra.group(2), extra.group(3))
-            if _instant(parse_date(d.group(0)), eh, em, extra.group(4)) != at:
-                acc.unknowns.append("two different times in one condition")
+        if "h2" in m.groupdict() and _instant(when, *_hour(m.group("h2"), m.group("mi2"), m.group("ap2")),
+                                               m.group("z2").upper()) != at:
+            acc.unknowns.append("two different times in one condition")
+            return
+        acc.sources.add("cf_benchmarks")
         acc.put("kind", "index_avg60_before")
-        acc.put("entity", m.group("idx").lower())
+        acc.put("entity", idx)
         acc.put("window", (at, at))
-        acc.put("timezone", t.group(4))
+        acc.put("timezone", m.group("z"))
         acc.put("cmp", cmp)
         return
-    # FOMC decision: "... decreased by exactly 25 basis points at ... meeting scheduled for March 17 - 18, 2026"
-    m = re.search(r"upper bound of the (?:target )?federal funds (?:target )?(?:rate|range) (?:is )?"
-                  r"(?P<dir>decreased|increased|cut|raised)|(?P<dir2>cuts|raises|lowers) the upper bound of the "
-                  r"federal funds target range", cond)
+    m = _FOMC_POLY.fullmatch(cond) or _FOMC_KALSHI.fullmatch(cond)
     if m:
-        direction = (m.group("dir") or m.group("dir2") or "").lower()
-        sign = "cut" if direction in {"decreased", "cut", "cuts", "lowers"} else "hike"
-        bps = re.search(r"by exactly (\d+) basis points", cond)
-        mt = re.search(r"meeting scheduled for (?P<m>[A-Za-z]+) \d{1,2} ?- ?(?P<d>\d{1,2}), (?P<y>\d{4})", cond) \
-            or re.search(rf"at its (?P<full>{_DATE}) meeting", cond)
-        if not bps or not mt:
-            acc.unknowns.append(f"FOMC condition not a single meeting with an exact size: {cond[:90]}")
-            return
-        when = parse_date(mt.group("full")) if "full" in mt.groupdict() and mt.group("full") else \
-            parse_date(f"{mt.group('m')} {mt.group('d')}, {mt.group('y')}")
+        sign = "cut" if m.group("dir") in {"decreased", "cuts", "lowers"} else "hike"
+        if "full" in m.groupdict():
+            when = parse_date(m.group("full"))
+        else:
+            when = parse_date(f"{m.group('m')} {m.group('d')}, {m.group('y')}")
+            if int(m.group("d")) not in (int(m.group("d1")) + 1, int(m.group("d1"))):
+                acc.unknowns.append(f"meeting days {m.group('d1')}-{m.group('d')} are not one meeting")
+                return
         acc.put("kind", f"fomc_upper_bound_{sign}")
         acc.put("entity", "fed_funds_upper_bound")
         acc.put("window", (when.isoformat(), when.isoformat()))
         acc.put("timezone", "meeting date")
-        acc.put("cmp", ("==", Decimal(bps.group(1)), None, "bps"))
+        acc.put("cmp", ("==", Decimal(m.group("bps")), None, "bps"))
+        acc.put("precision", Decimal(1))  # basis points are whole numbers
+        acc.sources.add("fomc_statement")
         return
-    # economic release for a month: "... for June 2026 ... is greater than 0.3%" / "CPI increases by more than ..."
-    m = re.search(r"(?:for|in) (?P<mon>January|February|March|April|May|June|July|August|September|October|"
-                  r"November|December) (?P<y>\d{4})", cond)
-    if m and cmp and re.search(r"\bCPI\b|Consumer Price Index|unemployment rate", cond):
+    m = _CPI_POLY.fullmatch(cond) or _CPI_KALSHI.fullmatch(cond) or _U3_POLY.fullmatch(cond) \
+        or _U3_KALSHI.fullmatch(cond)
+    if m:
+        cmp = parse_comparator(m.group("rest"))
+        if cmp is None:
+            acc.unknowns.append(f"release comparison not understood: {m.group('rest')[:80]}")
+            return
         period = f"{m.group('y')}-{_MONTHS[m.group('mon')[:3].lower()]:02d}"
         acc.put("kind", "econ_release")
-        acc.put("entity", "cpi" if re.search(r"CPI|Consumer Price Index", cond) else "unemployment_rate")
+        acc.put("entity", "cpi" if "CPI" in cond else "unemployment_rate")
+        acc.tags.update(_econ_tags(cond))
+        if "U-3" in cond:
+            acc.tags.add("series:u3")
         acc.put("window", (period, period))
         acc.put("timezone", "reference month")
         acc.put("cmp", cmp)
@@ -260,6 +317,8 @@ def _game_rules() -> list[Rule]:
         acc.put("league", league)
         d = parse_date(m.group("d")).isoformat()
         acc.put("window", (d, d))
+        hh, mm = _hour(m.group("h"), m.group("mi"), m.group("ap"))
+        acc.put("start", f"{hh:02d}{mm:02d}")
 
     def yes_team(m: re.Match[str], acc: _Acc) -> None:
         acc.put("yes", m.group("t"))
@@ -289,7 +348,7 @@ def _game_rules() -> list[Rule]:
 
     return [
         (re.compile(rf"^In the upcoming (?P<lg>NBA|NFL|MLB|NHL) game, scheduled for (?P<d>{_DATE}) at "
-                    r"\d{1,2}:\d{2} ?[AP]M ET:?$"), sched),
+                    r"(?P<h>\d{1,2}):(?P<mi>\d{2}) ?(?P<ap>[AP]M) ET:?$"), sched),
         (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "Yes"\.$'), yes_team),
         (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "No"\.$'), no_team),
         (re.compile(r"^If the game is postponed, this market will remain open until the game has been completed"
@@ -305,7 +364,30 @@ def _game_rules() -> list[Rule]:
     ]
 
 
-def _kalshi_game(primary: str, secondary: str, acc: _Acc) -> None:
+# Kalshi game tickers: series (the league), date, an optional ET start time (HHMM), the teams, the YES team.
+_GAME_TICKER = re.compile(r"KX(?P<lg>[A-Z]+)GAME-(?P<yy>\d{2})(?P<mon>[A-Z]{3})(?P<dd>\d{2})(?P<hhmm>\d{4})?"
+                          r"[A-Z0-9]+-[A-Z0-9]+")
+
+
+def _kalshi_game_ticker(ticker: str, sport: str, day: str, acc: _Acc) -> None:
+    """The ticker's series names the league ("professional basketball" is the NBA or the WNBA), and its date must be
+    the rules' date; its start time (if any) pins which game of a doubleheader."""
+    m = _GAME_TICKER.fullmatch(ticker)
+    if not m:
+        acc.unknowns.append(f"ticker {ticker!r} does not name a league's game series")
+        return
+    league = m.group("lg").lower()
+    if LEAGUE_SPORT.get(league) != sport:
+        acc.unknowns.append(f"ticker series {league.upper()} is not a {sport} league this extractor knows")
+        return
+    mon = _MONTHS.get(m.group("mon").lower())
+    if mon is None or f"20{m.group('yy')}-{mon:02d}-{m.group('dd')}" != day:
+        acc.unknowns.append(f"ticker date {m.group('yy')}{m.group('mon')}{m.group('dd')} is not the rules' date {day}")
+    if m.group("hhmm"):
+        acc.put("start", m.group("hhmm"))
+
+
+def _kalshi_game(primary: str, secondary: str, acc: _Acc, ticker: str = "") -> None:
     m = re.match(rf"^If (?P<yes>.+?) wins the (?P<a>.+?) (?:vs|at) (?P<b>.+?) professional "
                  rf"(?P<sport>basketball|football|baseball|hockey|soccer) game originally scheduled for "
                  rf"(?P<d>{_DATE}), then the market resolves to Yes\.$", normalize(primary))
@@ -317,6 +399,7 @@ def _kalshi_game(primary: str, secondary: str, acc: _Acc) -> None:
         acc.unknowns.append(f"YES team {yes!r} is not one of {a!r}, {b!r}")
         return
     league, draws = SPORTS[m.group("sport")]
+    _kalshi_game_ticker(ticker, m.group("sport"), parse_date(m.group("d")).isoformat(), acc)
     acc.put("league", league)
     acc.put("draws", draws)
     acc.put("yes", yes)
@@ -387,8 +470,9 @@ def _threshold_rules() -> list[Rule]:
         acc.sources.add("cf_benchmarks")
 
     return [
-        (re.compile(r"(?:measures? temperatures|temperatures are reported|figure is reported|rate is reported|"
-                    r"price precision is)[^.]*(?:whole degrees \w+|one decimal place|two decimal places)"
+        (re.compile(r"^(?:The resolution source (?:for this market )?measures temperatures (?:in|to)|Temperatures "
+                    r"are reported in|The (?:figure|rate) is reported to|Price precision is) "
+                    r"(?:whole degrees (?:Fahrenheit|Celsius)|one decimal place|two decimal places)"
                     r"(?:; (?:subsequent )?revisions will not be considered)?"
                     r"(?:\. Thus, this is the level of precision that will be used when resolving the market)?\.$",
                     re.I), precision),
@@ -452,8 +536,14 @@ def _finish(acc: _Acc, text: str, expiration: str | None = None) -> Criteria:
             srcs.add(league)
         if len(srcs) != 1:
             unknowns.append(f"resolution source unclear: {sorted(srcs)}")
+        subject = f"game_winner|{league}"
+        if league in DOUBLEHEADERS:
+            # two games between the same teams on one date happen: only the start time tells them apart
+            if f.get("start") is None:
+                unknowns.append(f"{league} game without a start time (a doubleheader has two games that day)")
+            subject += f"|start {f.get('start')} ET"
         return Criteria(
-            family="game_winner", subject=f"game_winner|{league}", entity=f.get("yes"), counterparty=f.get("no"),
+            family="game_winner", subject=subject, entity=f.get("yes"), counterparty=f.get("no"),
             comparator="wins", unit="outcome", window_start=window[0], window_end=window[1], timezone="ET date",
             source=next(iter(srcs)) if len(srcs) == 1 else None, yes_outcome=f"{f.get('yes')} wins",
             void_rules=tuple(sorted(acc.void)), draws_possible=draws, placeholders=placeholders,
@@ -484,6 +574,10 @@ def _finish(acc: _Acc, text: str, expiration: str | None = None) -> Criteria:
     if kind == "econ_release":
         if f.get("entity") == "cpi" and "series:cpi_u" not in tags:
             unknowns.append("CPI series not named (CPI-U?)")
+    if precision is None and len(srcs) == 1:
+        # the step the named source publishes when the text states none: CF Benchmarks' RTI in cents, BLS
+        # rates and percent changes to one decimal; a stated step always wins (and then must match the other side)
+        precision = SOURCE_STEP.get((kind, next(iter(srcs))))
     if len(srcs) != 1:
         unknowns.append(f"resolution source unclear: {sorted(srcs)}")
     window = f.get("window") or (None, None)
@@ -558,7 +652,7 @@ def extract_kalshi(market: Mapping[str, Any]) -> Criteria:
     if event is not None:
         return event
     if re.search(r"professional \w+ game originally scheduled", primary):
-        _kalshi_game(primary, secondary, acc)
+        _kalshi_game(primary, secondary, acc, str(market.get("ticker") or ""))
         return _finish(acc, text)
     m = re.match(r"^If (?P<c>.+), then the market resolves to Yes\.$", primary)
     if not m:

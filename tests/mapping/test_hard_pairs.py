@@ -1,0 +1,80 @@
+"""A held-out adversarial set (tests/mapping/hard_pairs.json, shared/pairs schema): traps built from realistic venue
+rule texts, plus true pairs phrased differently. The offline default and the scripted model consensus must Verify
+none of the traps; recall on the true pairs is reported and held to a floor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossbook.cli import main
+from crossbook.mapping.evaluate import evaluate
+from tests.mapping.llm_server import scripted_consensus
+
+HARD = Path(__file__).with_name("hard_pairs.json")
+PUBLIC = Path("/work/shared/pairs/public_pairs.json")
+for _up in Path(__file__).resolve().parents:
+    if (_up / "shared" / "pairs" / "public_pairs.json").exists():
+        PUBLIC = _up / "shared" / "pairs" / "public_pairs.json"
+        break
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return list(json.loads(path.read_text()))
+
+
+def test_hard_set_is_a_held_out_adversarial_set() -> None:
+    pairs = load(HARD)
+    assert len(pairs) >= 40 and len({p["id"] for p in pairs}) == len(pairs)
+    traps = [p for p in pairs if p["label"] == "different"]
+    assert len(traps) > len(pairs) / 2 and all(p["trap"] and p["why"] for p in traps)
+    assert {"equivalent", "equivalent_inverted"} <= {p["label"] for p in pairs}
+    keys = {"polymarket": {"question", "description", "outcomes", "end_date_iso", "slug"},
+            "kalshi": {"ticker", "title", "yes_sub_title", "rules_primary", "rules_secondary", "close_time",
+                       "expiration_time"}}
+    for p in pairs:
+        for side, want in keys.items():
+            assert set(p[side]) == want, (p["id"], side)
+
+
+async def test_offline_default_zero_false_positives() -> None:
+    sc, verdicts = await evaluate(load(HARD))
+    print(f"offline on hard_pairs.json: {sc.line()}")
+    assert sc.false_positives == []
+    for v in verdicts:
+        assert v.reasons and (v.status == "Verified") == (v.polarity is not None)
+    assert sc.true_positives >= 15  # every true pair except the tennis match (no tennis rules yet)
+
+
+async def test_scripted_consensus_zero_false_positives() -> None:
+    with scripted_consensus() as (_, cons):
+        for path in (HARD, PUBLIC) if PUBLIC.exists() else (HARD,):
+            sc, _ = await evaluate(load(path), cons, concurrency=2)
+            print(f"scripted consensus on {path.name}: {sc.line()}")
+            assert sc.false_positives == []
+            assert sc.true_positives >= 13
+
+
+@pytest.mark.parametrize("path", [HARD, pytest.param(PUBLIC, marks=pytest.mark.skipif(
+    not PUBLIC.exists(), reason="shared/pairs not present"))])
+async def test_sloppy_models_and_a_yes_man_judge_verify_no_trap(path: Path) -> None:
+    """Models that claim to understand every clause and a judge that always agrees: the deterministic checks and the
+    offline veto still keep every trap Unverified."""
+    traps = [p for p in load(path) if p["label"] == "different"]
+    with scripted_consensus() as (script, cons):
+        script.extract, script.judge = "sloppy", "always_yes"
+        sc, verdicts = await evaluate(traps, cons, concurrency=2)
+    assert sc.false_positives == [], [(v.id, v.reasons) for v in verdicts if v.status == "Verified"]
+
+
+def test_cli_pairs_eval(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["pairs", "eval", "--offline", "--json", str(HARD)]) == 0
+    out = json.loads(capsys.readouterr().out)[str(HARD)]
+    assert out["false_positives"] == [] and out["precision"] == "1.000"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{**load(HARD)[0], "label": "same-ish"}]))
+    assert main(["pairs", "eval", "--offline", str(bad)]) == 1
+    assert "label must be one of" in capsys.readouterr().err
