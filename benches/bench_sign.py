@@ -17,19 +17,41 @@ bytes modulo the v encoding), or the script exits 1.
 Timing: each call is timed alone with ``time.perf_counter_ns`` (p50/p99 include the timer overhead,
 printed, never subtracted). Warm: tight loop after a warm-up, implementations interleaved in rounds
 so frequency drift hits all alike. Cold: one call after a 100 ms sleep, repeated. GC stays enabled.
+
+Second part (skip with ``--no-rtt``): the signer round trip (G5). A real ``crossbook-signer`` process
+(keys sealed with moto's KMS in server mode, as in the tests) is asked to sign one order through
+``SignerClient`` on uvloop (the daemon's loop), against the floor "raw UDS ping-pong + signing":
+
+* ``raw UDS``          blocking ``sendall``/``recv`` of a frame the size of a sign request to a
+  Python process that answers each with a frame the size of a sign reply (no parsing, no work).
+* ``fast path``        ``SignerClient.sign_polymarket_order(order, wallet=...)`` over ``<socket>.fast``.
+* ``fast, session``    the same with a session key (policy check + re-sealed session blob per order).
+* ``gRPC via relay``   the same call with ``fast=False`` (grpc.aio through the SO_PEERCRED relay).
+
+Each call has a fresh request id, so every one is really signed. Warm and cold (after 100 ms idle)
+as above, contenders interleaved. The ratio is p50 over (raw p50 + sign p50) and p99 over (raw p99 +
+sign p99), "sign" being the ``crossbook`` row of the first part. ``--cpu`` pins this process (client)
+and ``--server-cpu`` pins the signer and the echo server (set both: G5 pins client and server apart).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
 import random
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import coincurve
@@ -200,13 +222,292 @@ def run(iters: int, cold: int, impls: dict[str, Callable[[int], object]], eth_it
     return out
 
 
+# --- signer round trip (G5) ---------------------------------------------------------------------
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_SESSION_TOKEN": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+# The raw peer: answer every read with a reply-sized frame. One sign request arrives in one read on a
+# Unix socket (one send of a few hundred bytes), so no framing work is needed to be a fair floor.
+ECHO_SERVER = """
+import os, socket, sys
+path, reply_size = sys.argv[1], int(sys.argv[2])
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+reply = bytes(reply_size)
+while True:
+    if not conn.recv(65536):
+        break
+    conn.sendall(reply)
+"""
+
+
+def _pin(cpu: int | None) -> Callable[[], None] | None:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})  # before exec: every thread of the child inherits it
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(pred: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"{what} did not start")
+        time.sleep(0.02)
+
+
+class Peers:
+    """moto KMS, the signer and the raw echo server, each a subprocess in a private temp dir."""
+
+    def __init__(self, server_cpu: int | None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="cb-bench-sign-")
+        os.chmod(self.dir, 0o700)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.server_cpu = server_cpu
+        self.socket = os.path.join(self.dir, "signer.sock")
+        self.echo_socket = os.path.join(self.dir, "echo.sock")
+
+    def start(self, reply_size: int) -> None:
+        import boto3
+        from crossbook_signer.envelope import context, seal
+
+        port = _free_port()
+        moto_exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        moto = subprocess.Popen(
+            [moto_exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.procs.append(moto)
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        _wait(listening, "moto_server", moto)
+        url = f"http://127.0.0.1:{port}"
+        kms = boto3.client(
+            "kms", region_name="us-east-1", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench"
+        )
+        key_id = kms.create_key(Description="crossbook bench")["KeyMetadata"]["KeyId"]
+        blob = seal(kms, key_id, bytes.fromhex(KEY_HEX[2:]), context("main", "polymarket-key"))
+        config = os.path.join(self.dir, "signer.toml")
+        Path(config).write_text(
+            f'allowed_uids = [{os.getuid()}]\n[kms]\nkey_id = "{key_id}"\n[wallets.main]\nprivate_key = "{blob}"\n'
+        )
+        env = {**os.environ, **AWS_ENV, "AWS_ENDPOINT_URL_KMS": url}
+        self.signer_log = os.path.join(self.dir, "signer.log")
+        with open(self.signer_log, "wb") as err:
+            signer = subprocess.Popen(
+                [sys.executable, "-m", "crossbook_signer", "--socket", self.socket, "--config", config],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                preexec_fn=_pin(self.server_cpu),
+            )
+        self.procs.append(signer)
+        _wait(lambda: b"ready on" in Path(self.signer_log).read_bytes(), "crossbook-signer", signer)
+        echo = subprocess.Popen(
+            [sys.executable, "-c", ECHO_SERVER, self.echo_socket, str(reply_size)],
+            stdout=subprocess.PIPE,
+            preexec_fn=_pin(self.server_cpu),
+        )
+        self.procs.append(echo)
+        assert echo.stdout is not None
+        if echo.stdout.readline().strip() != b"ready":
+            sys.exit("echo server did not start")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _order_for_rtt(orders: list[dict[str, Any]], i: int) -> dict[str, Any]:
+    return orders[i % len(orders)]
+
+
+async def rtt_run(
+    peers: Peers, orders: list[dict[str, Any]], iters: int, grpc_iters: int, cold: int, reply_size: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from crossbook.signing.client import SignerClient
+
+    key = PrivateKey(KEY_HEX)
+    fast = SignerClient(peers.socket, fast=True)
+    slow = SignerClient(peers.socket, fast=False)
+    session = await slow.authorize_session(
+        "bench",
+        "0x" + "ab" * 20,
+        expires_at=int(time.time()) + 3600,
+        max_order_notional=Decimal(10**9),
+        max_total_notional=Decimal(10**15),
+        allowed_token_ids=[o["tokenId"] for o in orders[:2]],  # a session trades a pair's markets, not a thousand
+    )
+    session_orders = [
+        {**o, "maker": session.address, "signer": session.address, "tokenId": orders[i % 2]["tokenId"]}
+        for i, o in enumerate(orders)
+    ]
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.connect(peers.echo_socket)
+    counter = iter(range(10**9))
+
+    # The raw peer moves frames of the real sizes: a framed sign request out, a sign reply back.
+    request_frame = bytes(_sign_request_size(orders[0]))
+
+    def raw_ping(i: int) -> None:
+        raw.sendall(request_frame)
+        got = 0
+        while got < reply_size:
+            got += len(raw.recv(65536))
+
+    async def fast_sign(i: int) -> None:
+        r = await fast.sign_polymarket_order(_order_for_rtt(orders, i), wallet="main", request_id=f"f-{next(counter)}")
+        assert r.signature
+
+    async def session_sign(i: int) -> None:
+        r = await fast.sign_polymarket_order(
+            _order_for_rtt(session_orders, i), session_id=session.session_id, request_id=f"s-{next(counter)}"
+        )
+        assert r.signature
+
+    async def grpc_sign(i: int) -> None:
+        r = await slow.sign_polymarket_order(_order_for_rtt(orders, i), wallet="main", request_id=f"g-{next(counter)}")
+        assert r.signature
+
+    # Same answer as local signing, over both transports, before timing anything.
+    for i in range(20):
+        want = sign_polymarket_order(orders[i], key)
+        a = await fast.sign_polymarket_order(orders[i], wallet="main")
+        b = await slow.sign_polymarket_order(orders[i], wallet="main")
+        if (a.hash, a.signature) != tuple(want) or (b.hash, b.signature) != tuple(want):
+            sys.exit(f"the signer's signature differs from local signing on order {i}")
+    if not fast.fast_connected:
+        sys.exit("the client did not reach the signer's fast path")
+
+    contenders: dict[str, tuple[Callable[[int], Any], bool, int]] = {
+        "raw UDS": (raw_ping, False, iters),
+        "fast path": (fast_sign, True, iters),
+        "fast, session": (session_sign, True, iters),
+        "gRPC via relay": (grpc_sign, True, grpc_iters),
+    }
+    pc = time.perf_counter_ns
+    warm: dict[str, list[int]] = {k: [] for k in contenders}
+    for f, is_async, _n in contenders.values():  # warm-up
+        for i in range(300):
+            r = f(i)
+            if is_async:
+                await r
+    rounds = 10
+    for rnd in range(rounds):
+        for name, (f, is_async, n) in contenders.items():
+            xs = warm[name]
+            count = n // rounds
+            for i in range(rnd * count, (rnd + 1) * count):
+                if is_async:
+                    t0 = pc()
+                    await f(i)
+                    xs.append(pc() - t0)
+                else:
+                    t0 = pc()
+                    f(i)
+                    xs.append(pc() - t0)
+    coldx: dict[str, list[int]] = {k: [] for k in contenders}
+    for j in range(cold):
+        for name, (f, is_async, _n) in contenders.items():
+            await asyncio.sleep(0.1)
+            t0 = pc()
+            r = f(j)
+            if is_async:
+                await r
+            coldx[name].append(pc() - t0)
+    raw.close()
+    await fast.close()
+    await slow.close()
+    out = {
+        name: {
+            "warm_p50_us": pct(warm[name], 0.5),
+            "warm_p99_us": pct(warm[name], 0.99),
+            "warm_mean_us": statistics.fmean(warm[name]) / 1000.0,
+            "cold_p50_us": pct(coldx[name], 0.5),
+            "cold_p99_us": pct(coldx[name], 0.99),
+            "samples": len(warm[name]),
+        }
+        for name in contenders
+    }
+    sizes = {"request_frame_bytes": len(request_frame), "reply_frame_bytes": reply_size}
+    return out, sizes
+
+
+def _sign_request_size(order: dict[str, Any]) -> int:
+    """Bytes of a framed SignPolymarketOrderRequest for ``order`` (what the fast path sends)."""
+    from crossbook._proto import signer_pb2 as pb
+    from crossbook.signing.fastframe import HEADER
+
+    req = pb.SignPolymarketOrderRequest(
+        request_id="f-123456",
+        key=pb.KeyRef(wallet="main"),
+        order={k: str(v) for k, v in order.items()},
+        version="2",
+        chain_id=137,
+    )
+    return HEADER.size + len(req.SerializeToString())
+
+
+def _sign_reply_size() -> int:
+    from crossbook._proto import signer_pb2 as pb
+    from crossbook.signing.fastframe import HEADER
+
+    reply = pb.SignPolymarketOrderReply(
+        hash="0x" + "ab" * 32,
+        signature="0x" + "cd" * 65,
+        audit=pb.Audit(
+            request_id="f-123456", decision="signed", key="wallet:main", notional="12.34", signed_at_ms=1 << 40
+        ),
+    )
+    return HEADER.size + len(reply.SerializeToString())
+
+
+def rtt(args: argparse.Namespace, orders: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    import uvloop
+
+    reply_size = _sign_reply_size()
+    peers = Peers(args.server_cpu)
+    try:
+        peers.start(reply_size)
+        return uvloop.run(rtt_run(peers, orders, args.rtt_iters, args.grpc_iters, args.cold, reply_size))
+    finally:
+        peers.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, default=20000, help="warm samples per fast implementation")
     ap.add_argument("--eth-iters", type=int, default=2000, help="warm samples for eth-account (slow)")
     ap.add_argument("--cold", type=int, default=30, help="cold samples (each after 100 ms idle)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--cpu", type=int, default=None, help="pin to this core")
+    ap.add_argument("--cpu", type=int, default=None, help="pin this process (and the client) to this core")
+    ap.add_argument("--server-cpu", type=int, default=None, help="pin the signer and the raw echo server here")
+    ap.add_argument("--rtt-iters", type=int, default=5000, help="warm round trips per fast contender")
+    ap.add_argument("--grpc-iters", type=int, default=1000, help="warm round trips over gRPC (slow)")
+    ap.add_argument("--no-rtt", action="store_true", help="skip the signer round trip (no moto/signer needed)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.cpu is not None:
@@ -216,6 +517,7 @@ def main() -> None:
     check(orders, impls)
     res = run(a.iters, a.cold, impls, a.eth_iters)
     ours, floor, eth = res["crossbook"], res["floor"], res["eth-account"]
+    del impls  # the eth-account/coincurve contenders are done; the round trip part runs alone
     ratios = {
         "warm_p50_vs_floor": ours["warm_p50_us"] / floor["warm_p50_us"],
         "warm_p99_vs_floor": ours["warm_p99_us"] / floor["warm_p99_us"],
@@ -223,15 +525,33 @@ def main() -> None:
         "eth_account_speedup_p50": eth["warm_p50_us"] / ours["warm_p50_us"],
         "cold_over_warm_p50": ours["cold_p50_us"] / ours["warm_p50_us"],
     }
+    rtt_res: dict[str, Any] = {}
+    rtt_ratios: dict[str, float] = {}
+    sizes: dict[str, Any] = {}
+    if not a.no_rtt:
+        rtt_res, sizes = rtt(a, orders)
+        raw = rtt_res["raw UDS"]
+        for name in ("fast path", "fast, session", "gRPC via relay"):
+            r = rtt_res[name]
+            key = name.replace(", ", "_").replace(" ", "_").lower()
+            rtt_ratios[f"{key}_warm_p50_vs_floor"] = r["warm_p50_us"] / (raw["warm_p50_us"] + ours["warm_p50_us"])
+            rtt_ratios[f"{key}_warm_p99_vs_floor"] = r["warm_p99_us"] / (raw["warm_p99_us"] + ours["warm_p99_us"])
+            rtt_ratios[f"{key}_cold_p50_vs_floor"] = r["cold_p50_us"] / (raw["cold_p50_us"] + ours["cold_p50_us"])
+            rtt_ratios[f"{key}_cold_p99_vs_floor"] = r["cold_p99_us"] / (raw["cold_p99_us"] + ours["cold_p99_us"])
     meta = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "timer_overhead_us": timer_overhead(),
         "coincurve": coincurve.__version__ if hasattr(coincurve, "__version__") else "?",
+        "cpu": a.cpu,
+        "server_cpu": a.server_cpu,
+        "loadavg": os.getloadavg(),
+        **sizes,
     }
     if a.json:
-        print(json.dumps({"results": res, "ratios": ratios, "meta": meta}, indent=2))
+        out = {"results": res, "ratios": ratios, "rtt": rtt_res, "rtt_ratios": rtt_ratios, "meta": meta}
+        print(json.dumps(out, indent=2))
         return
     print(
         f"Polymarket V2 order signature (hash + sign), µs per call; timer overhead {meta['timer_overhead_us']:.3f} µs"
@@ -249,6 +569,34 @@ def main() -> None:
     )
     print(f"eth-account / ours: {ratios['eth_account_speedup_p50']:.1f}× slower  (goal ≥ 8×)")
     print(f"ours cold / warm p50: {ratios['cold_over_warm_p50']:.2f}×")
+    if not rtt_res:
+        return
+    print()
+    print(
+        f"Signer round trip (one order, SignerClient on uvloop), µs; client cpu {a.cpu}, signer cpu {a.server_cpu}, "
+        f"load average {meta['loadavg'][0]:.2f}; frames {sizes['request_frame_bytes']} B out, "
+        f"{sizes['reply_frame_bytes']} B back"
+    )
+    print(f"{'path':<22}{'warm p50':>10}{'warm p99':>10}{'cold p50':>10}{'cold p99':>10}{'samples':>9}")
+    floor_row = {
+        k: rtt_res["raw UDS"][k] + ours[k] for k in ("warm_p50_us", "warm_p99_us", "cold_p50_us", "cold_p99_us")
+    }
+    rows = {"sign (local)": ours, "raw UDS": rtt_res["raw UDS"], "floor: raw UDS + sign": floor_row}
+    rows.update({k: v for k, v in rtt_res.items() if k != "raw UDS"})
+    for name, r in rows.items():
+        samples = str(r.get("samples", ""))
+        print(
+            f"{name:<22}{r['warm_p50_us']:>10.1f}{r['warm_p99_us']:>10.1f}"
+            f"{r['cold_p50_us']:>10.1f}{r['cold_p99_us']:>10.1f}{samples:>9}"
+        )
+    for name in ("fast path", "fast, session", "gRPC via relay"):
+        key = name.replace(", ", "_").replace(" ", "_").lower()
+        print(
+            f"{name} / floor: warm p50 {rtt_ratios[f'{key}_warm_p50_vs_floor']:.2f}×, "
+            f"warm p99 {rtt_ratios[f'{key}_warm_p99_vs_floor']:.2f}×, "
+            f"cold p50 {rtt_ratios[f'{key}_cold_p50_vs_floor']:.2f}×, "
+            f"cold p99 {rtt_ratios[f'{key}_cold_p99_vs_floor']:.2f}×  (goal p99 ≤ 3×; G5 ≤ 1.5×)"
+        )
 
 
 if __name__ == "__main__":

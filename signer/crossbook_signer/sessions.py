@@ -14,7 +14,7 @@ import binascii
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,7 @@ class Session:
     _key_nonce: bytes
     _key_ct: bytes
     _aead: AESGCM
+    _fixed: tuple[str, str] | None = field(default=None, repr=False)  # JSON of what never changes
 
     def __repr__(self) -> str:
         return (
@@ -45,26 +46,32 @@ class Session:
         )
 
     def blob(self) -> bytes:
-        state = {
-            "user": self.user,
-            "smart_account": self.smart_account,
-            "policy": self.policy.to_json(),
-            "spent": str(self.usage.spent),
-            "revoked": self.usage.revoked,
-            "seq": self.usage.seq,
-        }
+        # Runs on every order signed with the session: the parts that never change (owner, policy,
+        # the sealed key) are serialized once; the JSON is the same as json.dumps of the full dicts.
+        if self._fixed is None:
+            state_head = json.dumps(
+                {"user": self.user, "smart_account": self.smart_account, "policy": self.policy.to_json()}
+            )[:-1]
+            doc_head = json.dumps(
+                {
+                    "v": 1,
+                    "sid": self.sid,
+                    "edk": _b64(self._edk),
+                    "kn": _b64(self._key_nonce),
+                    "kct": _b64(self._key_ct),
+                }
+            )[:-1]
+            self._fixed = (state_head, doc_head)
+        state_head, doc_head = self._fixed
+        state = f"{state_head}, {_json_tail(self.usage)}}}"
         nonce = os.urandom(12)
-        sct = self._aead.encrypt(nonce, json.dumps(state).encode(), _aad(self.sid, "state"))
-        doc = {
-            "v": 1,
-            "sid": self.sid,
-            "edk": _b64(self._edk),
-            "kn": _b64(self._key_nonce),
-            "kct": _b64(self._key_ct),
-            "sn": _b64(nonce),
-            "sct": _b64(sct),
-        }
-        return base64.b64encode(json.dumps(doc).encode())
+        sct = self._aead.encrypt(nonce, state.encode(), _aad(self.sid, "state"))
+        doc = f'{doc_head}, "sn": "{_b64(nonce)}", "sct": "{_b64(sct)}"}}'
+        return base64.b64encode(doc.encode())
+
+
+def _json_tail(usage: Usage) -> str:
+    return f'"spent": {json.dumps(str(usage.spent))}, "revoked": {json.dumps(usage.revoked)}, "seq": {int(usage.seq)}'
 
 
 def _aad(sid: str, part: str) -> bytes:
