@@ -18,12 +18,16 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from crossbook.errors import FeedError
 from crossbook.mapping.candidates import generate, thresholds_compatible
 from crossbook.mapping.consensus import offline_consensus
 from crossbook.mapping.sync import (
+    _kalshi_market_list,
     fetch_kalshi,
+    fetch_kalshi_catalog,
     fetch_polymarket,
     gamma_markets_url,
+    kalshi_events_url,
     kalshi_markets_url,
     run_sync,
     texts_key,
@@ -128,6 +132,39 @@ async def test_kalshi_cursor_paging(sims: tuple[PolymarketSim, KalshiSim]) -> No
     assert [m["ticker"] for m in kals] == list(kal.markets) + [e[0] for e in KALSHI_CATALOG]
 
 
+async def test_kalshi_events_api_nested_markets_and_cursor_paging(sims: tuple[PolymarketSim, KalshiSim]) -> None:
+    """GET /trade-api/v2/events?with_nested_markets=true, two events a page: the same markets as the markets API,
+    each carrying its event ticker, every page's cursor followed to the end."""
+    import crossbook.mapping.sync as sync
+
+    _, kal = sims
+    assert kalshi_events_url(kal.rest_url) == kal.rest_url.rstrip("/") + "/trade-api/v2/events"
+    raw = await sync.fetch_json(kalshi_events_url(kal.rest_url) + "?limit=2")
+    assert len(raw["events"]) == 2 and raw["cursor"] and "markets" not in raw["events"][0]  # not nested unless asked
+    pages: list[int] = []
+    old = sync.KALSHI_EVENTS_PAGE
+    sync.KALSHI_EVENTS_PAGE = 2
+    try:
+        by_events = await fetch_kalshi_catalog(kalshi_events_url(kal.rest_url), on_page=pages.append)
+    finally:
+        sync.KALSHI_EVENTS_PAGE = old
+    by_markets = await fetch_kalshi_catalog(kalshi_markets_url(kal.rest_url))
+    events = {e[1] for e in KALSHI_CATALOG} | {t.rsplit("-", 1)[0] for t in kal.markets}
+    assert len(pages) == -(-len(events) // 2) and pages == sorted(pages) and pages[-1] == len(by_events)
+    assert sorted(m["ticker"] for m in by_events) == sorted(m["ticker"] for m in by_markets)
+    nyk = next(m for m in by_events if m["ticker"] == "KXNBAGAME-26MAR12NYKPOR-NYK")
+    assert nyk["event_ticker"] == "KXNBAGAME-26MAR12NYKPOR" and nyk["rules_secondary"] and nyk["expiration_time"]
+
+
+def test_kalshi_catalog_errors_are_clear() -> None:
+    with pytest.raises(FeedError, match="nested 'markets'"):
+        _kalshi_market_list({"events": [{"event_ticker": "KXSB-26"}], "cursor": ""}, "http://x/events")
+    with pytest.raises(FeedError, match="expected"):
+        _kalshi_market_list({"markets": []}, "http://x/events")
+    with pytest.raises(FeedError, match="ends in /trade-api/v2/events or"):
+        asyncio.run(fetch_kalshi_catalog("http://127.0.0.1:9/trade-api/v2/series"))
+
+
 async def _counts(conn: Any) -> tuple[int, int]:
     v = await conn.fetchval("SELECT count(*) FROM verdicts")
     a = await conn.fetchval("SELECT count(*) FROM audit_log WHERE actor = 'mapping-sync'")
@@ -215,7 +252,7 @@ async def test_sync_killed_midway_loses_nothing_and_rejudges_nothing(pg_url: str
     await kal.start()
     await migrate(pg_url)
     args = ["pairs", "sync", "--offline", "--no-progress", "--gamma-url", gamma_markets_url(poly.rest_url),
-            "--kalshi-url", kalshi_markets_url(kal.rest_url), "--db-url", pg_url]
+            "--kalshi-url", kalshi_events_url(kal.rest_url), "--db-url", pg_url]
     conn = await asyncpg.connect(pg_url)
     try:
         proc = await _run_cli([*args, "--rate", "40", "--concurrency", "4"])

@@ -47,14 +47,17 @@ def register(sub: Any) -> None:
     ev.set_defaults(func=_eval)
 
     sy = ps.add_parser("sync", help="pull both catalogs, judge new candidate pairs, store the verdicts",
-                       description="Pulls Polymarket's Gamma markets and Kalshi's markets (URLs from --config, or "
+                       description="Pulls Polymarket's Gamma markets and Kalshi's open events with their markets "
+                       "nested (or its markets API; URLs from --config, or "
                        "--gamma-url/--kalshi-url), generates candidates (blocking on years, strikes and named "
                        "entities, then rapidfuzz on titles), runs the consensus on every candidate not yet judged "
                        "for the same texts, and stores each verdict as it arrives. Safe to re-run and to kill: "
                        "a re-run judges only what is new. Prints a JSON summary on stdout.")
     sy.add_argument("--config", default=None, help="crossbook TOML (polymarket.rest_url, kalshi.rest_url)")
     sy.add_argument("--gamma-url", default=None, help="Gamma markets endpoint (default from polymarket.rest_url)")
-    sy.add_argument("--kalshi-url", default=None, help="Kalshi markets endpoint (default from kalshi.rest_url)")
+    sy.add_argument("--kalshi-url", default=None,
+                    help="Kalshi catalog endpoint: .../trade-api/v2/events (events with nested markets) or "
+                    ".../trade-api/v2/markets (default: the events API under kalshi.rest_url)")
     sy.add_argument("--offline", action="store_true", help="use the offline rules even if models are configured")
     sy.add_argument("--concurrency", type=int, default=8, help="consensus runs in flight (default 8)")
     sy.add_argument("--rate", default="0", help="at most this many consensus runs started per second (0: no cap)")
@@ -211,10 +214,10 @@ def _sync(args: argparse.Namespace) -> int:
     from crossbook.mapping.consensus import offline_consensus
     from crossbook.mapping.providers import consensus_from_env
     from crossbook.mapping.sync import (
-        fetch_kalshi,
+        fetch_kalshi_catalog,
         fetch_polymarket,
         gamma_markets_url,
-        kalshi_markets_url,
+        kalshi_events_url,
         run_sync,
     )
     from crossbook.store.postgres import connect, migrate, postgres_url
@@ -225,11 +228,19 @@ def _sync(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate {args.rate!r} is not a number (starts per second; 0 = no cap)") from None
     cfg = load_config(args.config)
     gamma = args.gamma_url or gamma_markets_url(cfg.polymarket.rest_url)
-    kalshi = args.kalshi_url or kalshi_markets_url(cfg.kalshi.rest_url)
+    kalshi = args.kalshi_url or kalshi_events_url(cfg.kalshi.rest_url)
     cons = offline_consensus() if args.offline else consensus_from_env()
 
     async def go() -> dict[str, Any]:
-        polys, kals = await asyncio.gather(fetch_polymarket(gamma), fetch_kalshi(kalshi))
+        from rich.console import Console
+
+        console = Console(stderr=True, quiet=args.no_progress)
+        with console.status("fetching catalogs") as status:
+            polys, kals = await asyncio.gather(
+                fetch_polymarket(gamma),
+                fetch_kalshi_catalog(kalshi, on_page=lambda n: status.update(f"fetching catalogs: {n} Kalshi "
+                                                                            "markets so far")))
+        console.print(f"catalogs: {len(polys)} Polymarket markets, {len(kals)} Kalshi markets")
         async with postgres_url(_url(args), args.state_dir) as url:
             await migrate(url)
             conn = await connect(url)

@@ -23,9 +23,9 @@ EXTRACT_SYSTEM = """You extract the resolution criteria of two prediction-market
 and one from Kalshi, into a strict JSON schema. Use only the resolution text (Polymarket description; Kalshi
 rules_primary and rules_secondary); titles are hints. Reply with one JSON object:
 {"polymarket": CRITERIA, "kalshi": CRITERIA} where CRITERIA has exactly these keys:
-family ("game_winner"|"threshold"|"event_winner"|null), subject (canonical id of what is measured, same spelling
-for both
-sides when it is the same thing), entity, counterparty, comparator (">"|">="|"<"|"<="|"=="|"between"|"wins"|null),
+family ("game_winner"|"threshold"|"event_winner"|null), subject (canonical id of what is measured, same
+spelling for both sides when it is the same thing), entity, counterparty,
+comparator (">"|">="|"<"|"<="|"=="|"between"|"wins"|null),
 threshold and threshold_high (decimal strings or null), unit, precision (decimal string: step of the reported
 value), window_start, window_end (ISO; UTC for instants), timezone, source, yes_outcome, void_rules (list of
 canonical tags), draws_possible (bool|null), placeholders (unfilled template text like "[Candidate]"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -123,6 +123,70 @@ async def fetch_kalshi(markets_url: str, timeout: float = FETCH_TIMEOUT_S) -> li
         if not cursor:
             break
     return [m for m in out if m["ticker"] and m["rules_primary"]]
+
+
+KALSHI_EVENTS_PAGE = 200  # the venue's maximum page size for /events
+
+
+def _kalshi_market_list(data: Any, url: str) -> list[dict[str, Any]]:
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise FeedError(f"{url}: expected {{'events': [...], 'cursor': ...}}")
+    out: list[dict[str, Any]] = []
+    for ev in data["events"]:
+        if not isinstance(ev, dict):
+            continue
+        markets = ev.get("markets")
+        if not isinstance(markets, list):
+            # without nested markets an event is useless here: say so rather than silently sync nothing
+            raise FeedError(f"{url}: event {ev.get('event_ticker')!r} has no nested 'markets' list "
+                            "(with_nested_markets=true not honoured?)")
+        for m in markets:
+            if isinstance(m, dict):
+                out.append({**kalshi_side(m), "event_ticker": str(m.get("event_ticker") or ev.get("event_ticker")
+                                                                  or "")})
+    return out
+
+
+async def fetch_kalshi_events(events_url: str, timeout: float = FETCH_TIMEOUT_S,
+                              on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Open Kalshi events with their markets nested (``GET /events?with_nested_markets=true``), paged by cursor.
+
+    The events listing leaves out multivariate (combo) events, which never pair with a Polymarket market, so it is
+    far smaller than ``/markets`` on the real venue. ``on_page`` gets the running market count after each page.
+    """
+    out: list[dict[str, Any]] = []
+    cursor = ""
+    sep = "&" if "?" in events_url else "?"
+    for _ in range(MAX_PAGES):
+        url = (f"{events_url}{sep}status=open&with_nested_markets=true&limit={KALSHI_EVENTS_PAGE}"
+               + (f"&cursor={quote(cursor)}" if cursor else ""))
+        data = await fetch_json(url, timeout)
+        out.extend(_kalshi_market_list(data, events_url))
+        if on_page is not None:
+            on_page(len(out))
+        cursor = str(data.get("cursor") or "")
+        if not cursor:
+            break
+    else:
+        raise FeedError(f"{events_url}: more than {MAX_PAGES} pages; refusing to sync a partial catalog")
+    seen: set[str] = set()
+    unique = []
+    for m in out:  # a market listed twice across pages (the catalog moved under the cursor) is judged once
+        if m["ticker"] and m["rules_primary"] and m["ticker"] not in seen:
+            seen.add(m["ticker"])
+            unique.append(m)
+    return unique
+
+
+async def fetch_kalshi_catalog(url: str, timeout: float = FETCH_TIMEOUT_S,
+                               on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """The events API for an ``.../events`` URL, the markets API for an ``.../markets`` URL."""
+    path = url.split("?", 1)[0].rstrip("/")
+    if path.endswith("/events"):
+        return await fetch_kalshi_events(url, timeout, on_page)
+    if path.endswith("/markets"):
+        return await fetch_kalshi(url, timeout)
+    raise FeedError(f"{url}: a Kalshi catalog URL ends in /trade-api/v2/events or /trade-api/v2/markets")
 
 
 def texts_key(pair: Mapping[str, Any]) -> str:
@@ -243,6 +307,11 @@ def gamma_markets_url(rest_url: str) -> str:
 def kalshi_markets_url(rest_url: str) -> str:
     base = rest_url.rstrip("/")
     return base + ("/markets" if base.endswith("/trade-api/v2") else "/trade-api/v2/markets")
+
+
+def kalshi_events_url(rest_url: str) -> str:
+    base = rest_url.rstrip("/")
+    return base + ("/events" if base.endswith("/trade-api/v2") else "/trade-api/v2/events")
 
 
 GAMMA_MARKETS = "https://gamma-api.polymarket.com/markets"

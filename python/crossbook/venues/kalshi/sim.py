@@ -857,6 +857,8 @@ class KalshiSim(SimServer):
                 if (not wanted or c["ticker"] in wanted.split(",")) and (not event or c["event_ticker"] == event)
             ]
             return json_response(200, _markets_page(listed, request.param("limit"), request.param("cursor")))
+        if parts == ["events"]:
+            return json_response(200, self._events_page(request))
         if len(parts) in (2, 3) and parts[0] == "markets":
             m = self._markets.get(parts[1])
             if m is None:
@@ -866,6 +868,24 @@ class KalshiSim(SimServer):
             if parts[2] == "orderbook":
                 return json_response(200, self._rest_orderbook(m, request.param("depth")))
         return None
+
+    def _events_page(self, request: HttpRequest) -> JSON:
+        """``GET /events``: the catalog grouped by event_ticker, cursor-paged like the venue (limit at most 200);
+        ``with_nested_markets=true`` puts each event's markets inside it, as Kalshi does."""
+        events: dict[str, JSON] = {}
+        for c in [self._market_json(m) for m in self._markets.values()] + list(self.catalog):
+            ev = events.setdefault(c["event_ticker"], {
+                "event_ticker": c["event_ticker"], "series_ticker": c["event_ticker"].split("-", 1)[0],
+                "title": c["title"], "sub_title": "", "category": "", "mutually_exclusive": False, "markets": []})
+            ev["markets"].append(c)
+        status = request.param("status")
+        listed = [e for e in events.values() if not status or status == "open"]
+        limit = request.param("limit")
+        page = _markets_page(listed, str(min(int(limit), 200)) if limit and limit.isdigit() else "200",
+                             request.param("cursor"))
+        nested = (request.param("with_nested_markets") or "").lower() == "true"
+        out = [e if nested else {k: v for k, v in e.items() if k != "markets"} for e in page["markets"]]
+        return {"events": out, "cursor": page["cursor"]}
 
     # -- trading REST ------------------------------------------------------------------------
     async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
