@@ -17,7 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from crossbook.execution.errors import IntentRefused, SubmitUncertain, VenueRejected, VenueUnavailable
+from crossbook.errors import PolicyViolation, SignerError
+from crossbook.execution.errors import (
+    ExecutionError,
+    IntentRefused,
+    SubmitUncertain,
+    VenueRejected,
+    VenueUnavailable,
+)
 from crossbook.execution.models import (
     ONE,
     ZERO,
@@ -94,7 +101,10 @@ class Executor:
         result = await self._execute(order)
         await self._record_fills([result])
         if self.store is not None:
-            await self.store.intent_finished(intent_id, result.status, {"filled": str(result.filled)})
+            await self.store.intent_finished(intent_id, result.status, {"filled": str(result.filled),
+                                                                        "reason": result.reason})  # fmt: skip
+        if result.status == "refused":
+            raise IntentRefused(result.refused_at, [result.reason])
         return result
 
     # -- pair trades --------------------------------------------------------------------------------
@@ -146,6 +156,10 @@ class Executor:
 
         r1 = await self._execute(order1)
         res.legs.append(r1)
+        if r1.status == "refused":
+            if self.store is not None:
+                await self.store.intent_finished(intent_id, "refused", {"step": r1.refused_at, "reason": r1.reason})
+            raise IntentRefused(f"{r1.refused_at} (leg 1, {r1.venue})", [r1.reason])
         await self._hook(r1)
         if r1.status == "unknown":
             res.status = "exposed"
@@ -290,7 +304,19 @@ class Executor:
     # -- one order, idempotently ---------------------------------------------------------------------
     async def _execute(self, order: LegOrder) -> OrderResult:
         trader = self.traders[order.venue]
-        await trader.prepare(order)
+        try:
+            await trader.prepare(order)
+        except (PolicyViolation, SignerError, ExecutionError) as exc:
+            # Refused before anything left: the signer's session policy (or the signer being down), or an
+            # order the venue format cannot express. Recorded, never sent.
+            step = "order" if isinstance(exc, ExecutionError) else "signer"
+            rule = getattr(exc, "rule", "")
+            reason = f"signer refused it under session rule {rule!r}: {exc}" if rule else str(exc)
+            result = OrderResult(order, "refused", reason=reason, resolved_by="none", refused_at=step)
+            if self.store is not None:
+                await self.store.order_refused(result)
+            log.warning("%s order %s refused at %s: %s", order.venue, order.client_order_id, step, reason)
+            return result
         if self.store is not None:
             await self.store.order_submitting(order)
         try:

@@ -16,7 +16,8 @@ Side = Literal["buy", "sell"]
 Outcome = Literal["yes", "no"]
 TimeInForce = Literal["FOK", "FAK", "GTC"]
 Purpose = Literal["entry", "hedge", "unwind"]
-OrderStatus = Literal["filled", "partial", "open", "rejected", "not_found", "unknown"]
+# "refused": stopped before it was sent (the signer's session policy, or the order could not be built).
+OrderStatus = Literal["filled", "partial", "open", "rejected", "refused", "not_found", "unknown"]
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -135,6 +136,7 @@ class OrderResult:
     reason: str = ""
     resolved_by: Literal["reply", "lookup", "none"] = "reply"
     fills: list[Fill] = field(default_factory=list)
+    refused_at: str = ""  # the step that refused it (``signer``, ``order``) when status is "refused"
 
     @property
     def venue(self) -> Venue:

@@ -101,6 +101,22 @@ class ExecutionStore:
             )
             await append_audit(conn, ACTOR, "order_submitting", order.client_order_id, _order_detail(order))
 
+    async def order_refused(self, result: OrderResult) -> None:
+        """An order stopped before sending (signer policy, unbuildable): kept with why, for the record."""
+        o = result.order
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO orders (client_order_id, pair_id, venue, market, side, outcome, price, size, status,"
+                " intent_id, pair_ref, leg, purpose, time_in_force, user_ref, reason, resolved_by)"
+                " VALUES ($1, (SELECT internal_id FROM market_pairs WHERE internal_id = $2), $3, $4, $5, $6, $7, $8,"
+                " 'refused', $9, $10, $11, $12, $13, $14, $15, 'none')",
+                o.client_order_id, _uuid(o.pair_id), o.venue, o.market, o.side, o.outcome, o.price, o.size,
+                _uuid(o.intent_id), o.pair_id, o.leg, o.purpose, o.tif, o.user_ref, result.reason,
+            )
+            await append_audit(conn, ACTOR, "order_refused", o.client_order_id, {
+                **_order_detail(o), "step": result.refused_at, "reason": result.reason,
+            })  # fmt: skip
+
     async def order_result(self, result: OrderResult) -> None:
         o = result.order
         async with self.pool.acquire() as conn, conn.transaction():
