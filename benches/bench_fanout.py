@@ -153,10 +153,13 @@ def run_clients_turn(port: int, n: int, rounds: int, k: int, stuck: int) -> None
     out.write("ready\n")
     out.flush()
     got = 0
+    rbuf = bytearray(1 << 20)  # reused: a fresh 1 MiB bytes per recv would cost an mmap/munmap each
+    view = memoryview(rbuf)
     while got < rounds:
         for key, _ in sel.select():
             i = key.data
-            data, anc, _, _ = socks[i].recvmsg(1 << 20, 64)
+            nbytes, anc, _, _ = socks[i].recvmsg_into([rbuf], 64)
+            data = bytes(view[:nbytes])
             if not data:
                 raise SystemExit("server closed")
             ts = _rx_ts(anc)
@@ -220,6 +223,8 @@ class _SatClients:
         slowest = start
         last_progress = time.monotonic()
         recvs = 0
+        rbuf = bytearray(1 << 20)  # reused: a fresh 1 MiB bytes per recv would cost an mmap/munmap each
+        view = memoryview(rbuf)
         while done < n:
             if self.sent < end and self.sent - slowest < self.window:
                 self._produce(min(self.window - (self.sent - slowest), end - self.sent), sent_ts, start)
@@ -228,12 +233,12 @@ class _SatClients:
                 raise SystemExit(f"stalled: {done}/{n} clients done, slowest at frame {slowest} of {end}")
             for key, _ in events:
                 i = key.data
-                data, anc, _, _ = self.socks[i].recvmsg(1 << 20, 64)
-                if not data:
+                nbytes, anc, _, _ = self.socks[i].recvmsg_into([rbuf], 64)
+                if not nbytes:
                     raise SystemExit("server closed a client")
                 recvs += 1
                 before = rx[i] // wire
-                total = rx[i] + len(data)
+                total = rx[i] + nbytes
                 rx[i] = total
                 after = total // wire
                 if after == before:
@@ -254,9 +259,9 @@ class _SatClients:
                 if after == end:
                     if total != end * wire:
                         raise SystemExit(f"client {i}: {total} bytes is not {end} whole frames")
-                    if len(data) >= wire:
-                        off = len(data) - wire + wire - self.size + self.seq_at - 4
-                        if data[off:off + SEQ_DIGITS] != b"%010d" % end:
+                    if nbytes >= wire:  # the read ends with the last frame: check its seq
+                        off = nbytes - self.size + self.seq_at - 4
+                        if view[off:off + SEQ_DIGITS] != b"%010d" % end:
                             raise SystemExit(f"client {i}: last frame is not seq {end}")
                     done += 1
             if self.sent - slowest >= self.window:
@@ -550,7 +555,8 @@ async def run_turn(peer: str, n: int, size: int, k: int, stuck: int, messages: i
     deliveries = n * k * messages
     writes = stats1[1] - stats0[1]
     return {
-        "mode": "turn", "peer": peer, "n": n, "size": size, "burst": k, "stuck": stuck, "messages": messages,
+        "mode": "turn", "peer": peer, "n": n, "size": size, "burst": k, "window": 0, "stuck": stuck,
+        "messages": messages,
         "server_cpu_s": t_cpu,
         "deliveries_per_cpu_s": deliveries / t_cpu if t_cpu > 0 else float("inf"),
         # getrusage's user/system split is tick-sampled on this VM: indicative only
@@ -572,20 +578,21 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     _pin(0)
     rows: list[dict[str, Any]] = []
     peers = [p for p in PEERS if not args.peers or any(x in p for x in args.peers)]
-    cases: list[tuple[str, int, int, int, int]] = []
+    cases: list[tuple[str, int, int, int, int, int]] = []
     for mode in args.mode:
         for n in args.n:
             for size in args.sizes:
                 for k in args.burst if mode == "turn" else [0]:
-                    for stuck in args.stuck if mode == "sat" else args.turn_stuck:
-                        cases.append((mode, n, size, k, stuck))
-    for mode, n, size, k, stuck in cases:
+                    for w in args.window if mode == "sat" else [0]:
+                        for stuck in args.stuck if mode == "sat" else args.turn_stuck:
+                            cases.append((mode, n, size, k, stuck, w))
+    for mode, n, size, k, stuck, w in cases:
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
         for rep in range(args.repeat):
             order = peers if rep % 2 == 0 else peers[::-1]  # ABBA against drift
             for p in order:
                 if mode == "sat":
-                    window = args.window or max(8, min(256, 65536 // wire_size(size)))
+                    window = w or max(8, min(256, 65536 // wire_size(size)))
                     r = await run_sat(p, n, size, stuck, args.frames or default_frames(n), window, args.sample)
                 else:
                     r = await run_turn(p, n, size, k, stuck, args.messages, args.warmup)
@@ -602,22 +609,22 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _key(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["mode"], r["n"], r["size"], r["burst"], r["stuck"])
+    return (r["mode"], r["n"], r["size"], r["burst"], r.get("window", 0), r["stuck"])
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     def f(x: float | None, w: int) -> str:
         return f"{'-':>{w}}" if x is None else f"{x:>{w},.0f}"
 
-    out = [f"{'mode':<6} {'N':>5} {'size':>5} {'stuck':>5}  {'peer':<24} {'deliv/CPU-s':>12} {'ns/deliv':>9} "
+    out = [f"{'mode':<7} {'N':>5} {'size':>5} {'stuck':>5}  {'peer':<24} {'deliv/CPU-s':>12} {'ns/deliv':>9} "
            f"{'writes/dlv':>10} {'lat p50':>8} {'lat p99':>8} {'skew p50':>9} {'skew p99':>9} {'rss+ MB':>8} "
            f"{'ours ×':>7}"]
     ours = {_key(r): r for r in rows if r["peer"].startswith("ours")}
     for r in rows:
         o = ours.get(_key(r))
         ratio = f"{o['deliveries_per_cpu_s'] / r['deliveries_per_cpu_s']:>7.2f}" if o else f"{'-':>7}"
-        mode = "sat" if r["mode"] == "sat" else f"turn{r['burst']}"
-        out.append(f"{mode:<6} {r['n']:>5} {r['size']:>5} {r['stuck']:>5}  {r['peer']:<24} "
+        mode = f"sat/{r['window']}" if r["mode"] == "sat" else f"turn{r['burst']}"
+        out.append(f"{mode:<7} {r['n']:>5} {r['size']:>5} {r['stuck']:>5}  {r['peer']:<24} "
                    f"{r['deliveries_per_cpu_s']:>12,.0f} {r['cpu_ns_per_delivery']:>9,.0f} "
                    f"{r['writes_per_delivery']:>10.3f} {f(r['lat_p50_us'], 8)} {f(r['lat_p99_us'], 8)} "
                    f"{f(r['skew_p50_us'], 9)} {f(r['skew_p99_us'], 9)} {r['rss_growth_mb']:>8.1f} {ratio}")
@@ -638,16 +645,21 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
                 p = by.get((key, peer))
                 if p:
                     x = r["deliveries_per_cpu_s"] / p["deliveries_per_cpu_s"]
-                    out.append(f"{r['mode']:<4} N=1000 {r['size']:>4} B vs {p['peer']:<22}: {x:5.2f}× "
+                    shape = f"sat/{r['window']}" if r["mode"] == "sat" else f"turn{r['burst']}"
+                    out.append(f"{shape:<7} N=1000 {r['size']:>4} B vs {p['peer']:<22}: {x:5.2f}× "
                                f"(bar {bar}×) {'MET' if x >= bar else 'NOT MET'}")
         if r["stuck"] == 1:
-            base = by.get(((*key[:4], 0), "ours"))
+            base = by.get(((*key[:5], 0), "ours"))
             if base:
                 metric = "lat_p99_us" if r["mode"] == "sat" else "skew_p99_us"
                 x = r[metric] / max(base[metric], 1e-9)
-                out.append(f"{r['mode']:<4} N={r['n']:<4} {r['size']:>4} B stuck client: ours {metric} "
+                peers_rss = ", ".join(f"{p['peer'].split()[0]} +{p['rss_growth_mb']:.1f}" for (k2, _), p in by.items()
+                                      if k2 == key and not p["peer"].startswith("ours"))
+                shape = f"sat/{r['window']}" if r["mode"] == "sat" else f"turn{r['burst']}"
+                out.append(f"{shape:<7} N={r['n']:<4} {r['size']:>4} B stuck client: ours {metric} "
                            f"{base[metric]:,.0f} → {r[metric]:,.0f} µs = {x:.2f}× (bar 2×) "
-                           f"{'MET' if x <= 2 else 'NOT MET'}; RSS +{r['rss_growth_mb']:.1f} MB")
+                           f"{'MET' if x <= 2 else 'NOT MET'}; RSS ours +{r['rss_growth_mb']:.1f} MB"
+                           + (f" ({peers_rss} MB)" if peers_rss else ""))
     return out
 
 
@@ -671,7 +683,8 @@ def main() -> int:
     ap.add_argument("--turn-stuck", type=ints, default=[0], help="turn: extra clients that never read")
     ap.add_argument("--burst", type=ints, default=[1], help="turn: updates (topics) published per loop turn")
     ap.add_argument("--frames", type=int, default=0, help="sat: measured frames (default 2e6/N, 1000..50000)")
-    ap.add_argument("--window", type=int, default=0, help="sat: frames in flight (default 64 KiB / wire size)")
+    ap.add_argument("--window", type=ints, default=[0], help="sat: frames in flight (0 = 64 KiB / wire size); a list "
+                    "runs each")
     ap.add_argument("--sample", type=int, default=8, help="sat: every Nth frame is timed at every client")
     ap.add_argument("--peers", type=lambda s: s.split(","), default=[], help="substrings of peer names to run")
     ap.add_argument("--messages", type=int, default=200, help="turn: measured rounds (loop turns) per run")

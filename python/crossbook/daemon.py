@@ -23,6 +23,7 @@ from crossbook.config import Config
 from crossbook.hub.accounts import build_tunnels
 from crossbook.hub.auth import FileUserStore, PgUserStore, UserStore
 from crossbook.hub.bridge import RedisBridgePublisher
+from crossbook.hub.demand import DemandTracker, MarketDataUpstream
 from crossbook.hub.feed import BookFeed, HubExecuteState, TopicPublisher
 from crossbook.hub.proxies import ProxyPool
 from crossbook.hub.server import Hub
@@ -179,9 +180,11 @@ async def start_hub(
     if users is None:
         users = FileUserStore(cfg.hub.users_file or str(Path(cfg.state_dir) / "users.json"))
     private = build_tunnels(cfg)  # users' private tunnels through the proxy pool (hub.proxies + accounts)
+    # Demand per market is counted against this node's feeds: markets it does not stream are refused
+    # (unknown_market) instead of accepted and left silent.
     hub = Hub(users, host=cfg.hub.host, port=cfg.hub.port,
               certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None,
-              tunnels=private[0] if private else None)
+              tunnels=private[0] if private else None, demand=DemandTracker(MarketDataUpstream(md), grace_s=30.0))
     if private is not None:
         private[1].start()
         log.info("hub private tunnels via %s", private[1])

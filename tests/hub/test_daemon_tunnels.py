@@ -119,6 +119,10 @@ async def test_daemon_opens_each_users_tunnels_through_the_configured_proxies(
             await carol.send(orjson.dumps({"op": "subscribe", "topics": ["private:kalshi"]}))
             ack = orjson.loads(await carol.recv())
             assert ack["topics"] == [] and ack["failed"][0]["code"] == "no_credentials", ack
+            # the daemon's hub counts market demand against its own feeds: a market it does not stream
+            await carol.send(orjson.dumps({"op": "subscribe", "topics": ["kalshi:NOT-STREAMED"]}))
+            ack = orjson.loads(await carol.recv())
+            assert ack["failed"][0]["code"] == "unknown_market", ack
         for b in boxes.values():
             await b.ws.close()
         await eventually(lambda: not node.hub.tunnels.tunnels, timeout=5, what="tunnels closed after grace")  # type: ignore[union-attr]
