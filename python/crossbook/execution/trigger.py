@@ -1,0 +1,371 @@
+"""Edge trigger: a standing pair intent armed on a pair, fired by the book changes of either leg.
+
+An :class:`EdgeIntent` says "buy YES on one venue and NO on the other when one share of each costs
+less than ``1 - edge`` after both venues' fees, up to ``size`` shares, no leg above ``limit``". The
+:class:`EdgeTrigger` subscribes to the market-data change dispatcher (``MarketData.add_change_consumer``:
+the one reader of ``BookSet.take_changed``, already feeding Redis and the hub), so it runs once per
+burst of frames that moved a top of book or a book's validity, never per level.
+
+The hot path is ordered cheapest first, because almost every change shows no edge:
+
+1. top of book of both legs (``BookSet.top``: two small dicts, four Decimal parses) against
+   ``1 - edge`` with the fee *rate* the sizing walk uses for its first share — a necessary condition
+   for any size, so a miss here is exact, not a heuristic;
+2. the breaker (fresh, valid, not halted, undisputed): a stale or tripped pair never fires;
+3. full sizing over both books (``plan_pair``) within ``limit``, over at most ``depth`` levels;
+4. fire ``Executor.pair_trade`` for exactly the size found, in a task the trigger owns.
+
+Firing policy: once per arming. While an intent is in flight the pair is not looked at again. When it
+finishes, ``rearm`` decides: ``"manual"`` (default) leaves the pair spent until :meth:`EdgeTrigger.arm`
+is called again; ``"after_close"`` re-arms once the finished intent was clean (hedged, no fill, or
+unwound) **and** a later book change shows the edge closed, so one persisting edge that our orders did
+not consume fires once, not on every tick. An ``exposed`` result or an unexpected error never re-arms
+by itself: a person looks first. A refusal before any order left (``IntentRefused``: the gate or
+sizing said no in the executor) keeps the pair armed; the next change tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from crossbook.execution.errors import IntentRefused
+from crossbook.execution.executor import Executor
+from crossbook.execution.models import ONE, Outcome, PairIntent, PairMarkets, PairPlan, PairResult, TimeInForce, Venue
+from crossbook.execution.models import other as other_venue
+from crossbook.execution.sizing import KALSHI_TAKER_RATE, BookSource, plan_pair
+
+log = logging.getLogger("crossbook.execution.trigger")
+
+RearmPolicy = Literal["manual", "after_close"]
+TriggerState = Literal["armed", "in_flight", "cooling", "spent"]
+_CLEAN = ("hedged", "no_fill", "unwound")
+
+
+class TopSource(BookSource, Protocol):
+    """What the trigger reads (``crossbook.BookSet`` fits): the top of book and, on an edge, depth."""
+
+    def top(self, venue: str, market: str) -> Mapping[str, object]: ...
+
+
+class ChangeFeed(Protocol):
+    """Where book changes come from (``crossbook.book.service.MarketData`` fits)."""
+
+    def add_change_consumer(self, fn: Callable[[list[tuple[str, str]]], object]) -> None: ...
+
+
+@dataclass(frozen=True)
+class EdgeIntent:
+    """A standing pair intent. ``size`` (S) is the most to buy of each leg; ``limit`` (L) the most
+    either leg may pay per share (None: only the edge bounds it); ``yes_venue`` fixes the direction
+    (None: whichever has the edge, the larger one if both)."""
+
+    pair_id: str
+    size: Decimal
+    edge: Decimal = Decimal("0.01")
+    limit: Decimal | None = None
+    yes_venue: Venue | None = None
+    tif: TimeInForce = "FOK"
+
+    def __post_init__(self) -> None:
+        for name in ("size", "edge"):
+            if not isinstance(getattr(self, name), Decimal):
+                raise TypeError(f"EdgeIntent.{name} must be a Decimal (money is never a float)")
+        if self.size <= 0:
+            raise ValueError(f"EdgeIntent.size {self.size} must be above 0")
+        if not Decimal(0) <= self.edge < ONE:
+            raise ValueError(f"EdgeIntent.edge {self.edge} must be within [0, 1)")
+        if self.limit is not None and (not isinstance(self.limit, Decimal) or not Decimal(0) < self.limit < ONE):
+            raise ValueError(f"EdgeIntent.limit {self.limit!r} must be a Decimal strictly between 0 and 1")
+
+
+@dataclass
+class Firing:
+    """One fire of a trigger: what was sent and what came of it (``result`` None while in flight)."""
+
+    pair_id: str
+    intent: PairIntent
+    detected_ns: int  # time.monotonic_ns() when the change that showed the edge was looked at
+    result: PairResult | None = None
+    refused: str = ""  # IntentRefused text: nothing was sent
+    error: str = ""  # anything else: the intent may be partly done; see the executor's records
+    finished_ns: int = 0
+
+
+@dataclass
+class _Armed:
+    intent: EdgeIntent
+    markets: PairMarkets
+    legs: tuple[tuple[Venue, str], tuple[Venue, str]]  # (venue, book market) of both legs
+    directions: tuple[Venue, ...]
+    state: TriggerState = "armed"
+    task: asyncio.Task[None] | None = None
+    last_refusal: str = ""
+    fires: int = 0
+    disarmed: bool = False
+
+
+class _Capped:
+    """A view of the books without the levels a leg may not take: asks above ``limit`` and bids below
+    ``1 - limit`` (a NO ask is ``1 - YES bid``), at most ``depth`` levels a side."""
+
+    def __init__(self, books: BookSource, limit: Decimal | None, depth: int) -> None:
+        self.books = books
+        self.limit = limit
+        self.depth = depth
+
+    def book(self, venue: str, market: str, depth: int | None = None) -> Mapping[str, object]:
+        b = self.books.book(venue, market, self.depth if depth is None else min(depth, self.depth))
+        if self.limit is None:
+            return b
+        cap, floor = self.limit, ONE - self.limit
+        asks = [lv for lv in _seq(b.get("asks")) if Decimal(str(lv[0])) <= cap]
+        bids = [lv for lv in _seq(b.get("bids")) if Decimal(str(lv[0])) >= floor]
+        return {**b, "asks": asks, "bids": bids}
+
+
+def _seq(raw: object) -> list[list[object]]:
+    return list(raw) if isinstance(raw, list) else []
+
+
+class EdgeTrigger:
+    """Standing edge intents over live books, fired through one :class:`Executor`."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        books: TopSource | None = None,
+        rearm: RearmPolicy = "manual",
+        depth: int = 10,
+        on_fire: Callable[[Firing], None] | None = None,
+        on_done: Callable[[Firing], None] | None = None,
+        history: int = 100,
+    ) -> None:
+        if rearm not in ("manual", "after_close"):
+            raise ValueError(f"rearm must be 'manual' or 'after_close', not {rearm!r}")
+        self.executor = executor
+        # The executor's books are the feeds' BookSet in the daemon; the trigger reads the same one.
+        self.books: TopSource = books if books is not None else executor.books  # type: ignore[assignment]
+        self.rearm = rearm
+        self.depth = depth
+        self.on_fire = on_fire
+        self.on_done = on_done
+        self.firings: deque[Firing] = deque(maxlen=history)
+        self._armed: dict[str, _Armed] = {}
+        self._by_leg: dict[tuple[str, str], list[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- arming ------------------------------------------------------------------------------------
+    def attach(self, feed: ChangeFeed) -> None:
+        """Subscribe to the feeds' change dispatcher (the same one Redis and the hub read)."""
+        feed.add_change_consumer(self.on_changes)
+
+    def arm(self, intent: EdgeIntent) -> None:
+        """Arm (or re-arm) ``intent`` on its pair. Refused while an intent of that pair is in flight.
+        If the books already show the edge, it fires at the next book change of either leg (or at
+        once, from inside a running event loop)."""
+        pm = self.executor.markets.get(intent.pair_id)
+        if pm is None:
+            raise IntentRefused("pair", [f"unknown pair {intent.pair_id}: not in the execution catalog"])
+        cur = self._armed.get(intent.pair_id)
+        if cur is not None and cur.state == "in_flight":
+            raise IntentRefused("trigger", [f"pair {intent.pair_id} has an intent in flight; arm it after it ends"])
+        legs: tuple[tuple[Venue, str], tuple[Venue, str]] = (
+            ("polymarket", pm.book_market("polymarket")), ("kalshi", pm.book_market("kalshi")),
+        )  # fmt: skip
+        directions: tuple[Venue, ...] = (intent.yes_venue,) if intent.yes_venue else ("polymarket", "kalshi")
+        self._armed[intent.pair_id] = _Armed(intent, pm, legs, directions, fires=cur.fires if cur else 0)
+        for leg in legs:
+            ids = self._by_leg.setdefault(leg, [])
+            if intent.pair_id not in ids:
+                ids.append(intent.pair_id)
+        self._stopping = False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.evaluate(intent.pair_id)
+
+    def disarm(self, pair_id: str) -> None:
+        """Stop watching ``pair_id``. An intent already in flight finishes (orders are never abandoned)."""
+        a = self._armed.pop(pair_id, None)
+        if a is None:
+            return
+        a.disarmed = True
+        for leg in a.legs:
+            ids = self._by_leg.get(leg, [])
+            if pair_id in ids:
+                ids.remove(pair_id)
+
+    def state(self, pair_id: str) -> TriggerState | None:
+        a = self._armed.get(pair_id)
+        return None if a is None else a.state
+
+    # -- the hot path ------------------------------------------------------------------------------
+    def on_changes(self, changed: list[tuple[str, str]]) -> None:
+        """Change consumer: look at every armed pair with a leg among ``changed`` (each pair once)."""
+        by_leg = self._by_leg
+        if not by_leg:
+            return
+        seen: set[str] | None = None
+        for key in changed:
+            ids = by_leg.get(key)
+            if not ids:
+                continue
+            for pid in ids:
+                if seen is None:
+                    seen = {pid}
+                elif pid in seen:
+                    continue
+                else:
+                    seen.add(pid)
+                self.evaluate(pid)
+
+    def evaluate(self, pair_id: str) -> bool:
+        """Check one pair now; True if it fired. Synchronous: nothing awaits between the look at the
+        books and the executor's own sizing, which starts in the task created here."""
+        a = self._armed.get(pair_id)
+        if a is None or self._stopping:
+            return False
+        if a.state == "in_flight" or a.state == "spent":
+            return False
+        now = time.monotonic_ns()
+        direction = self._top_edge(a)
+        if a.state == "cooling":
+            if direction is None:
+                a.state = "armed"  # the edge closed after the last fire: the next opening may fire
+                log.info("pair %s: edge closed, trigger re-armed", pair_id)
+            return False
+        if direction is None:
+            return False
+        state = self.executor.gate.breaker.evaluate(pair_id)
+        if not state.enabled:
+            return False  # stale, invalid, halted or disputed: no data is better than stale data
+        plan = self._size(a)
+        if plan is None:
+            return False
+        yes_venue = plan.legs[0].venue
+        intent = PairIntent(pair_id, plan.size, a.intent.edge, yes_venue, a.intent.tif)
+        firing = Firing(pair_id, intent, now)
+        a.state = "in_flight"
+        a.fires += 1
+        self.firings.append(firing)
+        a.task = asyncio.get_running_loop().create_task(self._run(a, firing), name=f"edge-trigger:{pair_id}")
+        self._tasks.add(a.task)  # owned here until done (a disarmed pair's task too)
+        a.task.add_done_callback(self._tasks.discard)
+        if self.on_fire is not None:
+            self.on_fire(firing)
+        return True
+
+    def _top_edge(self, a: _Armed) -> Venue | None:
+        """The direction whose best YES ask + best NO ask + fee rates is below ``1 - edge`` (both within
+        the limit), or None. A missing or invalid book is no edge."""
+        books = self.books
+        tops: dict[Venue, Mapping[str, object]] = {}
+        for venue, market in a.legs:
+            try:
+                t = books.top(venue, market)
+            except KeyError:
+                return None
+            if not t.get("valid"):
+                return None
+            tops[venue] = t
+        intent, pm = a.intent, a.markets
+        cap = ONE - intent.edge
+        best: tuple[Decimal, Venue] | None = None
+        for yes_venue in a.directions:
+            no_venue = other_venue(yes_venue)
+            ya = _ask(tops[yes_venue], pm.instrument(yes_venue, "yes")[1])
+            na = _ask(tops[no_venue], pm.instrument(no_venue, "no")[1])
+            if ya is None or na is None:
+                continue
+            if intent.limit is not None and (ya > intent.limit or na > intent.limit):
+                continue
+            cost = ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na)
+            if cost < cap and (best is None or cost < best[0]):
+                best = (cost, yes_venue)
+        return None if best is None else best[1]
+
+    def _fee_rate(self, venue: Venue, price: Decimal) -> Decimal:
+        # The same marginal rate the sizing walk compares per share (sizing rounds fees per fill later).
+        if venue == "kalshi":
+            return KALSHI_TAKER_RATE * price * (ONE - price)
+        return Decimal(self.executor.poly_fee_bps) / 10_000 * min(price, ONE - price)
+
+    def _size(self, a: _Armed) -> PairPlan | None:
+        view = _Capped(self.books, a.intent.limit, self.depth)
+        plans: list[PairPlan] = []
+        for v in a.directions:
+            try:
+                p = plan_pair(view, a.markets, v, a.intent.size, a.intent.edge, self.executor.poly_fee_bps)
+            except IntentRefused:
+                continue  # a book went invalid between the top check and here
+            if p is not None:
+                plans.append(p)
+        return max(plans, key=lambda p: (p.edge * p.size, p.size)) if plans else None
+
+    # -- the fired intent --------------------------------------------------------------------------
+    async def _run(self, a: _Armed, firing: Firing) -> None:
+        try:
+            firing.result = await self.executor.pair_trade(firing.intent)
+        except IntentRefused as refused:
+            firing.refused = str(refused)
+        except Exception as exc:  # the pair may be half traded: never re-armed by itself
+            firing.error = f"{type(exc).__name__}: {exc}"
+            log.exception("pair %s: fired intent failed", a.intent.pair_id)
+        finally:
+            firing.finished_ns = time.monotonic_ns()
+            a.task = None
+        if a.disarmed:
+            a.state = "spent"
+        elif firing.refused:
+            # Nothing left: the pair stays armed. Log a refusal once until its reasons change.
+            if firing.refused != a.last_refusal:
+                log.warning("pair %s: edge seen but the executor refused: %s", a.intent.pair_id, firing.refused)
+                a.last_refusal = firing.refused
+            a.state = "armed"
+        elif firing.result is not None and firing.result.status in _CLEAN and self.rearm == "after_close":
+            a.state = "cooling"
+        else:
+            a.state = "spent"
+            if firing.result is not None:
+                log.info("pair %s: trigger fired (%s); arm again to trade it again", a.intent.pair_id,
+                         firing.result.status)  # fmt: skip
+        if self.on_done is not None:
+            self.on_done(firing)
+        if a.state == "cooling":
+            self.evaluate(a.intent.pair_id)  # the edge may already be gone
+
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        return [t for t in self._tasks if not t.done()]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop firing; wait (bounded) for intents in flight. They are never cancelled: a pair trade
+        cut between its legs would leave exactly the naked exposure the executor exists to avoid."""
+        self._stopping = True
+        tasks = self.in_flight()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for t in pending:
+                log.error("trigger intent %s still in flight after %.1fs; leaving it to the executor's records",
+                          t.get_name(), timeout)  # fmt: skip
+
+
+def _ask(top: Mapping[str, object], outcome: Outcome) -> Decimal | None:
+    """Best ask of ``outcome`` from a YES top of book: the YES ask, or 1 − the YES bid for NO."""
+    raw = top.get("ask") if outcome == "yes" else top.get("bid")
+    if not isinstance(raw, str) or not raw:
+        return None
+    p = Decimal(raw)
+    return p if outcome == "yes" else ONE - p
+
+
+__all__ = ["EdgeIntent", "EdgeTrigger", "Firing", "RearmPolicy", "TriggerState"]

@@ -1,0 +1,254 @@
+"""The edge trigger against the real venue simulators, the real feeds into the Rust books, the breaker,
+gate and executor. The sims never tick on their own here: every book change is a frame the test
+writes (with the sims' own message builders), so "this frame opens an edge" is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from crossbook.book.service import MarketData
+from crossbook.config import Config
+from crossbook.execution import Executor, KalshiTrader, LocalSigner, PairMarkets, PolymarketTrader, VenueTrader
+from crossbook.execution.models import Venue
+from crossbook.execution.trigger import EdgeIntent, EdgeTrigger, Firing
+from crossbook.safety import Breaker, Gate, PairLegs
+from crossbook.safety.gate import MemoryCatalog, PairInfo
+from crossbook.signing import ApiCreds, LocalHeaderSigner, PrivateKey
+from crossbook.venues.kalshi.sim import KalshiSim
+from crossbook.venues.polymarket.sim import PolymarketSim
+from crossbook.venues.simcore import LadderBook
+from tests.conftest import eventually
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY_ID = "trigger-key"
+WALLET_HEX = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's well-known key 0
+API_KEY = "00000000-0000-0000-0000-0000000071c6"
+CENT = 100  # sim price units per cent
+SHARE = 100  # sim size units per share
+# Quiet books (bids, asks; 100 then 200 deep): Polymarket YES 0.38 / 0.52, Kalshi YES 0.48 / 0.52. YES on
+# Polymarket + NO on Kalshi costs 0.52 + 0.52, the other way 0.52 + 0.62: no edge either way.
+POLY_QUIET = ({3800: 100 * SHARE, 3700: 200 * SHARE}, {5200: 100 * SHARE, 5300: 200 * SHARE})
+KALSHI_QUIET = ({4800: 100 * SHARE, 4700: 200 * SHARE}, {5200: 100 * SHARE, 5300: 200 * SHARE})
+INTENT_SIZE = Decimal(20)
+
+
+@dataclass
+class Rig:
+    poly: PolymarketSim
+    kal: KalshiSim
+    md: MarketData
+    breaker: Breaker
+    executor: Executor
+    trigger: EdgeTrigger
+    pair_id: str
+    fired: list[Firing]
+    done: list[Firing]
+
+    def intent(self, **kw: object) -> EdgeIntent:
+        args: dict[str, object] = {"size": INTENT_SIZE, "edge": Decimal("0.02"), "limit": Decimal("0.60")}
+        args.update(kw)
+        return EdgeIntent(self.pair_id, **args)  # type: ignore[arg-type]
+
+
+def _quiet(book: LadderBook, levels: tuple[dict[int, int], dict[int, int]]) -> None:
+    book.tick, book.fair = CENT, (max(levels[0]) + min(levels[1])) // 2 // CENT * CENT
+    book.bids, book.asks = dict(levels[0]), dict(levels[1])
+    book.pending.clear()
+
+
+def poly_level(sim: PolymarketSim, side: str, price: int, size: int) -> None:
+    """Write one ``price_change`` frame (the sim's own builder: hash, best bid/ask) for the YES token."""
+    m = sim._by_asset[sim.markets[0]]
+    change = m.book._set(side, price, size)  # type: ignore[arg-type]
+    msg = {"event_type": "price_change", "market": m.condition_id, "timestamp": str(1),
+           "price_changes": sim._entries(m, m.yes_id, [change])}  # fmt: skip
+    for session, sub in sim._subs.items():
+        if m.yes_id in sub.assets:
+            sim.deliver(session, "price_change", msg)
+
+
+def kalshi_level(sim: KalshiSim, side: str, price: int, size: int) -> None:
+    """Write one ``orderbook_delta`` frame (next seq of each subscription) for the pair's ticker."""
+    m = sim._markets[sim.markets[0]]
+    change = m.book._set(side, price, size)  # type: ignore[arg-type]
+    for session, conn in sim._conns.items():
+        for sub in conn.subs.values():
+            if m.ticker in sub.markets and sub.channel == "orderbook_delta":
+                sim.deliver(session, "orderbook_delta", sim._delta_frame(sub, m, change, 1))
+
+
+def poly_ask(r: Rig) -> Decimal | None:
+    ask = r.md.books.top("polymarket", r.poly.markets[0])["ask"]
+    return None if ask is None else Decimal(ask)
+
+
+def kalshi_bid(r: Rig) -> Decimal | None:
+    bid = r.md.books.top("kalshi", r.kal.markets[0])["bid"]
+    return None if bid is None else Decimal(bid)
+
+
+async def settle() -> None:
+    """Let the change dispatcher and any task it started run (several loop turns, no timing claim)."""
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    poly = PolymarketSim(seed=3, markets=1, tick_interval=3600)
+    kal = KalshiSim(seed=3, markets=1, tick_interval=3600, api_keys={KEY_ID: KEY.public_key()})
+    _quiet(poly._by_asset[poly.markets[0]].book, POLY_QUIET)
+    _quiet(kal._markets[kal.markets[0]].book, KALSHI_QUIET)
+    await poly.start()
+    await kal.start()
+    wallet = PrivateKey(WALLET_HEX)
+    secret = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    poly.add_api_creds(API_KEY, secret, "pass-trigger", address=wallet.address)
+    cfg = Config()
+    cfg.polymarket.ws_url, cfg.polymarket.assets = poly.ws_url, list(poly.markets)
+    cfg.kalshi.ws_url, cfg.kalshi.markets = kal.ws_url, list(kal.markets)
+    for v in (cfg.polymarket, cfg.kalshi):
+        v.ping_interval_s, v.pong_timeout_s = 0.1, 30.0
+    header_signer = LocalHeaderSigner(KEY_ID, KEY)
+    md = MarketData(cfg, header_signer, None)
+    yes_token = poly.markets[0]
+    pair_id = "pair-trigger"
+    breaker = Breaker(md, stale_after_ms=400)
+    breaker.add_pair(PairLegs(pair_id, yes_token, kal.markets[0], condition_id=poly.conditions[yes_token]))
+    signer = LocalSigner(wallet, ApiCreds(API_KEY, secret, "pass-trigger"), header_signer)
+    traders: dict[Venue, VenueTrader] = {
+        "polymarket": PolymarketTrader(poly.rest_url, signer, timeout=2.0),
+        "kalshi": KalshiTrader(kal.rest_url + "/trade-api/v2", signer, timeout=2.0),
+    }
+    markets = {pair_id: PairMarkets(pair_id, yes_token, poly.no_token(yes_token), kal.markets[0])}
+    executor = Executor(
+        gate=Gate(breaker, MemoryCatalog({pair_id: PairInfo(pair_id, "Verified")})), books=md.books,
+        traders=traders, markets=markets,
+    )  # fmt: skip
+    fired: list[Firing] = []
+    done: list[Firing] = []
+    trigger = EdgeTrigger(executor, rearm="manual", on_fire=fired.append, on_done=done.append)
+    trigger.attach(md)
+    await md.start()
+    breaker.start()
+    try:
+        await eventually(lambda: breaker.evaluate(pair_id).enabled, timeout=10, what="pair enabled")
+        yield Rig(poly, kal, md, breaker, executor, trigger, pair_id, fired, done)
+    finally:
+        await trigger.stop()
+        await breaker.stop()
+        for t in traders.values():
+            await t.close()
+        await md.stop()
+        await poly.stop()
+        await kal.stop()
+
+
+async def test_a_frame_that_opens_an_edge_fires_exactly_one_pair_trade(rig: Rig) -> None:
+    rig.trigger.arm(rig.intent())
+    await settle()
+    assert rig.fired == []  # armed on quiet books: nothing to do
+    # One Polymarket frame: YES ask 0.40 × 50. YES there 0.40 + NO on Kalshi 0.52 + Kalshi's fee < 0.98.
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    # Two more frames while the intent is (or may be) in flight: the edge is still on our books.
+    poly_level(rig.poly, "ask", 41 * CENT, 10 * SHARE)
+    kalshi_level(rig.kal, "bid", 4900, 5 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    await settle()
+    (firing,) = rig.fired
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    assert firing.intent.size == INTENT_SIZE and firing.intent.yes_venue == "polymarket"
+    poly, kal = firing.result.legs
+    assert (poly.venue, poly.order.outcome, poly.filled) == ("polymarket", "yes", INTENT_SIZE)
+    assert poly.avg_price == Decimal("0.40")
+    # NO at 0.52 from the quiet book, part at 0.51 if the 0.49 YES bid frame reached the venue first.
+    assert (kal.venue, kal.order.outcome, kal.filled) == ("kalshi", "no", INTENT_SIZE)
+    assert kal.avg_price is not None and Decimal("0.51") <= kal.avg_price <= Decimal("0.52")
+    # Both legs arrived at the venues, once each.
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+    assert rig.poly.stats["orders_duplicate"] == rig.kal.stats["orders_duplicate"] == 0
+    # Manual re-arm: the edge is still on the books, yet a new frame does not fire it again.
+    assert rig.trigger.state(rig.pair_id) == "spent"
+    poly_level(rig.poly, "ask", 39 * CENT, 10 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.39"), what="the 0.39 ask on our book")
+    await settle()
+    assert len(rig.fired) == 1 and (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_frames_without_an_edge_fire_nothing(rig: Rig) -> None:
+    rig.trigger.arm(rig.intent())
+    # Tighter: YES 0.50 on Polymarket + NO 0.51 on Kalshi.
+    poly_level(rig.poly, "ask", 50 * CENT, 50 * SHARE)
+    kalshi_level(rig.kal, "bid", 49 * CENT, 50 * SHARE)
+    # An edge before fees only: 0.49 + NO 0.50 = 0.99 < 1, but Kalshi's fee (0.0175) leaves no 0.02 edge.
+    kalshi_level(rig.kal, "bid", 50 * CENT, 50 * SHARE)
+    poly_level(rig.poly, "ask", 49 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.49") and kalshi_bid(rig) == Decimal("0.50"),
+                     what="every frame applied")  # fmt: skip
+    await settle()
+    # An edge beyond the limit: YES 0.40 + NO 0.50 has the edge, but NO 0.50 is above L = 0.45.
+    rig.trigger.arm(rig.intent(limit=Decimal("0.45")))
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.4"), what="the 0.40 ask on our book")
+    await settle()
+    assert rig.fired == [] and rig.trigger.state(rig.pair_id) == "armed"
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_a_halted_pair_never_fires(rig: Rig) -> None:
+    rig.trigger.arm(rig.intent())
+    rig.breaker.set_halted(rig.pair_id, True)
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.4"), what="the 0.40 ask on our book")
+    await settle()
+    assert rig.fired == [] and (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_a_stale_leg_never_fires(rig: Rig) -> None:
+    rig.trigger.arm(rig.intent())
+    rig.kal.stall_heartbeats(30)  # Kalshi goes quiet: no frames, no pongs (the link looks alive)
+    await eventually(lambda: not rig.breaker.evaluate(rig.pair_id).enabled, timeout=5, what="Kalshi leg stale")
+    assert any("Kalshi book stale" in r for r in rig.breaker.evaluate(rig.pair_id).reasons)
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.4"), what="the 0.40 ask on our book")
+    await settle()
+    assert rig.fired == [] and (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_after_close_rearms_only_once_the_edge_closed(rig: Rig) -> None:
+    rig.trigger.rearm = "after_close"
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the first intent to finish")
+    await settle()
+    assert rig.trigger.state(rig.pair_id) == "cooling"
+    # The edge persists on our books (the venue's consumed liquidity is not announced here): no new fire.
+    poly_level(rig.poly, "ask", 39 * CENT, 5 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.39"), what="the 0.39 ask on our book")
+    await settle()
+    assert len(rig.fired) == 1
+    # The edge closes (both cheap asks gone) → re-armed; it opens again → the second fire.
+    poly_level(rig.poly, "ask", 39 * CENT, 0)
+    poly_level(rig.poly, "ask", 40 * CENT, 0)
+    await eventually(lambda: rig.trigger.state(rig.pair_id) == "armed", what="re-armed after the edge closed")
+    poly_level(rig.poly, "ask", 42 * CENT, 50 * SHARE)
+    await eventually(lambda: len(rig.done) == 2, timeout=10, what="the second intent to finish")
+    assert [f.result.status for f in rig.done if f.result] == ["hedged", "hedged"]
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (2, 2)
+
+
+async def test_intent_validation_and_unknown_pair(rig: Rig) -> None:
+    with pytest.raises(TypeError):
+        EdgeIntent(rig.pair_id, 20.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit"):
+        EdgeIntent(rig.pair_id, Decimal(20), limit=Decimal("1.2"))
+    with pytest.raises(PermissionError, match="unknown pair"):
+        rig.trigger.arm(EdgeIntent("nope", Decimal(20)))
