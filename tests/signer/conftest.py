@@ -24,6 +24,12 @@ from crossbook_signer.envelope import context, seal
 VENV_BIN = Path(sys.executable).parent
 ANVIL_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ANVIL_ADDR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+# Test-only API credentials and the shared Kalshi known-answer key (vectors/kalshi/kat_rsa_pss_verify.json).
+API_KEY = "00000000-1111-2222-3333-444444444444"
+API_SECRET = base64.urlsafe_b64encode(bytes(range(32))).decode()
+API_PASSPHRASE = "test-passphrase"
+VECTORS = Path(os.environ.get("CROSSBOOK_VECTORS") or Path(__file__).parents[2].parent / "shared" / "vectors")
+KALSHI_KAT = VECTORS / "kalshi" / "kat_rsa_pss_verify.json"
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -94,19 +100,40 @@ class Signer:
         wallet_ctx_name: str = "main",
         sessions: list[bytes] | None = None,
         allowed_uids: list[int] | None = None,
+        fast_path: bool = True,
+        header_keys: bool = False,
     ) -> None:
+        """``header_keys``: also load a Polymarket API account ``main`` and the Kalshi KAT key."""
         blob = seal(
             self.kms.client, self.kms.key_id, bytes.fromhex(ANVIL_KEY), context(wallet_ctx_name, "polymarket-key")
         )
         doc = [
             f"allowed_uids = {json.dumps(allowed_uids if allowed_uids is not None else [os.getuid()])}",
             "test_mode = true",
+            f"fast_path = {'true' if fast_path else 'false'}",
             f"sessions = {json.dumps([b.decode() for b in sessions or []])}",
             "[kms]",
             f'key_id = "{self.kms.key_id}"',
             "[wallets.main]",
             f'private_key = "{blob}"',
         ]
+        if header_keys:
+            kat = json.loads(KALSHI_KAT.read_text())
+            kms, key_id = self.kms.client, self.kms.key_id
+            secret = seal(kms, key_id, API_SECRET.encode(), context("main", "polymarket-api-secret"))
+            phrase = seal(kms, key_id, API_PASSPHRASE.encode(), context("main", "polymarket-api-passphrase"))
+            der = base64.b64decode(kat["private_key_pkcs8_der_b64"])
+            rsa = seal(kms, key_id, der, context(kat["api_key_id"], "kalshi-rsa-key"))
+            doc += [
+                "[polymarket_api.main]",
+                f'api_key = "{API_KEY}"',
+                f'address = "{ANVIL_ADDR}"',
+                f'secret = "{secret}"',
+                f'passphrase = "{phrase}"',
+                "[kalshi]",
+                f'key_id = "{kat["api_key_id"]}"',
+                f'private_key = "{rsa}"',
+            ]
         Path(self.config).write_text("\n".join(doc) + "\n")
 
     def start(self, expect_ready: bool = True) -> subprocess.Popen[bytes]:

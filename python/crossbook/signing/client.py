@@ -290,7 +290,7 @@ class SignerClient:
     async def _call_once(self, method: str, request: Message, reply_type: type[R], timeout: float) -> R:
         if self.fast and method in FAST_METHODS and method not in self._fast_unknown:
             conn = self._fast_conn
-            if conn is None or conn.transport is None:
+            if conn is None or conn.transport is None or conn.transport.is_closing():
                 conn = await self._fast_connect(timeout)
             if conn is not None:
                 reply = await self._fast_call(conn, method, request, reply_type, timeout)
@@ -323,7 +323,7 @@ class SignerClient:
             self._fast_connecting = asyncio.Lock()
         async with self._fast_connecting:  # one connect for concurrent first calls
             conn = self._fast_conn
-            if conn is not None and conn.transport is not None:
+            if conn is not None and conn.transport is not None and not conn.transport.is_closing():
                 return conn
             self._fast_conn = None
             loop = asyncio.get_running_loop()
@@ -340,14 +340,19 @@ class SignerClient:
     ) -> R | None:
         """The reply over the fast path, or None if this signer's fast path does not know ``method``."""
         transport = conn.transport
-        assert transport is not None
+        rid = getattr(request, "request_id", "")
+        if transport is None or transport.is_closing():  # the signer hung up right after accepting
+            raise SignerUnavailable(
+                f"signer at {self.fast_socket} closed the fast-path connection before {method} (request_id={rid}) "
+                "was sent. It may have stopped or refused this process's uid (allowed_uids); retrying with the "
+                "same request_id is safe"
+            )
         call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         conn.pending[call_id] = fut
         transport.write(encode(METHOD_IDS[method], call_id, request.SerializeToString()))
         timer = loop.call_later(timeout, _expire, fut)
-        rid = getattr(request, "request_id", "")
         try:
             kind, payload = await fut
         except _Lost as exc:
