@@ -58,11 +58,12 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(pg_url: str) -> AsyncIterator[Rig]:
+async def rig(pg_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    seed = int(getattr(request, "param", SEED))  # parametrize("rig", [seed], indirect=True) picks other books
     await migrate(pg_url)
     conn = await asyncpg.connect(pg_url)
-    poly = PolymarketSim(seed=SEED, markets=1, tick_interval=0.05)
-    kal = KalshiSim(seed=SEED, markets=1, tick_interval=0.05, api_keys={KEY_ID: KEY.public_key()})
+    poly = PolymarketSim(seed=seed, markets=1, tick_interval=0.05)
+    kal = KalshiSim(seed=seed, markets=1, tick_interval=0.05, api_keys={KEY_ID: KEY.public_key()})
     pair_id = str(await conn.fetchval(
         "INSERT INTO market_pairs (poly_condition_id, kalshi_ticker, logic_status, polarity)"
         " VALUES ($1, $2, 'Verified', 'same') RETURNING internal_id", poly.conditions[poly.markets[0]], kal.markets[0],

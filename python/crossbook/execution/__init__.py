@@ -18,6 +18,10 @@ from crossbook.execution.models import (
     PairMarkets,
     PairPlan,
     PairResult,
+    RecoveredIntent,
+    RouteIntent,
+    RouteLeg,
+    RouteResult,
     UnwindPolicy,
 )
 from crossbook.execution.signer import ExecutionSigner, LocalSigner, ServiceSigner
@@ -42,6 +46,10 @@ __all__ = [
     "PairPlan",
     "PairResult",
     "PolymarketTrader",
+    "RecoveredIntent",
+    "RouteIntent",
+    "RouteLeg",
+    "RouteResult",
     "ServiceSigner",
     "SubmitUncertain",
     "UnwindPolicy",

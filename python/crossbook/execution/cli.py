@@ -21,13 +21,21 @@ from typing import Any
 from crossbook.config import Config, load_config
 from crossbook.errors import ConfigError
 from crossbook.execution.errors import IntentRefused
-from crossbook.execution.models import LimitIntent, OrderResult, PairIntent, PairResult, RecoveredIntent
+from crossbook.execution.models import (
+    LimitIntent,
+    OrderResult,
+    PairIntent,
+    PairResult,
+    RecoveredIntent,
+    RouteIntent,
+)
 from crossbook.execution.positions import Position, mid_of, outcome_mark
 
 TRADE_EPILOG = """examples:
   crossbook trade pair PAIR --size 20 --edge 0.02          YES on one venue + NO on the other, if the edge holds
   crossbook trade buy PAIR --venue kalshi --outcome yes --price 0.41 --size 10 --tif FAK
   crossbook trade sell PAIR --venue polymarket --outcome no --price 0.60 --size 10
+  crossbook trade route PAIR --side buy --outcome yes --size 500 --limit 0.70   best venue after fees, split by depth
   crossbook trade recover                                  reconcile intents a killed executor left open
 
 The intent runs in this process (an executor started from --config; the daemon does not take intents
@@ -69,6 +77,15 @@ def register(sub: Any) -> None:
         s.add_argument("--size", type=_decimal, required=True)
         s.add_argument("--tif", choices=["FOK", "FAK", "GTC"], default="FAK")
         s.set_defaults(func=trade)
+    rt = tsub.add_parser("route", parents=[common],
+                         help="buy/sell one outcome where it is cheaper after fees, split across both by depth")
+    rt.add_argument("pair", help="pair id (as in [[pairs]])")
+    rt.add_argument("--side", choices=["buy", "sell"], required=True)
+    rt.add_argument("--outcome", choices=["yes", "no"], required=True, help="in Polymarket's terms")
+    rt.add_argument("--size", type=_decimal, required=True)
+    rt.add_argument("--limit", type=_decimal, required=True, help="worst price per share, before fees")
+    rt.add_argument("--tif", choices=["FOK", "FAK"], default="FAK")
+    rt.set_defaults(func=trade)
     r = tsub.add_parser("recover", parents=[common], help="reconcile intents a killed executor left unfinished")
     r.set_defaults(func=trade)
 
@@ -116,7 +133,13 @@ def trade(args: argparse.Namespace) -> int:
                 return out
             if args.pair not in rt.markets:
                 raise IntentRefused("pair", [f"unknown pair {args.pair}: not among the config's [[pairs]]"])
-            if args.trade_cmd == "pair":
+            if args.trade_cmd == "route":
+                routed = await rt.executor.route(RouteIntent(args.pair, args.side, args.outcome, args.size,
+                                                             args.limit, args.tif))  # fmt: skip
+                out["intent"] = {"kind": "route", "intent_id": routed.intent_id, "status": routed.status,
+                                 "filled": str(routed.filled), "legs": [_order(r) for r in routed.orders],
+                                 "unwinds": [], "reasons": routed.reasons}  # fmt: skip
+            elif args.trade_cmd == "pair":
                 intent = PairIntent(args.pair, args.size, args.edge, args.yes_venue, args.tif)
                 res = await rt.executor.pair_trade(intent)
                 out["intent"] = _pair_result(res)
@@ -146,7 +169,13 @@ def trade(args: argparse.Namespace) -> int:
         for reason in r["reasons"]:
             w(f"  - {reason}\n")
     intent = out.get("intent")
-    if intent is not None and intent["kind"] == "pair":
+    if intent is not None and intent["kind"] == "route":
+        w(f"routed intent {intent['intent_id']}: {intent['status']}, filled {intent['filled']}\n")
+        for leg in intent["legs"]:
+            w(_order_line(leg))
+        for reason in intent["reasons"]:
+            w(f"  - {reason}\n")
+    elif intent is not None and intent["kind"] == "pair":
         w(f"pair intent {intent['intent_id']}: {intent['status']} (size {intent['plan_size']}, planned edge "
           f"{intent['plan_edge']})\n")
         for leg in intent["legs"] + intent["unwinds"]:

@@ -39,10 +39,12 @@ from crossbook.execution.models import (
     PairResult,
     Purpose,
     RecoveredIntent,
+    RouteIntent,
+    RouteResult,
     UnwindPolicy,
     Venue,
 )
-from crossbook.execution.sizing import BookSource, asks, bids, plan_pair
+from crossbook.execution.sizing import BookSource, asks, bids, plan_pair, plan_route
 from crossbook.execution.store import ExecutionStore
 from crossbook.execution.venues import VenueTrader
 from crossbook.safety.gate import Gate
@@ -106,6 +108,40 @@ class Executor:
         if result.status == "refused":
             raise IntentRefused(result.refused_at, [result.reason])
         return result
+
+    # -- one order routed across both venues ---------------------------------------------------------
+    async def route(self, intent: RouteIntent) -> RouteResult:
+        """Buy/sell one outcome where it is cheaper after fees, split across both venues by depth.
+        Each venue's part passes the gate first; the better venue's order is sent first."""
+        pm = self._pair(intent.pair_id)
+        if intent.size <= 0 or not ZERO < intent.limit < ONE:
+            raise IntentRefused("intent", [f"size {intent.size} must be > 0 and limit {intent.limit} within (0, 1)"])
+        legs = plan_route(self.books, pm, intent.side, intent.outcome, intent.size, intent.limit, self.poly_fee_bps)
+        if not legs:
+            raise IntentRefused("sizing", [f"no depth to {intent.side} {intent.outcome} at {intent.limit} or better "
+                                           "on either venue (after the venues' size rules)"])  # fmt: skip
+        for leg in legs:
+            self._check_gate("gate", intent.pair_id, leg.venue, intent.side, leg.outcome, leg.limit, leg.size)
+        intent_id = str(uuid.uuid4())
+        orders = [LegOrder(leg.venue, leg.market, intent.side, leg.outcome, leg.limit, leg.size, intent.tif,
+                           "entry", f"route{i + 1}", intent_id, intent.pair_id, user_ref=self.user_ref)
+                  for i, leg in enumerate(legs)]  # fmt: skip
+        if self.store is not None:
+            await self.store.intent_started(intent_id, "route", intent.pair_id, _spec(intent),
+                                            legs=[_planned(o) for o in orders], user_ref=self.user_ref)  # fmt: skip
+        res = RouteResult(intent_id, legs)
+        for order in orders:
+            r = await self._execute(order)
+            res.orders.append(r)
+            if r.filled < order.size:
+                res.reasons.append(f"{order.venue}: {r.status}, filled {r.filled} of {order.size}"
+                                   + (f" ({r.reason})" if r.reason else ""))  # fmt: skip
+        await self._record_fills(res.orders)
+        if self.store is not None:
+            await self.store.intent_finished(intent_id, res.status, {
+                "filled": str(res.filled), "reasons": res.reasons, "legs": [_brief(r) for r in res.orders],
+            })  # fmt: skip
+        return res
 
     # -- pair trades --------------------------------------------------------------------------------
     def plan(self, intent: PairIntent) -> PairPlan:
@@ -270,6 +306,10 @@ class Executor:
                 rec.reasons.append(f"{leg.get('leg')} ({leg.get('venue')}) was never sent; not sent now")
         if kind == "limit":
             rec.status = rec.orders[0].status if rec.orders else "not_sent"
+        elif kind == "route":
+            planned = sum((r.order.size for r in rec.orders), ZERO)
+            got = sum((r.filled for r in rec.orders), ZERO)
+            rec.status = "no_fill" if got <= 0 else ("filled" if got >= planned else "partial")
         else:
             entry = sum((r.filled for r in rec.orders if r.order.purpose == "entry"), ZERO)
             hedge = sum((r.filled for r in rec.orders if r.order.purpose == "hedge"), ZERO)
@@ -413,7 +453,7 @@ def _planned(o: LegOrder) -> dict[str, str]:
             "limit": str(o.price), "size": str(o.size), "tif": o.tif, "client_order_id": o.client_order_id}  # fmt: skip
 
 
-def _spec(intent: LimitIntent | PairIntent) -> dict[str, str]:
+def _spec(intent: LimitIntent | PairIntent | RouteIntent) -> dict[str, str]:
     return {k: str(v) for k, v in vars(intent).items()}
 
 

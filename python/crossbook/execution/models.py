@@ -87,6 +87,50 @@ class PairIntent:
 
 
 @dataclass(frozen=True)
+class RouteIntent:
+    """Buy or sell ``size`` of one outcome (in the pair's terms: Polymarket's YES/NO; an inverted Kalshi
+    leg is flipped for it) on whichever venue is cheaper after fees, split across both by depth, no
+    worse than ``limit`` per share before fees."""
+
+    pair_id: str
+    side: Side
+    outcome: Outcome
+    size: Decimal
+    limit: Decimal
+    tif: TimeInForce = "FAK"
+
+
+@dataclass(frozen=True)
+class RouteLeg:
+    venue: Venue
+    market: str
+    outcome: Outcome  # as on that venue
+    size: Decimal
+    limit: Decimal  # worst price walked on that venue
+    cost: Decimal
+    fee: Decimal
+
+
+@dataclass
+class RouteResult:
+    intent_id: str
+    legs: tuple[RouteLeg, ...]
+    orders: list[OrderResult] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def filled(self) -> Decimal:
+        return sum((r.filled for r in self.orders), ZERO)
+
+    @property
+    def status(self) -> str:
+        planned = sum((leg.size for leg in self.legs), ZERO)
+        if self.filled <= 0:
+            return "no_fill"
+        return "filled" if self.filled >= planned else "partial"
+
+
+@dataclass(frozen=True)
 class UnwindPolicy:
     """What to do with a filled leg whose other leg did not fill. ``flatten``: sell it back on its own
     venue, no lower than the best bid minus ``band`` (FAK); ``none``: leave it and report exposure."""

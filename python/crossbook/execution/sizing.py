@@ -13,7 +13,18 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Protocol
 
 from crossbook.execution.errors import IntentRefused
-from crossbook.execution.models import ONE, ZERO, LegPlan, Outcome, PairMarkets, PairPlan, Venue, other
+from crossbook.execution.models import (
+    ONE,
+    ZERO,
+    LegPlan,
+    Outcome,
+    PairMarkets,
+    PairPlan,
+    RouteLeg,
+    Side,
+    Venue,
+    other,
+)
 
 KALSHI_TAKER_RATE = Decimal("0.07")
 CENT = Decimal("0.01")
@@ -141,3 +152,53 @@ def _leg(
         limit = price
         left -= take
     return LegPlan(venue, market, outcome, limit, cost, fees)
+
+
+def plan_route(
+    books: BookSource, markets: PairMarkets, side: Side, outcome: Outcome, max_size: Decimal, limit: Decimal,
+    poly_fee_bps: int = 0, venues: tuple[Venue, ...] = ("polymarket", "kalshi"),
+) -> tuple[RouteLeg, ...]:  # fmt: skip
+    """Split one order across the venues by depth: take levels in order of price after fees (cheapest for a
+    buy, richest for a sell) while they are within ``limit``, up to ``max_size``. Kalshi gets whole
+    contracts, Polymarket 2-decimal shares and at least its minimum size (else its share goes unfilled
+    rather than below the venue's minimum). A venue whose book is invalid is left out; none valid →
+    IntentRefused at ``book``."""
+    levels: list[tuple[Decimal, Decimal, Decimal, Venue]] = []  # (price after fees, price, qty, venue)
+    invalid: list[str] = []
+    for venue in venues:
+        _, v_outcome = markets.instrument(venue, outcome)
+        try:
+            walk = (asks if side == "buy" else bids)(books, venue, markets.book_market(venue), v_outcome)
+        except IntentRefused as refused:
+            invalid.extend(refused.reasons)
+            continue
+        for price, qty in walk:
+            if (price > limit) if side == "buy" else (price < limit):
+                break
+            rate = _fee_rate(venue, price, poly_fee_bps)
+            levels.append((price + rate if side == "buy" else price - rate, price, qty, venue))
+    if invalid and len(invalid) == len(venues):
+        raise IntentRefused("book", invalid)
+    levels.sort(key=lambda lv: lv[0], reverse=side == "sell")
+    taken: dict[Venue, list[tuple[Decimal, Decimal]]] = {}
+    left = max_size
+    for _, price, qty, venue in levels:
+        if left <= 0:
+            break
+        q = min(qty, left)
+        taken.setdefault(venue, []).append((price, q))
+        left -= q
+    out: list[RouteLeg] = []
+    for venue, walked in taken.items():
+        total = sum((q for _, q in walked), ZERO)
+        size = total.to_integral_value(ROUND_FLOOR) if venue == "kalshi" else total.quantize(CENT, ROUND_FLOOR)
+        if venue == "polymarket" and size < markets.poly_min_size:
+            continue
+        if size <= 0:
+            continue
+        market, v_outcome = markets.instrument(venue, outcome)
+        leg = _leg(venue, market, v_outcome, walked, size, poly_fee_bps)
+        out.append(RouteLeg(venue, market, v_outcome, size, leg.limit, leg.cost, leg.fee))
+    # Best venue first: it is sent first.
+    out.sort(key=lambda leg: (leg.cost + leg.fee) / leg.size, reverse=side == "sell")
+    return tuple(out)
