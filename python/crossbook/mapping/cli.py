@@ -14,6 +14,7 @@ PAIRS_HELP = """examples:
   crossbook pairs eval --offline tests/mapping/hard_pairs.json   precision/recall on labelled pairs
   crossbook pairs sync --config crossbook.toml                pull both catalogs, judge new candidates, store
   crossbook pairs list                                        stored pairs as a table (--json for machines)
+  crossbook pairs show KXHIGHNY-26JUL21-T87                   why a pair is (not) Verified (--full: prompts)
   crossbook pairs halt KXHIGHNY-26JUL21-T87                   stop trading a pair (id, condition id or ticker)
 """
 
@@ -69,6 +70,17 @@ def register(sub: Any) -> None:
     ls.add_argument("--json", action="store_true", help="JSON array instead of a table")
     _db_args(ls)
     ls.set_defaults(func=_list)
+    sh = ps.add_parser("show", help="why a pair is (not) Verified: verdict, checks, extractions, models, prompts",
+                       description="Reads the stored verdicts of a pair back from PostgreSQL and prints them for a "
+                       "person: the verdict and its reasons, every check (failures first), both models' extractions "
+                       "side by side, who judged, and the prompts and raw replies (--full).")
+    sh.add_argument("ref", metavar="REF", help="verdict id, pair ref (slug~ticker), Kalshi ticker, Polymarket "
+                    "condition id or market_pairs internal id")
+    sh.add_argument("--all", action="store_true", help="every verdict for the pair, newest first (default: newest)")
+    sh.add_argument("--full", action="store_true", help="print the prompts and raw replies in full")
+    sh.add_argument("--json", action="store_true", help="the stored verdict rows as JSON")
+    _db_args(sh)
+    sh.set_defaults(func=_show)
     for name, halted in (("halt", True), ("resume", False)):
         h = ps.add_parser(name, help=f"{'halt' if halted else 'resume'} trading of a stored pair")
         h.add_argument("ref", metavar="ID", help="internal id, Polymarket condition id or Kalshi ticker")
@@ -252,6 +264,31 @@ def _sync(args: argparse.Namespace) -> int:
         return rep.to_json()
 
     _dump(asyncio.run(go()))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from crossbook.errors import ConfigError
+    from crossbook.mapping.show import find_verdicts, render, stored_pair
+    from crossbook.store.postgres import connect, migrate, postgres_url
+
+    async def go() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        async with postgres_url(_url(args), args.state_dir) as url:
+            await migrate(url)
+            conn = await connect(url)
+            try:
+                return [(v, await stored_pair(conn, v)) for v in await find_verdicts(conn, args.ref, args.all)]
+            finally:
+                await conn.close()
+
+    found = asyncio.run(go())
+    if not found:
+        raise ConfigError(f"no verdict for {args.ref!r} (try a verdict id, a Kalshi ticker, a condition id, "
+                          "or `crossbook pairs list`)")
+    if args.json:
+        _dump([{**v, "market_pair": pair} for v, pair in found])
+    else:
+        print("\n\n".join(render(v, pair, args.full) for v, pair in found))
     return 0
 
 

@@ -47,6 +47,17 @@ class Judge(Protocol):
     async def judge(self, pair: Mapping[str, Any], a: Extraction, b: Extraction) -> JudgeOpinion: ...
 
 
+def contract_input(pair: Mapping[str, Any]) -> dict[str, Any]:
+    """Exactly the contract text every extractor and judge is given (and the audit keeps)."""
+    poly = pair.get("polymarket") or {}
+    kal = pair.get("kalshi") or {}
+    return {
+        "polymarket": {k: poly.get(k) for k in ("question", "description", "outcomes", "end_date_iso")},
+        "kalshi": {k: kal.get(k) for k in ("ticker", "title", "yes_sub_title", "rules_primary", "rules_secondary",
+                                           "close_time", "expiration_time")},
+    }
+
+
 class OfflineExtractor:
     """The built-in rules (no network); deterministic, so A and B agree whenever both are this one."""
 
@@ -54,7 +65,8 @@ class OfflineExtractor:
 
     async def extract(self, pair: Mapping[str, Any]) -> Extraction:
         p, k = offline.extract_pair(pair)
-        return Extraction(p, k, prompt=None, raw=None)
+        # no model: the "prompt" is the rules' version and the text they read; there is no raw reply
+        return Extraction(p, k, prompt={"rules": offline.NAME, "input": contract_input(pair)}, raw=None)
 
 
 class DeterministicJudge:
@@ -123,6 +135,8 @@ class Consensus:
                 if not isinstance(res, Exception):
                     raise res
                 v.reasons.append(f"model {label} ({getattr(self, label).name}) failed: {_err(res)}")
+                # a failed step is audited too: what was asked and whatever came back
+                v.prompts[label], v.raw_replies[label] = getattr(res, "prompt", None), getattr(res, "raw", None)
                 continue
             ext[label] = res
             v.extractions[label] = {"polymarket": res.polymarket.to_json(), "kalshi": res.kalshi.to_json()}
@@ -141,8 +155,12 @@ class Consensus:
                 op = await asyncio.wait_for(self.judge_model.judge(pair, ext["a"], ext["b"]), self.timeout_s)
             except Exception as exc:
                 v.reasons.append(f"judge ({self.judge_model.name}) failed: {_err(exc)}")
+                v.prompts["judge"], v.raw_replies["judge"] = getattr(exc, "prompt", None), getattr(exc, "raw", None)
             else:
                 v.prompts["judge"], v.raw_replies["judge"] = op.prompt, op.raw
+                v.checks.append({"by": "judge", "name": "judge", "ok": op.equivalent,
+                                 "detail": f"equivalent={op.equivalent}, polarity={op.polarity}"
+                                 + (f": {'; '.join(op.reasons[:5])}" if op.reasons else "")})
                 if not op.equivalent:
                     v.reasons.append("judge: not equivalent" + (f" ({'; '.join(op.reasons[:3])})" if op.reasons
                                                                  else ""))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from crossbook.errors import CrossbookError
-from crossbook.mapping.consensus import Consensus, Extraction, JudgeOpinion, offline_consensus
+from crossbook.mapping.consensus import Consensus, Extraction, JudgeOpinion, contract_input, offline_consensus
 from crossbook.mapping.criteria import Criteria
 
 TIMEOUT_S = 30.0
@@ -38,13 +38,26 @@ Kalshi NO pays ("inverted"), or neither. Any doubt means not equivalent. Reply w
 
 
 class ProviderError(CrossbookError, RuntimeError):
-    """A model provider failed or answered something we cannot use."""
+    """A model provider failed or answered something we cannot use.
+
+    ``prompt`` and ``raw`` carry what was sent and whatever came back, so a failed step is audited like a good one.
+    """
+
+    def __init__(self, message: str, *, prompt: Any = None, raw: Any = None) -> None:
+        super().__init__(message)
+        self.prompt, self.raw = prompt, raw
+
+
+def _reply(text: str | None, model: Any, rid: Any, finish: Any, **extra: Any) -> dict[str, Any]:
+    """A raw reply as stored: the text plus the model id the provider says answered (not only the one asked for)."""
+    return {"text": text, "model": None if model is None else str(model), "id": None if rid is None else str(rid),
+            "finish": None if finish is None else str(finish), **extra}
 
 
 class Chat(Protocol):
     name: str
 
-    async def complete(self, system: str, user: str) -> str: ...
+    async def complete(self, system: str, user: str) -> dict[str, Any]: ...
 
 
 class OpenAIChat:
@@ -56,22 +69,26 @@ class OpenAIChat:
         self._openai = openai
         self.client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
-    async def complete(self, system: str, user: str) -> str:
+    async def complete(self, system: str, user: str) -> dict[str, Any]:
         try:
             resp = await self.client.chat.completions.create(
                 model=self.model, temperature=0, response_format={"type": "json_object"},
                 messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
             )
         except self._openai.OpenAIError as exc:
-            raise ProviderError(f"{self.name}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+            raise ProviderError(f"{self.name}: {type(exc).__name__}: {str(exc)[:200]}",
+                                raw={"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}) from exc
         if not resp.choices:
-            raise ProviderError(f"{self.name}: reply has no choices")
+            raise ProviderError(f"{self.name}: reply has no choices", raw=_reply(None, resp.model, resp.id, None))
         msg = resp.choices[0].message
+        raw = _reply(msg.content, resp.model, resp.id, resp.choices[0].finish_reason,
+                     refusal=getattr(msg, "refusal", None))
         if getattr(msg, "refusal", None):
-            raise ProviderError(f"{self.name}: refused: {str(msg.refusal)[:200]}")
+            raise ProviderError(f"{self.name}: refused: {str(msg.refusal)[:200]}", raw=raw)
         if resp.choices[0].finish_reason not in ("stop", None) or not msg.content:
-            raise ProviderError(f"{self.name}: incomplete reply (finish_reason={resp.choices[0].finish_reason})")
-        return str(msg.content)
+            raise ProviderError(f"{self.name}: incomplete reply (finish_reason={resp.choices[0].finish_reason})",
+                                raw=raw)
+        return raw
 
 
 class AnthropicChat:
@@ -83,42 +100,38 @@ class AnthropicChat:
         self._anthropic = anthropic
         self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
-    async def complete(self, system: str, user: str) -> str:
+    async def complete(self, system: str, user: str) -> dict[str, Any]:
         try:
             resp = await self.client.messages.create(
                 model=self.model, max_tokens=4096, system=system,
                 messages=[{"role": "user", "content": user}],
             )
         except self._anthropic.AnthropicError as exc:
-            raise ProviderError(f"{self.name}: {type(exc).__name__}: {str(exc)[:200]}") from exc
-        if resp.stop_reason != "end_turn":
-            raise ProviderError(f"{self.name}: stop_reason {resp.stop_reason!r} (refusal or truncated)")
+            raise ProviderError(f"{self.name}: {type(exc).__name__}: {str(exc)[:200]}",
+                                raw={"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}) from exc
         text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
+        raw = _reply(text, resp.model, resp.id, resp.stop_reason)
+        if resp.stop_reason != "end_turn":
+            raise ProviderError(f"{self.name}: stop_reason {resp.stop_reason!r} (refusal or truncated)", raw=raw)
         if not text:
-            raise ProviderError(f"{self.name}: reply has no text")
-        return text
+            raise ProviderError(f"{self.name}: reply has no text", raw=raw)
+        return raw
 
 
 def _contract_text(pair: Mapping[str, Any]) -> str:
-    poly = pair.get("polymarket") or {}
-    kal = pair.get("kalshi") or {}
-    return json.dumps({
-        "polymarket": {k: poly.get(k) for k in ("question", "description", "outcomes", "end_date_iso")},
-        "kalshi": {k: kal.get(k) for k in ("ticker", "title", "yes_sub_title", "rules_primary", "rules_secondary",
-                                           "close_time", "expiration_time")},
-    }, indent=1, ensure_ascii=False)
+    return json.dumps(contract_input(pair), indent=1, ensure_ascii=False)
 
 
-def _parse_json(text: str, who: str) -> dict[str, Any]:
+def _parse_json(text: str, who: str, prompt: Any = None, raw: Any = None) -> dict[str, Any]:
     t = text.strip()
     if t.startswith("```"):
         t = t.strip("`").removeprefix("json").strip()
     try:
         data = json.loads(t)
     except json.JSONDecodeError as exc:
-        raise ProviderError(f"{who}: reply is not JSON ({exc.msg} at {exc.pos})") from None
+        raise ProviderError(f"{who}: reply is not JSON ({exc.msg} at {exc.pos})", prompt=prompt, raw=raw) from None
     if not isinstance(data, dict):
-        raise ProviderError(f"{who}: reply is JSON but not an object")
+        raise ProviderError(f"{who}: reply is JSON but not an object", prompt=prompt, raw=raw)
     return data
 
 
@@ -129,14 +142,19 @@ class LLMExtractor:
 
     async def extract(self, pair: Mapping[str, Any]) -> Extraction:
         user = _contract_text(pair)
-        raw = await self.chat.complete(EXTRACT_SYSTEM, user)
-        data = _parse_json(raw, self.name)
+        prompt = {"system": EXTRACT_SYSTEM, "user": user}
+        try:
+            raw = await self.chat.complete(EXTRACT_SYSTEM, user)
+        except ProviderError as exc:
+            exc.prompt = prompt
+            raise
+        data = _parse_json(str(raw.get("text") or ""), self.name, prompt, raw)
         try:
             p = Criteria.from_json(data.get("polymarket"), f"{self.name}.polymarket")  # type: ignore[arg-type]
             k = Criteria.from_json(data.get("kalshi"), f"{self.name}.kalshi")  # type: ignore[arg-type]
         except ValueError as exc:
-            raise ProviderError(f"schema violation: {exc}") from None
-        return Extraction(p, k, prompt={"system": EXTRACT_SYSTEM, "user": user}, raw=raw)
+            raise ProviderError(f"schema violation: {exc}", prompt=prompt, raw=raw) from None
+        return Extraction(p, k, prompt=prompt, raw=raw)
 
 
 class LLMJudge:
@@ -148,13 +166,18 @@ class LLMJudge:
         user = _contract_text(pair) + "\n\nExtraction A:\n" + json.dumps(
             {"polymarket": a.polymarket.to_json(), "kalshi": a.kalshi.to_json()}) + "\n\nExtraction B:\n" + \
             json.dumps({"polymarket": b.polymarket.to_json(), "kalshi": b.kalshi.to_json()})
-        raw = await self.chat.complete(JUDGE_SYSTEM, user)
-        data = _parse_json(raw, self.name)
+        prompt = {"system": JUDGE_SYSTEM, "user": user}
+        try:
+            raw = await self.chat.complete(JUDGE_SYSTEM, user)
+        except ProviderError as exc:
+            exc.prompt = prompt
+            raise
+        text = str(raw.get("text") or "")
+        data = _parse_json(text, self.name, prompt, raw)
         eq, pol, reasons = data.get("equivalent"), data.get("polarity"), data.get("reasons", [])
         if not isinstance(eq, bool) or pol not in ("same", "inverted", None) or not isinstance(reasons, list):
-            raise ProviderError(f"{self.name}: judge reply violates the schema: {raw[:200]}")
-        return JudgeOpinion(eq, pol, [str(r) for r in reasons], prompt={"system": JUDGE_SYSTEM, "user": user},
-                            raw=raw)
+            raise ProviderError(f"{self.name}: judge reply violates the schema: {text[:200]}", prompt=prompt, raw=raw)
+        return JudgeOpinion(eq, pol, [str(r) for r in reasons], prompt=prompt, raw=raw)
 
 
 def chat_from_spec(spec: str, env: Mapping[str, str]) -> Chat | None:
