@@ -86,10 +86,43 @@ class Executor:
         self.hedge_slippage = hedge_slippage
         self.after_leg = after_leg
         self.user_ref = user_ref
+        self.kill_switch: str | None = None  # engaged: the reason every new intent is refused with
+
+    # -- per-user kill switch ----------------------------------------------------------------------
+    async def kill(self, reason: str, *, by: str = "") -> dict[str, list[str]]:
+        """Engage the kill switch: refuse every new intent with ``reason`` and cancel the user's open orders
+        on both venues (Polymarket cancel-all; Kalshi: its order group, then any resting order left).
+        Returns the venue order ids cancelled per venue; a venue that cannot be reached is reported in the
+        log and left to its own cancel-on-disconnect."""
+        self.kill_switch = reason
+        if self.store is not None:
+            await self.store.set_kill(self.user_ref, reason, by)
+        cancelled: dict[str, list[str]] = {}
+        for venue, trader in self.traders.items():
+            try:
+                cancelled[venue] = await trader.cancel_all()
+            except (VenueUnavailable, SubmitUncertain) as exc:
+                log.error("kill switch: cancelling %s orders failed: %s", venue, exc)
+                cancelled[venue] = []
+            if self.store is not None:
+                await self.store.mark_cancelled(self.user_ref, venue, cancelled[venue], f"kill switch: {reason}")
+        log.warning("kill switch engaged for %r: %s; cancelled %s", self.user_ref, reason, cancelled)
+        return cancelled
+
+    async def release(self, *, by: str = "") -> None:
+        self.kill_switch = None
+        if self.store is not None:
+            await self.store.set_kill(self.user_ref, None, by)
+
+    def _check_kill(self) -> None:
+        if self.kill_switch is not None:
+            raise IntentRefused("kill switch", [f"trading is stopped for {self.user_ref or 'this user'}: "
+                                                f"{self.kill_switch}"])  # fmt: skip
 
     # -- single orders -----------------------------------------------------------------------------
     async def place(self, intent: LimitIntent) -> OrderResult:
         """One limit order on one venue (``intent.outcome`` as on that venue)."""
+        self._check_kill()
         pm = self._pair(intent.pair_id)
         self._check_gate("gate", intent.pair_id, intent.venue, intent.side, intent.outcome, intent.price,
                          intent.size, intent.reduce_only)  # fmt: skip
@@ -113,6 +146,7 @@ class Executor:
     async def route(self, intent: RouteIntent) -> RouteResult:
         """Buy/sell one outcome where it is cheaper after fees, split across both venues by depth.
         Each venue's part passes the gate first; the better venue's order is sent first."""
+        self._check_kill()
         pm = self._pair(intent.pair_id)
         if intent.size <= 0 or not ZERO < intent.limit < ONE:
             raise IntentRefused("intent", [f"size {intent.size} must be > 0 and limit {intent.limit} within (0, 1)"])
@@ -165,6 +199,7 @@ class Executor:
         return max(plans, key=lambda p: (p.edge * p.size, p.size))
 
     async def pair_trade(self, intent: PairIntent) -> PairResult:
+        self._check_kill()
         pm = self._pair(intent.pair_id)
         plan = self.plan(intent)
         for lp in plan.legs:
@@ -279,6 +314,7 @@ class Executor:
         sent now: the market has moved on since the plan."""
         if self.store is None:
             return []
+        self.kill_switch = await self.store.kill_reason(self.user_ref)  # engaged before the restart: still
         out: list[RecoveredIntent] = []
         for intent in await self.store.open_intents():
             out.append(await self._recover_one(intent))

@@ -183,6 +183,41 @@ class ExecutionStore:
             p.bought, p.sold,
         )
 
+    # -- kill switch ---------------------------------------------------------------------------------
+    async def kill_reason(self, user_ref: str) -> str | None:
+        async with self.pool.acquire() as conn:
+            reason = await conn.fetchval("SELECT reason FROM kill_switches WHERE user_ref = $1", user_ref)
+        return None if reason is None else str(reason)
+
+    async def set_kill(self, user_ref: str, reason: str | None, by: str = "") -> None:
+        """Engage (``reason``) or release (None) the user's kill switch; audited either way."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if reason is None:
+                await conn.execute("DELETE FROM kill_switches WHERE user_ref = $1", user_ref)
+            else:
+                await conn.execute(
+                    "INSERT INTO kill_switches (user_ref, reason, engaged_by) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (user_ref) DO UPDATE SET reason = EXCLUDED.reason, engaged_at = now(),"
+                    " engaged_by = EXCLUDED.engaged_by",
+                    user_ref, reason, by,
+                )
+            await append_audit(conn, ACTOR, "kill_switch_engaged" if reason else "kill_switch_released",
+                               user_ref, {"reason": reason, "by": by})  # fmt: skip
+
+    async def mark_cancelled(self, user_ref: str, venue: str, venue_order_ids: list[str], why: str) -> int:
+        """Open orders the venue confirmed cancelled; returns how many rows changed."""
+        if not venue_order_ids:
+            return 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            changed = await conn.fetch(
+                "UPDATE orders SET status = 'cancelled', reason = $4, updated_at = now() WHERE user_ref = $1"
+                " AND venue = $2 AND venue_order_id = ANY($3::text[]) AND status = 'open' RETURNING client_order_id",
+                user_ref, venue, venue_order_ids, why,
+            )
+            for row in changed:
+                await append_audit(conn, ACTOR, "order_cancelled", row["client_order_id"], {"venue": venue, "why": why})
+        return len(changed)
+
     # -- reading (crossbook orders / positions) --------------------------------------------------
     async def positions(self, user_ref: str | None = None, *, include_flat: bool = False) -> list[Position]:
         async with self.pool.acquire() as conn:

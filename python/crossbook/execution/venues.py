@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import time
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
@@ -41,17 +42,60 @@ class VenueTrader(Protocol):
         ...
 
     async def fills(self, order: LegOrder) -> list[Fill]: ...
+    async def cancel(self, order: LegOrder) -> bool: ...
+    async def cancel_all(self) -> list[str]:
+        """Cancel every open order of this key; the venue order ids cancelled."""
+        ...
+
     async def close(self) -> None: ...
 
 
+class TokenBucket:
+    """Client-side rate limit for one venue key: ``rate`` requests per second, bursts of ``burst``.
+    Waiting here is cheaper than a 429 (which the venue may count against the key) and never risks a
+    duplicate: nothing was sent yet."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate {rate}/s and burst {burst} must be positive (burst >= 1)")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+        self.waited_s = 0.0
+
+    async def acquire(self) -> None:
+        async with self._lock:  # FIFO: one waiter at a time takes the next token
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+                self.waited_s += wait
+                await asyncio.sleep(wait)
+
+
+Rate = tuple[float, float]  # (requests per second, burst)
+
+
 class _Http:
-    def __init__(self, venue: Venue, base_url: str, timeout: float, max_429_retries: int) -> None:
+    def __init__(
+        self, venue: Venue, base_url: str, timeout: float, max_429_retries: int,
+        write_rate: Rate | None = None, read_rate: Rate | None = None,
+    ) -> None:  # fmt: skip
         self.venue = venue
         self.base_url = base_url.rstrip("/")
         self.base_path = urlsplit(self.base_url).path
         self.timeout = timeout
         self.max_429_retries = max_429_retries
         self._session: aiohttp.ClientSession | None = None
+        self.writes = TokenBucket(*write_rate) if write_rate else None
+        self.reads = TokenBucket(*read_rate) if read_rate else None
+        self.retried_429 = 0
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -68,7 +112,10 @@ class _Http:
         """(status, JSON) of one request, retrying only 429. ``headers_for(method, path, body)`` signs.
 
         POST failures after sending raise SubmitUncertain; GET failures raise VenueUnavailable."""
+        bucket = self.reads if method == "GET" else self.writes
         for attempt in range(self.max_429_retries + 1):
+            if bucket is not None:
+                await bucket.acquire()
             headers = dict(await headers_for(method, self.base_path + path, body))
             headers["Content-Type"] = "application/json"
             url = self.base_url + path + (f"?{query}" if query else "")
@@ -83,7 +130,11 @@ class _Http:
                     raise SubmitUncertain(f"{self.venue} {method} {path} {what}; resolving by lookup") from exc
                 raise VenueUnavailable(f"{self.venue} {method} {path} {what}") from exc
             if status == 429 and attempt < self.max_429_retries:
-                wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 0.2 * (attempt + 1)
+                # The venue took nothing: the same request (same client order id / order hash) again after
+                # the venue's Retry-After, or an exponential backoff with jitter when it gives none.
+                self.retried_429 += 1
+                backoff = 0.1 * 2**attempt * (1 + random.random())
+                wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else backoff
                 await asyncio.sleep(min(wait, 2.0))
                 continue
             try:
@@ -127,12 +178,36 @@ class PolymarketTrader:
 
     venue: Venue = "polymarket"
 
-    def __init__(self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3):
+    def __init__(
+        self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3,
+        write_rate: Rate | None = None, read_rate: Rate | None = None,
+    ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("polymarket", base_url, timeout, max_429_retries)
+        self.http = _Http("polymarket", base_url, timeout, max_429_retries, write_rate, read_rate)
 
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.polymarket_l2_headers(method, path, body)
+
+    async def heartbeat(self, heartbeat_id: str | None) -> str:
+        """One order-safety heartbeat (``POST /v1/heartbeats``): while they keep coming the venue keeps our
+        open orders; when they stop, it cancels them all. Returns the id to send next time."""
+        body = orjson.dumps({"heartbeat_id": heartbeat_id})
+        try:
+            status, payload = await self.http.call("POST", "/v1/heartbeats", self._headers, body)
+        except SubmitUncertain as exc:  # nothing to resolve: a lost heartbeat is just a missed one
+            raise VenueUnavailable(str(exc)) from exc
+        if status != 200 or not isinstance(payload, dict):
+            raise VenueUnavailable(f"polymarket heartbeat refused (HTTP {status}): {_error_text(payload)}")
+        return str(payload.get("heartbeat_id") or heartbeat_id or "")
+
+    async def cancel(self, order: LegOrder) -> bool:
+        body = orjson.dumps({"orderID": order.venue_order_id})
+        _, payload = await self.http.call("DELETE", "/order", self._headers, body)
+        return isinstance(payload, dict) and order.venue_order_id in (payload.get("canceled") or [])
+
+    async def cancel_all(self) -> list[str]:
+        _, payload = await self.http.call("DELETE", "/cancel-all", self._headers)
+        return [str(x) for x in (payload.get("canceled") or [])] if isinstance(payload, dict) else []
 
     async def prepare(self, order: LegOrder) -> None:
         shares = order.size.quantize(Decimal("0.01"), ROUND_FLOOR)
@@ -218,12 +293,63 @@ class KalshiTrader:
 
     venue: Venue = "kalshi"
 
-    def __init__(self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3):
+    def __init__(
+        self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3,
+        write_rate: Rate | None = None, read_rate: Rate | None = None, cancel_on_pause: bool = True,
+    ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("kalshi", base_url, timeout, max_429_retries)
+        self.http = _Http("kalshi", base_url, timeout, max_429_retries, write_rate, read_rate)
+        self.cancel_on_pause = cancel_on_pause
+        # Every order joins this group when set: deleting the group cancels all of them in one call.
+        self.order_group_id: str | None = None
 
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.kalshi_headers(method, path)
+
+    async def create_order_group(self, contracts_limit: int) -> str:
+        """A new order group (the venue auto-cancels its orders past ``contracts_limit`` filled in 15 s);
+        later orders join it."""
+        body = orjson.dumps({"contracts_limit": contracts_limit})
+        try:
+            status, payload = await self.http.call("POST", "/portfolio/order_groups/create", self._headers, body)
+        except SubmitUncertain as exc:  # an orphan empty group is harmless: make another next time
+            raise VenueUnavailable(str(exc)) from exc
+        if status not in (200, 201) or not isinstance(payload, dict) or not payload.get("order_group_id"):
+            raise VenueUnavailable(f"kalshi order group not created (HTTP {status}): {_error_text(payload)}")
+        self.order_group_id = str(payload["order_group_id"])
+        return self.order_group_id
+
+    async def delete_order_group(self) -> bool:
+        """Delete the group, which cancels every resting order in it."""
+        if not self.order_group_id:
+            return False
+        status, _ = await self.http.call("DELETE", f"/portfolio/order_groups/{self.order_group_id}", self._headers)
+        self.order_group_id = None
+        return status == 200
+
+    async def cancel(self, order: LegOrder) -> bool:
+        if not order.venue_order_id:
+            return False
+        status, _ = await self.http.call("DELETE", f"/portfolio/orders/{order.venue_order_id}", self._headers)
+        return status == 200
+
+    async def cancel_all(self) -> list[str]:
+        """Every resting order of this key: the group first (one call), then any left outside it. Returns
+        the ids of the group's orders (some may have been filled already) and those cancelled one by one."""
+        done: list[str] = []
+        if self.order_group_id:
+            s, group = await self.http.call("GET", f"/portfolio/order_groups/{self.order_group_id}", self._headers)
+            if s == 200 and isinstance(group, dict):
+                done += [str(x) for x in group.get("orders") or []]
+        await self.delete_order_group()
+        status, payload = await self.http.call("GET", "/portfolio/orders", self._headers, query="status=resting")
+        orders = payload.get("orders", []) if isinstance(payload, dict) and status == 200 else []
+        for o in orders:
+            if isinstance(o, dict) and o.get("status") == "resting":
+                s, _ = await self.http.call("DELETE", f"/portfolio/orders/{o['order_id']}", self._headers)
+                if s == 200:
+                    done.append(str(o["order_id"]))
+        return done
 
     async def prepare(self, order: LegOrder) -> None:
         if order.size != order.size.to_integral_value() or order.size <= 0:
@@ -238,6 +364,10 @@ class KalshiTrader:
             "client_order_id": order.client_order_id,
             "time_in_force": _KALSHI_TIF[order.tif],
         }
+        if self.cancel_on_pause:
+            body["cancel_order_on_pause"] = True
+        if self.order_group_id:
+            body["order_group_id"] = self.order_group_id
         order.payload = orjson.dumps(body)
 
     def _result(self, order: LegOrder, o: dict[str, Any], resolved_by: Literal["reply", "lookup"]) -> OrderResult:

@@ -62,6 +62,7 @@ from crossbook.venues.simcore import (
 REST_PREFIX = "/trade-api/v2"
 ORDERS_PATH = REST_PREFIX + "/portfolio/orders"
 FILLS_PATH = REST_PREFIX + "/portfolio/fills"
+GROUPS_PATH = REST_PREFIX + "/portfolio/order_groups"
 TIME_IN_FORCE = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
 TAKER_FEE_RATE = Decimal("0.07")  # Kalshi's general taker fee: ceil(0.07 × C × P × (1 − P)) to the cent
 CHANNELS = ("orderbook_delta", "ticker", "trade", "fill", "user_orders")
@@ -451,6 +452,9 @@ class KalshiSim(SimServer):
         self.fills: list[dict[str, Any]] = []
         self.write_rate = (10.0, 10.0)  # Basic tier: 10 writes/s per key (tokens per second, burst)
         self.read_rate = (20.0, 20.0)
+        # Order groups: id -> {"key", "contracts_limit", "triggered", "orders": [order ids]}.
+        self.order_groups: dict[str, dict[str, Any]] = {}
+        self.trading_paused = False
 
     # -- truth -------------------------------------------------------------------------------
     def book(self, market: str) -> BookView:
@@ -536,7 +540,74 @@ class KalshiSim(SimServer):
     def _fault_table(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         table = super()._fault_table()
         table["skip_seq"] = lambda a: self.skip_seq(a.get("market"))
+        table["pause_trading"] = lambda a: self.pause_trading()
+        table["resume_trading"] = lambda a: self.resume_trading()
         return table
+
+    # -- order safety: exchange pause, order groups, cancels -----------------------------------
+    def pause_trading(self) -> int:
+        """The exchange pauses trading: resting orders placed with ``cancel_order_on_pause`` are cancelled,
+        the others stay; new orders are refused until :meth:`resume_trading`. Returns how many cancelled."""
+        self.trading_paused = True
+        ids = [oid for oid, o in self.orders.items() if o["status"] == "resting" and o.get("cancel_order_on_pause")]
+        for oid in ids:
+            self._cancel(oid, "exchange paused")
+        self.stats["pause_cancels"] += len(ids)
+        return len(ids)
+
+    def resume_trading(self) -> None:
+        self.trading_paused = False
+
+    def open_orders(self, key_id: str | None = None) -> list[dict[str, Any]]:
+        return [o for oid, o in self.orders.items()
+                if o["status"] == "resting" and key_id in (None, self.order_keys[oid])]  # fmt: skip
+
+    def _cancel(self, order_id: str, why: str) -> dict[str, Any]:
+        o = self.orders[order_id]
+        if o["status"] == "resting":
+            o["status"] = "canceled"
+            o["remaining_count_fp"] = _cf(0)
+            o["last_update_time"] = _iso(now_ms())
+            self.stats["orders_cancelled"] += 1
+            self.push_user_event(self.order_keys[order_id], "user_orders", o)
+        return o
+
+    def _groups(self, request: HttpRequest, key_id: str) -> Response | None:
+        rest = request.path[len(GROUPS_PATH):].strip("/").split("/")
+        if request.method == "POST" and rest == ["create"]:
+            try:
+                body = orjson.loads(request.body or b"{}")
+                limit = int(str(body.get("contracts_limit_fp") or body.get("contracts_limit") or ""). split(".")[0])
+            except (orjson.JSONDecodeError, AttributeError, ValueError):
+                limit = 0
+            if not 1 <= limit <= 1_000_000:
+                return json_response(400, {"error": {"code": "invalid_parameters",
+                                                     "message": "contracts_limit must be 1..1000000"}})  # fmt: skip
+            gid = str(uuid.uuid4())
+            self.order_groups[gid] = {"key": key_id, "contracts_limit": limit, "triggered": False, "orders": []}
+            return json_response(201, {"order_group_id": gid})
+        group = self.order_groups.get(rest[0]) if rest and rest[0] else None
+        if group is None or group["key"] != key_id:
+            return json_response(404, {"error": {"code": "not_found", "message": "order group not found"}})
+        gid = rest[0]
+        if request.method == "GET" and len(rest) == 1:
+            return json_response(200, {"is_auto_cancel_enabled": True, "orders": list(group["orders"]),
+                                       "contracts_limit_fp": _cf(group["contracts_limit"] * SIZE_SCALE)})  # fmt: skip
+        if request.method == "DELETE" and len(rest) == 1:  # deleting a group cancels its resting orders
+            for oid in group["orders"]:
+                self._cancel(oid, "order group deleted")
+            del self.order_groups[gid]
+            self.stats["order_groups_deleted"] += 1
+            return json_response(200, {})
+        if request.method == "PUT" and rest[1:] == ["trigger"]:
+            for oid in group["orders"]:
+                self._cancel(oid, "order group triggered")
+            group["triggered"] = True
+            return json_response(200, {})
+        if request.method == "PUT" and rest[1:] == ["reset"]:
+            group["triggered"] = False
+            return json_response(200, {})
+        return None
 
     def _garbage_frames(self, session: Session) -> list[str]:
         ticker = self.markets[0]
@@ -890,13 +961,14 @@ class KalshiSim(SimServer):
     # -- trading REST ------------------------------------------------------------------------
     async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
         path = request.path
-        if not (path == ORDERS_PATH or path.startswith(ORDERS_PATH + "/") or path == FILLS_PATH):
+        if not (path == ORDERS_PATH or path.startswith(ORDERS_PATH + "/") or path == FILLS_PATH
+                or path.startswith(GROUPS_PATH + "/")):  # fmt: skip
             return self._route(request)
         reason = self.check_auth(request.method, path, request.headers)
         if reason is not None:
             return _auth_error(reason)
         key_id = request.headers[KEY_HEADER]
-        write = request.method == "POST"
+        write = request.method in ("POST", "DELETE", "PUT")
         rate, burst = self.write_rate if write else self.read_rate
         if self.rate_limited(f"{key_id}:{'write' if write else 'read'}", rate, burst):
             return json_response(429, {"error": {"code": "too_many_requests", "message": "too many requests"}})
@@ -907,6 +979,16 @@ class KalshiSim(SimServer):
                 return json_response(exc.status, {"error": {"code": exc.code, "message": str(exc)}})
             response = json_response(201, {"order": order})
             return await self.hold_reply(conn, response) if hold else response
+        if path.startswith(GROUPS_PATH + "/"):
+            return self._groups(request, key_id)
+        if request.method == "DELETE" and path.startswith(ORDERS_PATH + "/"):
+            oid = path[len(ORDERS_PATH) + 1 :]
+            if oid not in self.orders or self.order_keys[oid] != key_id:
+                return json_response(404, {"error": {"code": "not_found", "message": "order not found"}})
+            was = self.orders[oid]["status"]
+            order = self._cancel(oid, "cancelled by the user")
+            return json_response(200, {"order": order, "reduced_by_fp": order["initial_count_fp"]
+                                       if was == "resting" else _cf(0)})  # fmt: skip
         if request.method != "GET":
             return None
         if path == ORDERS_PATH:
@@ -955,6 +1037,14 @@ class KalshiSim(SimServer):
         if client_id is not None and (key_id, client_id) in self._client_ids:
             self.stats["orders_duplicate"] += 1
             raise KalshiOrderError(409, "order_already_exists", f"an order with client_order_id {client_id} exists")
+        group_id = req.get("order_group_id")
+        group = self.order_groups.get(group_id) if isinstance(group_id, str) else None
+        if group_id is not None and (group is None or group["key"] != key_id):
+            raise KalshiOrderError(404, "order_group_not_found", f"order group {group_id!r} not found")
+        if group is not None and group["triggered"]:
+            raise KalshiOrderError(409, "order_group_triggered", "the order group was triggered; reset it first")
+        if self.trading_paused:
+            raise KalshiOrderError(409, "trading_is_paused", "trading is paused on the exchange")
         fault = self.take_order_fault()
         if fault is not None and fault[0] == "reject":
             self.stats["orders_rejected"] += 1
@@ -1005,8 +1095,11 @@ class KalshiSim(SimServer):
             "maker_fill_cost_dollars": "0.000000", "taker_fees_dollars": fmt_fixed(fees, 6),
             "maker_fees_dollars": "0.000000", "created_time": _iso(now), "created_ts_ms": now,
             "last_update_time": _iso(now), "self_trade_prevention_type": "taker_at_cross",
+            "order_group_id": group_id, "cancel_order_on_pause": bool(req.get("cancel_order_on_pause")),
         }  # fmt: skip
         self.orders[order_id] = order
+        if group is not None:
+            group["orders"].append(order_id)
         self.order_keys[order_id] = key_id
         if client_id is not None:
             self._client_ids[(key_id, client_id)] = order_id

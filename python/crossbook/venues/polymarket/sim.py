@@ -329,11 +329,64 @@ class PolymarketSim(SimServer):
         self.order_rate = (50.0, 50.0)  # POST /order per API key: tokens per second, burst
         self.read_rate = (100.0, 100.0)
         self.chain_id = 137
+        # Heartbeat-based cancellation: once an API key has sent a heartbeat, a gap longer than this
+        # cancels all its open orders (the venue's order-safety heartbeat; tests shorten it).
+        self.heartbeat_timeout_s = 10.0
+        self._heartbeats: dict[str, tuple[float, str]] = {}  # api key -> (last seen, monotonic s; heartbeat id)
 
     async def start(self) -> None:
         # eth-account takes ~0.7 s to import: pay that before the first order, not inside its reply time.
         await asyncio.to_thread(_import_eth_account)
         await super().start()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._heartbeat_watch()))
+
+    # -- order safety: heartbeats and cancels ----------------------------------------------------
+    def post_heartbeat(self, api_key: str, body: bytes) -> dict[str, Any]:
+        """``POST /v1/heartbeats``: arms (or feeds) the key's dead man's switch; answers the heartbeat id."""
+        try:
+            req = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            raise OrderError(400, "Invalid heartbeat payload: body is not JSON") from None
+        previous = self._heartbeats.get(api_key)
+        given = req.get("heartbeat_id") if isinstance(req, dict) else None
+        if previous is not None and given and given != previous[1]:
+            raise OrderError(400, f"unknown heartbeat_id {given!r} (expected the last one returned)")
+        hb_id = previous[1] if previous is not None else str(uuid.uuid4())
+        self._heartbeats[api_key] = (time.monotonic(), hb_id)
+        self.stats["heartbeats"] += 1
+        return {"status": "ok", "heartbeat_id": hb_id}
+
+    async def _heartbeat_watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(0.05, self.heartbeat_timeout_s / 4))
+            now = time.monotonic()
+            for api_key, (seen, _) in list(self._heartbeats.items()):
+                if now - seen > self.heartbeat_timeout_s:
+                    del self._heartbeats[api_key]  # disarmed until the next heartbeat
+                    n = len(self.cancel_orders(api_key, None))
+                    self.stats["heartbeat_expiries"] += 1
+                    self.stats["heartbeat_cancels"] += n
+
+    def open_orders(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        return [o for o in self.orders.values() if o["status"] == "LIVE" and api_key in (None, o["owner"])]
+
+    def cancel_orders(self, api_key: str, ids: list[str] | None) -> list[str]:
+        """Cancel the key's live orders (``ids`` None: all of them); returns the ids cancelled."""
+        done: list[str] = []
+        for o in self.open_orders(api_key):
+            if ids is not None and o["id"] not in ids:
+                continue
+            o["status"] = "CANCELED"
+            done.append(o["id"])
+            self.stats["orders_cancelled"] += 1
+            now = now_ms()
+            self.push_user_event(api_key, {
+                "event_type": "order", "type": "CANCELLATION", "id": o["id"], "asset_id": o["asset_id"],
+                "market": o["market"], "side": o["side"], "price": o["price"], "original_size": o["original_size"],
+                "size_matched": o["size_matched"], "status": "CANCELED", "outcome": o["outcome"], "owner": api_key,
+                "order_owner": api_key, "timestamp": str(now),
+            })  # fmt: skip
+        return done
 
     # -- truth -------------------------------------------------------------------------------
     def book(self, market: str) -> BookView:
@@ -685,14 +738,30 @@ class PolymarketSim(SimServer):
         return key, address.lower()
 
     async def _route_async(self, request: HttpRequest, conn: ServerConnection) -> Response | None:
-        trading = request.path == "/order" or request.path.startswith("/data/")
+        trading = request.path in ("/order", "/cancel-all", "/v1/heartbeats", "/heartbeats") or (
+            request.path.startswith("/data/"))  # fmt: skip
         if not trading:
             return self._route(request)
         try:
             api_key, address = self.check_l2(request)
-            rate, burst = self.order_rate if request.method == "POST" else self.read_rate
-            if self.rate_limited(f"{api_key}:{request.method}", rate, burst):
+            write = request.method in ("POST", "DELETE")
+            rate, burst = self.order_rate if write else self.read_rate
+            if request.path not in ("/v1/heartbeats", "/heartbeats") and self.rate_limited(
+                f"{api_key}:{'write' if write else 'read'}", rate, burst
+            ):
                 return json_response(429, {"error": "Too Many Requests"}, {"Retry-After": "1"})
+            if request.method == "POST" and request.path in ("/v1/heartbeats", "/heartbeats"):
+                return json_response(200, self.post_heartbeat(api_key, request.body))
+            if request.method == "DELETE" and request.path == "/cancel-all":
+                return json_response(200, {"canceled": self.cancel_orders(api_key, None), "not_canceled": {}})
+            if request.method == "DELETE" and request.path == "/order":
+                try:
+                    order_id = str(orjson.loads(request.body or b"{}").get("orderID", ""))
+                except (orjson.JSONDecodeError, AttributeError):
+                    raise OrderError(400, "Invalid payload: {\"orderID\": ...} expected") from None
+                done = self.cancel_orders(api_key, [order_id])
+                missing = {} if done else {order_id: "order can't be found - already canceled or matched"}
+                return json_response(200, {"canceled": done, "not_canceled": missing})
             if request.method == "POST" and request.path == "/order":
                 reply, hold = self.post_order(api_key, address, request.body)
                 response = json_response(200, reply)
