@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from crossbook.hub import FileUserStore, Hub, InMemoryUserStore, TopicPublisher
 from crossbook.hub.auth import PgUserStore
@@ -105,7 +106,7 @@ async def users_add(*args: str) -> tuple[str, str]:
     return out.decode().strip(), err.decode()
 
 
-async def test_users_hashed_in_postgresql(pg_url: str, tmp_path: Path) -> None:
+async def test_users_hashed_in_postgresql(pg_url: str, hub_pg: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "crossbook.toml"
     cfg.write_text(f'[postgres]\nurl = "{pg_url}"\n')
     token, note = await users_add("alice", "--config", str(cfg))
@@ -140,9 +141,19 @@ async def test_users_hashed_in_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert await store.authenticate(rotated) is None
         with pytest.raises(Exception, match="user name"):
             await store.add_user("bad name!")
+        token3, _ = await users_add("bob", "--postgres", pg_url)
+        await asyncio.to_thread(hub_pg.stop)  # PostgreSQL goes away: a clear error, not a hang
+        async with connect(hub.url) as ws:
+            await ws.send(orjson.dumps({"op": "auth", "token": token3}))
+            err = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert err["code"] == "auth_unavailable", err
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1011
     finally:
         await hub.stop()
         await pool.close()
+        await asyncio.to_thread(hub_pg.start)
 
 
 async def test_a_hub_node_added_while_users_are_connected_keeps_their_sessions(

@@ -187,7 +187,14 @@ class HubConnection(Subscriber):
                 self.offer(ch)
 
     async def _auth(self, token: Any, req_id: Any) -> None:
-        user = await self.hub.users.authenticate(token) if isinstance(token, str) else None
+        try:
+            user = await self.hub.users.authenticate(token) if isinstance(token, str) else None
+        except Exception as exc:  # the user store is down (PostgreSQL restarting): say so, try again later
+            log.warning("hub: user store unavailable for %s: %s", self.peer, type(exc).__name__)
+            self._send(error_msg("auth_unavailable", "the hub cannot check tokens right now; reconnect "
+                                 "and retry in a few seconds", req_id))
+            self._close(WSCloseCode.INTERNAL_ERROR, "user store unavailable")
+            return
         if self.transport is None or self.transport.is_disconnected:
             return
         if user is None:
