@@ -140,6 +140,15 @@ class ExecutionConfig:
     unwind_band: str = "0.05"  # decimal strings: money is never a float
     hedge_slippage: str = "0.02"
     poly_fee_bps: int = 0
+    # Cancel-on-disconnect: Polymarket heartbeats (the venue cancels our open orders when they stop) and a
+    # Kalshi order group per executor life; every Kalshi order carries cancel_order_on_pause.
+    cancel_on_disconnect: bool = True
+    heartbeat_interval_s: float = 5.0
+    kalshi_group_contracts_limit: int = 10000
+    # Client-side rate limits per venue key (requests/s; bursts of the same): under the venues' tiers.
+    polymarket_writes_per_s: float = 40.0
+    kalshi_writes_per_s: float = 9.0
+    kalshi_reads_per_s: float = 18.0
 
 
 @dataclass

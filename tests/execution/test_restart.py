@@ -114,6 +114,13 @@ async def test_killed_while_second_leg_in_flight_recovers_hedged(prig: ProcRig) 
     assert code == 0 and out["recovered"] == [], err
     assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
 
+    # The operator's kill switch holds across processes: the next intent is refused, saying why.
+    code, out, err = await r.run("trade", "kill", "--reason", "desk halt")
+    assert code == 0 and out["kill_switch"] == "desk halt", err
+    code, out, err = await r.run("trade", "pair", r.pair_id, "--size", "20", "--edge", "0.02")
+    assert code == 3 and out["refused"]["step"] == "kill switch" and "desk halt" in out["refused"]["reasons"][0]
+    assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
+
 
 async def test_killed_while_first_leg_in_flight_recovers_by_unwinding(prig: ProcRig) -> None:
     r = prig

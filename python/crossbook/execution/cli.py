@@ -37,6 +37,12 @@ TRADE_EPILOG = """examples:
   crossbook trade sell PAIR --venue polymarket --outcome no --price 0.60 --size 10
   crossbook trade route PAIR --side buy --outcome yes --size 500 --limit 0.70   best venue after fees, split by depth
   crossbook trade recover                                  reconcile intents a killed executor left open
+  crossbook trade kill --reason "desk halt"                cancel the user's open orders, refuse new intents
+  crossbook trade release
+
+Cancel-on-disconnect (execution.cancel_on_disconnect, on by default): while a trade runs it heartbeats
+Polymarket and keeps a Kalshi order group; after it exits, a GTC order left open on Polymarket is
+cancelled by the venue at its heartbeat timeout, and Kalshi orders carry cancel_order_on_pause.
 
 The intent runs in this process (an executor started from --config; the daemon does not take intents
 yet). Every run first reconciles unfinished intents from the venues and PostgreSQL. Exit codes: 0 done,
@@ -86,6 +92,12 @@ def register(sub: Any) -> None:
     rt.add_argument("--limit", type=_decimal, required=True, help="worst price per share, before fees")
     rt.add_argument("--tif", choices=["FOK", "FAK"], default="FAK")
     rt.set_defaults(func=trade)
+    k = tsub.add_parser("kill", parents=[common],
+                        help="engage the user's kill switch: cancel open orders on both venues, refuse new intents")
+    k.add_argument("--reason", required=True, help="shown in every refusal until released")
+    k.set_defaults(func=trade)
+    rl = tsub.add_parser("release", parents=[common], help="release the user's kill switch")
+    rl.set_defaults(func=trade)
     r = tsub.add_parser("recover", parents=[common], help="reconcile intents a killed executor left unfinished")
     r.set_defaults(func=trade)
 
@@ -126,6 +138,12 @@ def trade(args: argparse.Namespace) -> int:
     async def go() -> dict[str, Any]:
         async with open_runtime(cfg) as rt:
             assert rt.executor is not None
+            if args.trade_cmd == "kill":
+                cancelled = await rt.executor.kill(args.reason, by="cli")
+                return {"kill_switch": args.reason, "cancelled": cancelled, "recovered": []}
+            if args.trade_cmd == "release":
+                await rt.executor.release(by="cli")
+                return {"kill_switch": None, "recovered": []}
             await rt.wait_ready()
             recovered = await rt.executor.recover()
             out: dict[str, Any] = {"recovered": [_recovered(r) for r in recovered]}
@@ -164,6 +182,10 @@ def trade(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1, default=str))
         return 0
     w = sys.stdout.write
+    if "kill_switch" in out:
+        w(f"kill switch {'engaged: ' + out['kill_switch'] if out['kill_switch'] else 'released'}\n")
+        for venue, ids in out.get("cancelled", {}).items():
+            w(f"  {venue}: {len(ids)} open order(s) cancelled\n")
     for r in out["recovered"]:
         w(f"recovered intent {r['intent_id']} ({r['kind']} on {r['pair']}): {r['status']}\n")
         for reason in r["reasons"]:

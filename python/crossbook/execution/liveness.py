@@ -25,11 +25,11 @@ log = logging.getLogger("crossbook.execution")
 
 class OrderSafety:
     def __init__(
-        self, executor: Executor, *, heartbeat_interval: float = 5.0, kalshi_group_limit: int = 10_000
+        self, executor: Executor, *, heartbeat_interval: float = 5.0, kalshi_group_contracts_limit: int = 10_000
     ) -> None:
         self.executor = executor
         self.heartbeat_interval = heartbeat_interval
-        self.kalshi_group_limit = kalshi_group_limit
+        self.kalshi_group_contracts_limit = kalshi_group_contracts_limit
         self.heartbeat_id: str | None = None
         self.heartbeats_sent = 0
         self.heartbeat_failures = 0
@@ -49,7 +49,7 @@ class OrderSafety:
         """First heartbeat and the Kalshi order group before any order goes out."""
         kalshi = self._kalshi
         if kalshi is not None:
-            await kalshi.create_order_group(self.kalshi_group_limit)
+            await kalshi.create_order_group(self.kalshi_group_contracts_limit)
         if self._poly is not None:
             await self._beat()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="polymarket-heartbeat")

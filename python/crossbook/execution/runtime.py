@@ -20,6 +20,7 @@ from crossbook.book.service import MarketData
 from crossbook.config import Config
 from crossbook.errors import ConfigError
 from crossbook.execution.executor import Executor
+from crossbook.execution.liveness import OrderSafety
 from crossbook.execution.models import PairMarkets, UnwindPolicy, Venue
 from crossbook.execution.signer import ExecutionSigner, LocalSigner, ServiceSigner
 from crossbook.execution.store import ExecutionStore
@@ -142,10 +143,14 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
         stack.push_async_callback(breaker.stop)
         executor = None
         if signer is not None:
+            pw, kw, kr = ex.polymarket_writes_per_s, ex.kalshi_writes_per_s, ex.kalshi_reads_per_s
             traders: dict[Venue, VenueTrader] = {
-                "polymarket": PolymarketTrader(cfg.polymarket.rest_url, signer, timeout=ex.order_timeout_s),
-                "kalshi": KalshiTrader(cfg.kalshi.rest_url, signer, timeout=ex.order_timeout_s),
-            }
+                "polymarket": PolymarketTrader(cfg.polymarket.rest_url, signer, timeout=ex.order_timeout_s,
+                                               write_rate=(pw, max(1.0, pw)) if pw > 0 else None),
+                "kalshi": KalshiTrader(cfg.kalshi.rest_url, signer, timeout=ex.order_timeout_s,
+                                       write_rate=(kw, max(1.0, kw)) if kw > 0 else None,
+                                       read_rate=(kr, max(1.0, kr)) if kr > 0 else None),
+            }  # fmt: skip
             for t in traders.values():
                 stack.push_async_callback(t.close)
             executor = Executor(
@@ -155,4 +160,11 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
                 poly_fee_bps=ex.poly_fee_bps, hedge_slippage=_dec(ex.hedge_slippage, "hedge_slippage"),
                 user_ref=ex.user,
             )  # fmt: skip
+            if ex.cancel_on_disconnect:
+                safety = OrderSafety(executor, heartbeat_interval=ex.heartbeat_interval_s,
+                                     kalshi_group_contracts_limit=ex.kalshi_group_contracts_limit)  # fmt: skip
+                await safety.start()
+                # An orderly exit stops the heartbeats and leaves open orders to the venues' own
+                # cancel-on-disconnect; ``trade kill`` cancels at once.
+                stack.push_async_callback(safety.stop, cancel_open=False)
         yield Runtime(cfg, url, store, md, breaker, executor, markets)
