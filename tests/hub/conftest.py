@@ -76,3 +76,8 @@ def hub_pg() -> Iterator[Any]:
     server = EmbeddedPostgres().start()
     yield server
     server.close()
+
+
+# The signer service as a real subprocess (moto KMS in server mode), from the signer tests' fixtures:
+# private tunnels must be able to run with the Kalshi key only inside the signer.
+from tests.signer.conftest import kms, signer_env  # noqa: E402, F401

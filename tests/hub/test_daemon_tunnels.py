@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -27,6 +29,7 @@ from crossbook.venues.polymarket.sim import PolymarketSim
 from tests.conftest import eventually
 from tests.hub.conftest import ProxyProc
 from tests.hub.test_tunnels import POLY_PASS, POLY_SECRET, fill, open_inbox, order
+from tests.signer.conftest import KALSHI_KAT, Signer
 
 USERS = ("alice", "bob")
 
@@ -156,3 +159,45 @@ def test_accounts_file_is_checked(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"both hub\.proxies"):
         build_tunnels(load_config(cfg, env={}))
+
+
+async def test_kalshi_tunnel_handshake_signed_by_the_signer_service(
+    proxies: tuple[ProxyProc, ProxyProc], signer_env: Signer, tmp_path: Path,
+) -> None:
+    """Production shape: the account names a signer socket; the daemon never loads that Kalshi key."""
+    signer_env.write_config(header_keys=True)  # the signer holds the Kalshi known-answer key (KMS-sealed)
+    signer_env.start()
+    kat = json.loads(KALSHI_KAT.read_text())
+    kalshi = KalshiSim(api_keys={kat["api_key_id"]: kat["public_key_pem"]}, tick_interval=0.5)
+    await kalshi.start()
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f'[alice.kalshi]\napi_key_id = "{kat["api_key_id"]}"\nsigner_socket = "{signer_env.socket}"\n')
+    accounts.chmod(0o600)
+    http, socks = proxies
+    cfg = load_config(None, env={})
+    cfg.kalshi.ws_url, cfg.hub.port = kalshi.ws_url, 0
+    cfg.hub.proxies, cfg.hub.accounts_file, cfg.hub.tunnel_grace_s = [http.url, socks.url], str(accounts), 0.2
+    md = MarketData(cfg, LocalHeaderSigner(), None)
+    breaker, _ = build_safety(cfg, md)
+    users = InMemoryUserStore()
+    token = users.add_user_sync("alice")
+    node = await start_hub(cfg, md, breaker, None, users=users)
+    signer: Any = None
+    try:
+        assert node.hub.tunnels is not None
+        signer = node.hub.tunnels.credentials.kalshi("alice")
+        assert type(signer).__name__ == "SignerClient"  # no key in this process: a client of the signer
+        box = await open_inbox(node.hub, token, ["private:kalshi"])
+        tunnels = node.hub.tunnels
+        await eventually(lambda: (t := tunnels.get("alice", "kalshi")) is not None and t.connected,
+                         timeout=15, what="tunnel up with a signer-signed handshake")
+        for n in range(3):
+            assert kalshi.push_user_event(kat["api_key_id"], "fill", fill("alice", n)) == 1
+        await eventually(lambda: len(box.private("kalshi")) == 3, timeout=10, what="fills relayed")
+        assert [m["data"]["msg"]["trade_id"] for m in box.private("kalshi")] == [f"alice-fill-{n}" for n in range(3)]
+        await box.ws.close()
+    finally:
+        await node.stop()
+        await kalshi.stop()
+        if signer is not None:
+            await signer.close()  # the gRPC channel to the signer
