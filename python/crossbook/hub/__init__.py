@@ -1,6 +1,6 @@
 """Fan-out hub: N users over WebSocket, one upstream per market (see docs/hub-protocol.md)."""
 
-from crossbook.hub.auth import FileUserStore, InMemoryUserStore, User, UserStore
+from crossbook.hub.auth import FileUserStore, InMemoryUserStore, PgUserStore, User, UserStore
 from crossbook.hub.demand import DemandTracker, MarketDataUpstream, Upstream
 from crossbook.hub.feed import BookFeed, ExecuteStatePublisher, HubExecuteState, TopicPublisher
 from crossbook.hub.protocol import HubError, ProtocolError
@@ -22,6 +22,7 @@ __all__ = [
     "InMemoryUserStore",
     "MarketDataUpstream",
     "NoProxyAvailable",
+    "PgUserStore",
     "PolymarketApiCreds",
     "ProtocolError",
     "ProxyBudgetExhausted",
