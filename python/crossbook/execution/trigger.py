@@ -238,18 +238,18 @@ class EdgeTrigger:
         if a.state == "in_flight" or a.state == "spent":
             return False
         now = time.monotonic_ns()
-        direction = self._top_edge(a)
+        directions = self._top_edge(a)
         if a.state == "cooling":
-            if direction is None:
+            if not directions:
                 a.state = "armed"  # the edge closed after the last fire: the next opening may fire
                 log.info("pair %s: edge closed, trigger re-armed", pair_id)
             return False
-        if direction is None:
+        if not directions:
             return False
         state = self.executor.gate.breaker.evaluate(pair_id)
         if not state.enabled:
             return False  # stale, invalid, halted or disputed: no data is better than stale data
-        plan = self._size(a)
+        plan = self._size(a, directions)
         if plan is None:
             return False
         yes_venue = plan.legs[0].venue
@@ -265,22 +265,22 @@ class EdgeTrigger:
             self.on_fire(firing)
         return True
 
-    def _top_edge(self, a: _Armed) -> Venue | None:
-        """The direction whose best YES ask + best NO ask + fee rates is below ``1 - edge`` (both within
-        the limit), or None. A missing or invalid book is no edge."""
+    def _top_edge(self, a: _Armed) -> tuple[Venue, ...]:
+        """The directions (YES venue) whose best YES ask + best NO ask + fee rates is below ``1 - edge``,
+        both within the limit; empty if none. A missing or invalid book is no edge."""
         books = self.books
         tops: dict[Venue, Mapping[str, object]] = {}
         for venue, market in a.legs:
             try:
                 t = books.top(venue, market)
             except KeyError:
-                return None
+                return ()
             if not t.get("valid"):
-                return None
+                return ()
             tops[venue] = t
         intent, pm = a.intent, a.markets
         cap = ONE - intent.edge
-        best: tuple[Decimal, Venue] | None = None
+        found: list[Venue] = []
         for yes_venue in a.directions:
             no_venue = other_venue(yes_venue)
             ya = _ask(tops[yes_venue], pm.instrument(yes_venue, "yes")[1])
@@ -289,10 +289,9 @@ class EdgeTrigger:
                 continue
             if intent.limit is not None and (ya > intent.limit or na > intent.limit):
                 continue
-            cost = ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na)
-            if cost < cap and (best is None or cost < best[0]):
-                best = (cost, yes_venue)
-        return None if best is None else best[1]
+            if ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na) < cap:
+                found.append(yes_venue)
+        return tuple(found)
 
     def _fee_rate(self, venue: Venue, price: Decimal) -> Decimal:
         # The same marginal rate the sizing walk compares per share (sizing rounds fees per fill later).
@@ -300,10 +299,12 @@ class EdgeTrigger:
             return KALSHI_TAKER_RATE * price * (ONE - price)
         return Decimal(self.executor.poly_fee_bps) / 10_000 * min(price, ONE - price)
 
-    def _size(self, a: _Armed) -> PairPlan | None:
+    def _size(self, a: _Armed, directions: tuple[Venue, ...]) -> PairPlan | None:
+        """Full sizing, only in the directions the top of book showed an edge in (a direction without
+        one at the top has none deeper: the walk would stop at its first share)."""
         view = _Capped(self.books, a.intent.limit, self.depth)
         plans: list[PairPlan] = []
-        for v in a.directions:
+        for v in directions:
             try:
                 p = plan_pair(view, a.markets, v, a.intent.size, a.intent.edge, self.executor.poly_fee_bps)
             except IntentRefused:
