@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -253,14 +254,24 @@ def _sync(args: argparse.Namespace) -> int:
                 fetch_kalshi_catalog(kalshi, on_page=lambda n: status.update(f"fetching catalogs: {n} Kalshi "
                                                                             "markets so far")))
         console.print(f"catalogs: {len(polys)} Polymarket markets, {len(kals)} Kalshi markets")
+        import asyncpg  # type: ignore[import-untyped]
+
+        from crossbook.errors import StoreError
+
         async with postgres_url(_url(args), args.state_dir) as url:
             await migrate(url)
             conn = await connect(url)
             try:
                 rep = await run_sync(conn, polys, kals, cons, concurrency=args.concurrency, rate=rate,
                                      progress=not args.no_progress)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # each verdict commits on its own: what was stored stays, a re-run judges only the rest
+                raise StoreError(f"the database failed mid-sync ({type(exc).__name__}: {str(exc)[:200]}); every "
+                                 "verdict committed so far is kept; run `crossbook pairs sync` again to finish") \
+                    from exc
             finally:
-                await conn.close()
+                with contextlib.suppress(Exception):  # the connection may be gone with the server
+                    await conn.close(timeout=5)
         return rep.to_json()
 
     _dump(asyncio.run(go()))
