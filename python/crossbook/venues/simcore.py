@@ -195,6 +195,23 @@ class LadderBook:
                 asks[p] = asks.get(p, 0) + size
         self.bids, self.asks = bids, asks
 
+    def shift(self, ticks: int) -> list[Change]:
+        """Move the whole book by ``ticks`` (up when positive) at once, as a sudden repricing does; the level
+        changes are queued in ``pending`` (announced by the next :meth:`step`) and returned."""
+        d = ticks * self.tick
+        changes: list[Change] = []
+        for side in ("bid", "ask"):
+            book = self._side(side)
+            moved = {p + d: q for p, q in book.items() if self.tick <= p + d <= PRICE_SCALE - self.tick}
+            for price in sorted(set(book) | set(moved)):
+                if book.get(price, 0) != moved.get(price, 0):
+                    changes.append(Change(side, price, moved.get(price, 0), book.get(price, 0)))
+            book.clear()
+            book.update(moved)
+        self.fair = min(max(self.fair + d, self.tick), PRICE_SCALE - self.tick)
+        self.pending.extend(changes)
+        return changes
+
     def trade(self) -> tuple[Side, int, int] | None:
         """A plausible trade at the touch: (aggressor book side hit, price, size); the book is not changed."""
         side: Side = "bid" if self.rng.random() < 0.5 else "ask"
@@ -377,6 +394,10 @@ class Session:
             await self.writer
 
 
+class SimDisconnect(Exception):
+    """Raised inside an order endpoint to drop the connection before the order is booked."""
+
+
 class SimServer:
     """Base class: server lifecycle, tick loop, faults, HTTP plumbing. Venues fill in the rest."""
 
@@ -510,6 +531,8 @@ class SimServer:
             "reject_next": lambda a: self.reject_next(str(a.get("reason", "order rejected by the simulator"))),
             "accept_then_timeout_next": lambda a: self.accept_then_timeout_next(),
             "partial_fill_next": lambda a: self.partial_fill_next(str(a.get("fraction", "0.5"))),
+            "disconnect_next": lambda a: self.disconnect_next(str(a.get("when", "after_accept"))),
+            "shift_book": lambda a: self.shift_book(str(a.get("market", "")) or None, int(a.get("ticks", 1))),
         }
 
     def apply_fault(self, spec: Mapping[str, Any]) -> JSON:
@@ -566,6 +589,31 @@ class SimServer:
         if not Decimal(0) <= f <= 1:
             raise ValueError(f"partial fill fraction {fraction!r} must be within 0..1")
         self._order_faults.append(("partial", str(f)))
+
+    def disconnect_next(self, when: str = "after_accept") -> None:
+        """The connection carrying the next order is dropped (TCP abort, no reply): ``after_accept`` once the
+        order is booked and matched, ``before_accept`` before the venue looked at it (nothing booked)."""
+        if when not in ("after_accept", "before_accept"):
+            raise ValueError(f"disconnect when={when!r}: after_accept or before_accept")
+        self._order_faults.append(("disconnect", when))
+
+    def shift_book(self, market: str | None = None, ticks: int = 1) -> int:
+        """Reprice a market's book by ``ticks`` now (all markets when None); returns the level changes."""
+        raise NotImplementedError
+
+    async def _reply(self, conn: ServerConnection, response: Response, mode: str) -> Response:
+        """Deliver an order's reply as the injected fault says: held, dropped, or normally."""
+        if mode == "timeout":
+            return await self.hold_reply(conn, response)
+        if mode == "disconnect":
+            return await self.drop_mid_order(conn)
+        return response
+
+    async def drop_mid_order(self, conn: ServerConnection) -> Response:
+        """Abort the connection the order came on; the response returned is never delivered."""
+        self.stats["disconnects_mid_order"] += 1
+        conn.transport.abort()
+        return json_response(503, {"error": "connection dropped (fault injected)"})
 
     def take_order_fault(self) -> tuple[str, str] | None:
         return self._order_faults.pop(0) if self._order_faults else None

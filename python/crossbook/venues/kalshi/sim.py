@@ -50,6 +50,7 @@ from crossbook.venues.simcore import (
     HttpRequest,
     LadderBook,
     Session,
+    SimDisconnect,
     SimServer,
     fmt_fixed,
     json_response,
@@ -555,6 +556,11 @@ class KalshiSim(SimServer):
         self.stats["pause_cancels"] += len(ids)
         return len(ids)
 
+    def shift_book(self, market: str | None = None, ticks: int = 1) -> int:
+        """Reprice the YES book of ``market`` (a ticker; None: all) by ``ticks``."""
+        ms = [self._markets[market]] if market else list(self._markets.values())
+        return sum(len(m.book.shift(ticks)) for m in ms)
+
     def resume_trading(self) -> None:
         self.trading_paused = False
 
@@ -975,10 +981,12 @@ class KalshiSim(SimServer):
         if write and path == ORDERS_PATH:
             try:
                 order, hold = self.create_order(key_id, request.body)
+            except SimDisconnect:
+                return await self.drop_mid_order(conn)
             except KalshiOrderError as exc:
                 return json_response(exc.status, {"error": {"code": exc.code, "message": str(exc)}})
             response = json_response(201, {"order": order})
-            return await self.hold_reply(conn, response) if hold else response
+            return await self._reply(conn, response, hold)
         if path.startswith(GROUPS_PATH + "/"):
             return self._groups(request, key_id)
         if request.method == "DELETE" and path.startswith(ORDERS_PATH + "/"):
@@ -1008,7 +1016,7 @@ class KalshiSim(SimServer):
             return json_response(200, {"order": self.orders[order_id]})
         return json_response(404, {"error": {"code": "not_found", "message": "order not found"}})
 
-    def create_order(self, key_id: str, body: bytes) -> tuple[dict[str, Any], bool]:
+    def create_order(self, key_id: str, body: bytes) -> tuple[dict[str, Any], str]:
         """Validate, match and book one CreateOrder body; returns (order, hold the reply back)."""
         try:
             req = orjson.loads(body)
@@ -1046,6 +1054,8 @@ class KalshiSim(SimServer):
         if self.trading_paused:
             raise KalshiOrderError(409, "trading_is_paused", "trading is paused on the exchange")
         fault = self.take_order_fault()
+        if fault == ("disconnect", "before_accept"):
+            raise SimDisconnect()
         if fault is not None and fault[0] == "reject":
             self.stats["orders_rejected"] += 1
             raise KalshiOrderError(400, "order_rejected", fault[1])
@@ -1106,7 +1116,7 @@ class KalshiSim(SimServer):
         self.push_user_event(key_id, "user_orders", order)
         for f in self.fills[len(self.fills) - len(fills) :]:
             self.push_user_event(key_id, "fill", {**_public(f), "post_position_fp": _cf(matched)})
-        return order, fault is not None and fault[0] == "timeout"
+        return order, fault[0] if fault is not None and fault[0] in ("timeout", "disconnect") else ""
 
     def _rest_orderbook(self, m: KalshiMarket, depth: str | None) -> JSON:
         yes = sorted(m.book.bids.items())

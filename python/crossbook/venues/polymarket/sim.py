@@ -39,6 +39,7 @@ from crossbook.venues.simcore import (
     HttpRequest,
     LadderBook,
     Session,
+    SimDisconnect,
     SimServer,
     fmt_trim,
     json_response,
@@ -366,6 +367,11 @@ class PolymarketSim(SimServer):
                     n = len(self.cancel_orders(api_key, None))
                     self.stats["heartbeat_expiries"] += 1
                     self.stats["heartbeat_cancels"] += n
+
+    def shift_book(self, market: str | None = None, ticks: int = 1) -> int:
+        """Reprice the YES book (its NO token mirrors it) of ``market`` (a token id; None: all) by ``ticks``."""
+        ms = [self._by_asset[market]] if market else self._markets
+        return sum(len(m.book.shift(ticks)) for m in ms)
 
     def open_orders(self, api_key: str | None = None) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["status"] == "LIVE" and api_key in (None, o["owner"])]
@@ -763,9 +769,12 @@ class PolymarketSim(SimServer):
                 missing = {} if done else {order_id: "order can't be found - already canceled or matched"}
                 return json_response(200, {"canceled": done, "not_canceled": missing})
             if request.method == "POST" and request.path == "/order":
-                reply, hold = self.post_order(api_key, address, request.body)
+                try:
+                    reply, hold = self.post_order(api_key, address, request.body)
+                except SimDisconnect:
+                    return await self.drop_mid_order(conn)
                 response = json_response(200, reply)
-                return await self.hold_reply(conn, response) if hold else response
+                return await self._reply(conn, response, hold)
             if request.method == "GET" and request.path.startswith("/data/order/"):
                 record = self.orders.get(request.path[len("/data/order/") :])
                 if record is None or record["owner"] != api_key:
@@ -782,7 +791,7 @@ class PolymarketSim(SimServer):
             return json_response(exc.status, {"error": str(exc)})
         return None
 
-    def post_order(self, api_key: str, address: str, body: bytes) -> tuple[dict[str, Any], bool]:
+    def post_order(self, api_key: str, address: str, body: bytes) -> tuple[dict[str, Any], str]:
         """Validate, match and book one ``POST /order`` body; returns (reply, hold the reply back)."""
         try:
             req = orjson.loads(body)
@@ -836,6 +845,8 @@ class PolymarketSim(SimServer):
         if size < Decimal(MIN_ORDER_SIZE) * SIZE_SCALE:
             raise OrderError(400, f"invalid order: size lower than the minimum: {MIN_ORDER_SIZE}")
         fault = self.take_order_fault()
+        if fault == ("disconnect", "before_accept"):
+            raise SimDisconnect()
         if fault is not None and fault[0] == "reject":
             self.stats["orders_rejected"] += 1
             raise OrderError(400, fault[1])
@@ -909,7 +920,7 @@ class PolymarketSim(SimServer):
             else "unmatched", "makingAmount": fmt_trim(Decimal(making) / TOKEN_DECIMALS),
             "takingAmount": fmt_trim(Decimal(taking) / TOKEN_DECIMALS), "transactionsHashes": [], "tradeIDs": trade_ids,
         }  # fmt: skip
-        return reply, fault is not None and fault[0] == "timeout"
+        return reply, fault[0] if fault is not None and fault[0] in ("timeout", "disconnect") else ""
 
     # -- REST --------------------------------------------------------------------------------
     def _route(self, request: HttpRequest) -> Response | None:
