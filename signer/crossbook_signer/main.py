@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -162,6 +163,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Everything loaded so far (grpc, boto3, protobuf: ~50k objects) lives as long as the process:
+    # out of the collector's sight, a full collection no longer pauses a signature for ~50 ms.
+    gc.collect()
+    gc.freeze()
     log.info("serving on %s (pid %d)", public_path, os.getpid())
     print(f"crossbook-signer: ready on {public_path}", file=sys.stderr, flush=True)
     await stop.wait()
