@@ -203,7 +203,37 @@ async def child_ours(spec: dict[str, Any]) -> None:
     trigger.arm(EdgeIntent(pair_id, Decimal(SIZE), Decimal(EDGE), Decimal(LIMIT)))
     sys.stdout.write("READY " + json.dumps({"fast_connected": client.fast_connected}) + "\n")
     sys.stdout.flush()
-    await _wait_stop()
+
+    async def http_probe(n: int) -> dict[str, Any]:
+        # The executor's HTTP client (its aiohttp session, a new connection per order since the sim closes
+        # each one) against the floor: the same request bytes written on a connection opened beforehand.
+        session = traders["polymarket"].http.session()  # type: ignore[attr-defined]
+        url = spec["poly_rest"] + "/_bench/http"
+        body = b'{"order":' + b"0" * 900 + b"}"
+        headers = {"POLY_ADDRESS": spec["address"], "POLY_SIGNATURE": "x" * 44, "POLY_TIMESTAMP": "1700000000",
+                   "POLY_API_KEY": API_KEY, "POLY_PASSPHRASE": "p" * 64,
+                   "Content-Type": "application/json"}  # fmt: skip
+        host, port = spec["poly_rest"].removeprefix("http://").split(":")
+        raw = (f"POST /_bench/http HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+               + f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+        starts: dict[str, list[int]] = {"aiohttp": [], "raw": []}
+        for _ in range(n):
+            t = _now()
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+            starts["aiohttp"].append(t)
+            r, w = await asyncio.open_connection(host, int(port))
+            w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.sleep(0.001)
+            t = _now()
+            w.write(raw)
+            await r.read()
+            w.close()
+            starts["raw"].append(t)
+        return starts
+
+    await _serve_stdin({"HTTP": http_probe})
     await trigger.stop()
     await breaker.stop()
     for t in traders.values():
@@ -216,13 +246,22 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
 
 async def _wait_stop() -> None:
+    await _serve_stdin({})
+
+
+async def _serve_stdin(commands: dict[str, Callable[[int], Any]]) -> None:
+    """Harness commands on stdin: ``STOP``, or ``NAME n`` answered with ``NAME {json}`` on stdout."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while True:
-        line = await reader.readline()
-        if not line or line.strip() == b"STOP":
+        line = (await reader.readline()).decode().split()
+        if not line or line[0] == "STOP":
             return
+        if line[0] in commands:
+            out = await commands[line[0]](int(line[1]))
+            sys.stdout.write(f"{line[0]} {json.dumps(out)}\n")
+            sys.stdout.flush()
 
 
 # =====================================================================================================
@@ -559,12 +598,16 @@ class Arrival:
 def make_sims(seed: int, kalshi_pub: Any, secret: str, address: str) -> tuple[Any, Any, asyncio.Queue[Arrival]]:
     from crossbook.venues.kalshi.sim import KalshiSim
     from crossbook.venues.polymarket.sim import PolymarketSim
+    from crossbook.venues.simcore import json_response
 
     arrivals: asyncio.Queue[Arrival] = asyncio.Queue()
 
     class Poly(PolymarketSim):
         async def _route_async(self, request: Any, conn: Any) -> Any:
             t = conn.__dict__.get("_bench_t", 0)
+            if request.path == "/_bench/http":  # the HTTP probe: arrival only, no order
+                arrivals.put_nowait(Arrival("probe", t, 200))
+                return json_response(200, {})
             response = await super()._route_async(request, conn)
             if request.method == "POST" and request.path == "/order":
                 arrivals.put_nowait(Arrival("polymarket", t, response.status_code if response else 0))
@@ -628,6 +671,37 @@ class Pipeline:
         transport.write(frame)
         return t0
 
+    async def background(self, seconds: float, hz: float) -> None:
+        """Market noise without an edge for ``seconds``: the size at the best ask (Polymarket) and best bid
+        (Kalshi) moves by a share, alternately, ``hz`` frames a second. Each is a top-of-book change, so the
+        feed, the books, the dispatcher and the trigger's top check all run, as they do between edges."""
+        if hz <= 0:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        pm = self.poly._by_asset[self.poly.markets[0]]
+        km = self.kal._markets[self.kal.markets[0]]
+        i = 0
+        while loop.time() < end:
+            i += 1
+            if i % 2:
+                ask = min(pm.book.asks)
+                c = pm.book._set("ask", ask, pm.book.asks[ask] + (SHARE if i % 4 == 1 else -SHARE))
+                msg = {"event_type": "price_change", "market": pm.condition_id, "timestamp": "1",
+                       "price_changes": self.poly._entries(pm, pm.yes_id, [c])}  # fmt: skip
+                for session in self.poly._subs:
+                    self.poly.deliver(session, "price_change", msg)
+            else:
+                bid = max(km.book.bids)
+                c = km.book._set("bid", bid, km.book.bids[bid] + (SHARE if i % 4 == 2 else -SHARE))
+                for session, conn in self.kal._conns.items():
+                    for sub in conn.subs.values():
+                        if sub.channel == "orderbook_delta":
+                            self.kal.deliver(session, "orderbook_delta", self.kal._delta_frame(sub, km, c, 1))
+            await asyncio.sleep(1 / hz)
+        await asyncio.sleep(0.002)  # the last noise frame is applied before the edge frame is written
+
     def restore(self) -> None:
         """Both sims' books back to quiet (what the orders took, and the edge level), announced as frames."""
         from crossbook.venues.simcore import Change
@@ -678,6 +752,23 @@ async def one_sample(p: Pipeline, kind: str) -> None:
     p.samples.append({"kind": kind, "t0": t0, "t1": first.t, "t2": second.t, "ok": bool(ok),
                       "marks": done.get("marks", {})})  # fmt: skip
     p.restore()
+
+
+async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
+    """Send → arrival at the sim for the executor's aiohttp client vs. a write on an open connection."""
+    assert p.proc is not None and p.proc.stdin is not None
+    while not p.arrivals.empty():
+        p.arrivals.get_nowait()
+    p.proc.stdin.write(f"HTTP {n}\n".encode())
+    await p.proc.stdin.drain()
+    starts = await p.line("HTTP", 120)
+    got = [p.arrivals.get_nowait() for _ in range(p.arrivals.qsize())]
+    arrived = [a.t for a in got if a.venue == "probe"]
+    if len(arrived) != 2 * n:
+        return {"error": f"{len(arrived)} probe arrivals for {2 * n} requests"}
+    aio = [(arrived[2 * i] - t) / 1000 for i, t in enumerate(starts["aiohttp"])]
+    raw = [(arrived[2 * i + 1] - t) / 1000 for i, t in enumerate(starts["raw"])]
+    return {"aiohttp_new_connection_us": summary(aio), "write_on_open_connection_us": summary(raw)}
 
 
 def start_moto(cpu: int | None, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -749,7 +840,8 @@ def summary(xs: list[float]) -> dict[str, Any]:
 OURS_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
     ("feed → BookSet → change dispatch", "rx", "disp"),
-    ("trigger: top check, breaker, capped sizing", "disp", "fire"),
+    ("dispatch → trigger looks at the pair", "disp", "detected"),
+    ("trigger: top check, breaker, capped sizing", "detected", "fire"),
     ("fire → executor task runs", "fire", "task"),
     ("executor: gate + sizing", "task", "planned"),
     ("build order → sign request", "planned", "sign0"),
@@ -831,8 +923,8 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
         # Warm-up, then ABAB blocks of warm samples, then samples after idle gaps (also alternated).
         for p in pipelines:
             for _ in range(args.warmup):
+                await p.background(args.gap_ms / 1000, args.background_hz)
                 await one_sample(p, "warmup")
-                await asyncio.sleep(args.gap_ms / 1000)
         order = [(k, n) for k, n in (("warm", args.samples), ("idle", args.idle)) if n > 0]
         for kind, n in order:
             gap = (args.gap_ms if kind == "warm" else args.idle_ms) / 1000
@@ -841,9 +933,16 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 block = min(args.block if kind == "warm" else max(1, args.block // 4), n - done)
                 for p in pipelines:
                     for _ in range(block):
-                        await asyncio.sleep(gap)
+                        if kind == "warm":
+                            await p.background(gap, args.background_hz)
+                        else:
+                            await asyncio.sleep(gap)
                         await one_sample(p, kind)
                 done += block
+        probe: dict[str, Any] = {}
+        first_ours = next((p for p in pipelines if p.name.startswith("ours")), None)
+        if first_ours is not None and args.http_probe > 0:
+            probe = await http_probe(first_ours, args.http_probe)
         for p in pipelines:
             assert p.proc is not None and p.proc.stdin is not None
             p.proc.stdin.write(b"STOP\n")
@@ -852,6 +951,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 p.bye = await p.line("BYE", 20)
             await asyncio.wait_for(p.proc.wait(), 20)
         result = report(args, pipelines)
+        result["http_probe"] = probe
         return result
     finally:
         for p in pipelines:
@@ -898,11 +998,11 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             for kind in ("warm", "idle") for leg in ("first_leg_us", "both_legs_us") for q in ("p50", "p99", "p999")
             if base[kind][leg][q] and base[kind][leg][q] == base[kind][leg][q]
         }  # fmt: skip
-    config = {"samples": args.samples, "idle": args.idle, "warmup": args.warmup, "block": args.block,
-              "gap_ms": args.gap_ms, "idle_ms": args.idle_ms, "cpu_sim": args.cpu_sim,
-              "cpu_daemon": args.cpu_daemon, "cpu_signer": args.cpu_signer, "cpus": os.cpu_count(),
-              "python": sys.version.split()[0], "loadavg": os.getloadavg(), "size": SIZE, "edge": EDGE,
-              "limit": LIMIT}  # fmt: skip
+    keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "cpu_sim", "cpu_daemon",
+            "cpu_signer")  # fmt: skip
+    config: dict[str, Any] = {k: getattr(args, k) for k in keys}
+    config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
+                  limit=LIMIT)  # fmt: skip
     return {"bench": "tick_to_trade", "config": config, "pipelines": rows}
 
 
@@ -933,6 +1033,14 @@ def print_table(res: dict[str, Any]) -> None:
             print(f"  FAILURES ({r['n_failures']}): {r['failures'][:3]}")
         if name.startswith("ours"):
             print(f"  signer fast path connected: {r['ready'].get('fast_connected')}")
+    probe = res.get("http_probe") or {}
+    if "aiohttp_new_connection_us" in probe:
+        a, w = probe["aiohttp_new_connection_us"], probe["write_on_open_connection_us"]
+        print(f"\nHTTP client, request handed over → first bytes at the sim (µs, n={a['n']}): the executor's aiohttp, "
+              f"new connection p50 {a['p50']:.1f} p99 {a['p99']:.1f}; same bytes written on an already open "
+              f"connection p50 {w['p50']:.1f} p99 {w['p99']:.1f}")  # fmt: skip
+    elif probe:
+        print(f"\nHTTP probe: {probe}")
     cfg = res["config"]
     print(f"\n(sims + harness on CPU {cfg['cpu_sim']}, daemons on CPU {cfg['cpu_daemon']}, signer on CPU "
           f"{cfg['cpu_signer']}; {cfg['cpus']} CPUs; load average at the end {cfg['loadavg']}; ratios = ours / "
@@ -954,6 +1062,9 @@ def main() -> None:
     ap.add_argument("--cpu-sim", type=int, default=0)
     ap.add_argument("--cpu-daemon", type=int, default=1)
     ap.add_argument("--cpu-signer", type=int, default=1)
+    ap.add_argument("--background-hz", type=float, default=500.0,
+                    help="no-edge top-of-book frames per second during a warm gap (0: silence)")  # fmt: skip
+    ap.add_argument("--http-probe", type=int, default=50, help="HTTP client probe requests (0: skip)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     import uvloop
