@@ -13,6 +13,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from crossbook.cli import main
+from crossbook.mapping import offline
 from crossbook.mapping.consensus import judge_pairs, offline_consensus
 from crossbook.mapping.sync import to_record
 from crossbook.store.postgres import migrate, record_verdict
@@ -114,7 +115,7 @@ async def test_offline_verdicts_keep_the_text_they_read_and_verdicts_are_append_
     try:
         row = await conn.fetchrow(ROW, "hard-004")
         prompts = _j(row["prompts"])
-        assert prompts["a"]["rules"] == row["extractor_a"] == "offline-rules-v3"
+        assert prompts["a"]["rules"] == row["extractor_a"] == offline.NAME
         assert prompts["a"]["input"]["polymarket"]["description"] == pairs[0]["polymarket"]["description"]
         assert _j(row["raw_replies"]) == {"a": None, "b": None, "judge": None}
         for sql in ("UPDATE verdicts SET status = 'Verified'", "DELETE FROM verdicts", "TRUNCATE verdicts CASCADE"):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v3"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v4"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -28,7 +28,11 @@ _DATE = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Au
         r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.? \d{1,2}, \d{4}"
 DATE_RE = _DATE  # "March 12, 2026" / "Mar. 12, 2026" (candidates use it too)
 _NUM = r"\$?\d[\d,]*(?:\.\d+)?"
-PLACEHOLDER = re.compile(r"\[[A-Z][A-Za-z ]*\]|<[A-Z][A-Za-z ]*>|\{\{?[A-Za-z_ ]+\}?\}")
+# A team's name: capitalised words, digits ("76ers"), periods and apostrophes; no template syntax (_ [] {} <>)
+_TEAM = r"[A-Z][A-Za-z0-9.']*(?: [A-Za-z0-9.']+)*?"
+# Unfilled template slots: "[Candidate]", "[strike price]", "<date>", "{{date}}", "{strike}", "__DATE__", "%DATE%"
+PLACEHOLDER = re.compile(r"\[[A-Za-z][A-Za-z_ ]*\]|<[A-Za-z][A-Za-z_ ]*>|\{\{?\s*[A-Za-z_][A-Za-z_ .]*\}?\}"
+                         r"|__[A-Za-z]+(?:_[A-Za-z]+)*__|%[A-Z][A-Z_]*%")
 SPORTS = {"basketball": ("nba", False), "football": ("nfl", True), "baseball": ("mlb", True),
           "hockey": ("nhl", True), "soccer": ("soccer", True)}
 LEAGUE_SPORT = {"nba": "basketball", "nfl": "football", "mlb": "baseball", "nhl": "hockey"}
@@ -157,8 +161,8 @@ def _econ_tags(text: str) -> set[str]:
 
 
 def _station(name: str) -> str:
-    s = re.sub(r"\(.*?\)", " ", name.lower())
-    s = re.sub(r",\s*[a-z]{2}\b", " ", s)  # ", IL"
+    # a parenthesis is part of the name ("New York (JFK)" is not "New York (LaGuardia)"); a state code is not
+    s = re.sub(r",\s*[a-z]{2}\b", " ", name.lower())  # ", IL"
     words = [w for w in re.sub(r"[^a-z0-9 ]+", " ", s).split()
              if w not in {"international", "intl", "airport", "station", "the", "weather"}]
     return " ".join(words)
@@ -197,6 +201,8 @@ _NOT_A_NAME = re.compile(r"\b(?:and|or|between|through|to|any|each|either|both|n
 # clause that is not part of a known phrasing makes the condition not understood (never silently dropped).
 _TMAX = re.compile(rf"the highest temperature recorded (?:at|in) {_STATION},? (?:on|for) (?P<d>{_DATE}),? as "
                    r"reported (?:in|by) (?P<src>[^,]+?), is (?P<rest>.+)")
+_NWS_CLI = re.compile(r"the National Weather Service(?:'s)? (?:Daily )?Climatological Report(?: \(Daily\))?"
+                      r"(?: \(CLI(?:[A-Z]{3,4})?\))?(?: for [A-Z][\w .'-]* \(CLI[A-Z]{3,4}\))?")
 _IDX_NAMES = {"brti": ("Bitcoin",), "ethusd_rti": ("Ether-Dollar", "Ether", "Ethereum")}
 _POLY_INDEX = re.compile(r"the CF Benchmarks (?P<name>[A-Z][\w-]*(?: [A-Z][\w-]*)?) Real[- ]Time Index "
                          r"\((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\), calculated as the simple average of the sixty "
@@ -235,10 +241,11 @@ def _main_condition(cond: str, acc: _Acc) -> None:
         if cmp is None or _NOT_A_NAME.search(m.group("st")):
             acc.unknowns.append(f"temperature condition not understood: {cond[:100]}")
             return
-        named = _sources_in(m.group("src"))
-        if len(named) != 1:
-            acc.unknowns.append(f"temperature source not recognised: {m.group('src')[:80]}")
-        acc.sources.update(named)
+        if not _NWS_CLI.fullmatch(m.group("src")):
+            # Wunderground, hourly observations, a "preliminary" report, ...: not the final daily CLI value
+            acc.unknowns.append(f"temperature source is not the NWS daily climate report: {m.group('src')[:80]}")
+            return
+        acc.sources.add("nws_cli")
         acc.put("kind", "tmax")
         acc.put("entity", _station(m.group("st")))
         day = parse_date(m.group("d")).isoformat()
@@ -349,8 +356,8 @@ def _game_rules() -> list[Rule]:
     return [
         (re.compile(rf"^In the upcoming (?P<lg>NBA|NFL|MLB|NHL) game, scheduled for (?P<d>{_DATE}) at "
                     r"(?P<h>\d{1,2}):(?P<mi>\d{2}) ?(?P<ap>[AP]M) ET:?$"), sched),
-        (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "Yes"\.$'), yes_team),
-        (re.compile(r'^If the (?P<t>[A-Z][\w.\' ]+?) win, the market will resolve to "No"\.$'), no_team),
+        (re.compile(rf'^If the (?P<t>{_TEAM}) win, the market will resolve to "Yes"\.$'), yes_team),
+        (re.compile(rf'^If the (?P<t>{_TEAM}) win, the market will resolve to "No"\.$'), no_team),
         (re.compile(r"^If the game is postponed, this market will remain open until the game has been completed"
                     r"(?:, provided it is completed within 14 days of the originally scheduled date)?"
                     r"(?:; otherwise this market will resolve 50-50)?\.$"), postpone_open),
@@ -388,7 +395,7 @@ def _kalshi_game_ticker(ticker: str, sport: str, day: str, acc: _Acc) -> None:
 
 
 def _kalshi_game(primary: str, secondary: str, acc: _Acc, ticker: str = "") -> None:
-    m = re.match(rf"^If (?P<yes>.+?) wins the (?P<a>.+?) (?:vs|at) (?P<b>.+?) professional "
+    m = re.match(rf"^If (?P<yes>{_TEAM}) wins the (?P<a>{_TEAM}) (?:vs|at) (?P<b>{_TEAM}) professional "
                  rf"(?P<sport>basketball|football|baseball|hockey|soccer) game originally scheduled for "
                  rf"(?P<d>{_DATE}), then the market resolves to Yes\.$", normalize(primary))
     if not m:
