@@ -136,7 +136,7 @@ class ExecutionConfig:
     resolve_timeout_s: float = 5.0
     ready_timeout_s: float = 15.0  # wait this long for both books of the pair before refusing
     first_venue: str = "polymarket"
-    unwind: str = "flatten"  # flatten | none
+    unwind: str = "flatten"  # complete (the other leg within the band, then flatten) | flatten | none
     unwind_band: str = "0.05"  # decimal strings: money is never a float
     hedge_slippage: str = "0.02"
     poly_fee_bps: int = 0

@@ -6,6 +6,7 @@ the step and the rule, and nothing reaches the venue."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from crossbook.execution import Executor, IntentRefused, KalshiTrader, PairIntent, PolymarketTrader, ServiceSigner
 from crossbook.signing.client import SignerClient
+from tests.conftest import eventually
 from tests.execution.test_scenarios import KEY, KEY_ID, Rig, rig, rows
 from tests.signer.conftest import Signer
 
@@ -30,14 +32,14 @@ async def session_signer(signer: Signer, r: Rig, *, per_order: str, total: str) 
     """Authorize a session for the pair's Polymarket tokens, then restart the signer with that session,
     an L2 API account bound to the session's address, and the Kalshi key (all KMS-sealed)."""
     signer.write_config()
-    signer.start()
+    await asyncio.to_thread(signer.start)  # its wait loop blocks: keep the feeds (this loop) running
     yes = r.poly.markets[0]
     async with SignerClient(signer.socket) as c:
         s = await c.authorize_session(
             "alice", "0x" + "ab" * 20, expires_at=int(time.time()) + 3600, max_order_notional=Decimal(per_order),
             max_total_notional=Decimal(total), allowed_token_ids=[yes, r.poly.no_token(yes)], request_id="auth-a",
         )  # fmt: skip
-    signer.stop()
+    await asyncio.to_thread(signer.stop)
     secret = base64.urlsafe_b64encode(os.urandom(32)).decode()
     kms = signer.kms
 
@@ -61,15 +63,21 @@ async def session_signer(signer: Signer, r: Rig, *, per_order: str, total: str) 
     ]  # fmt: skip
     with open(signer.config, "w") as f:  # noqa: ASYNC230 - a small file written before the signer starts
         f.write("\n".join(doc) + "\n")
-    signer.start()
+    await asyncio.to_thread(signer.start)
     r.poly.add_api_creds(SESSION_API_KEY, secret, "pass-s", address=s.address)
     return SignerClient(signer.socket, timeout=3.0), s.session_id, s.address
 
 
 @pytest.fixture
 async def signed_rig(rig: Rig, signer_env: Signer) -> AsyncIterator[tuple[Rig, Executor, SignerClient]]:
-    # Polymarket NO near 0.35 (seed 2): 20 shares ≈ 7 USDC per order; 40 shares ≈ 14.
-    client, session_id, address = await session_signer(signer_env, rig, per_order="10", total="12")
+    # Limits from the live price (Polymarket NO near 0.35 with seed 2, but the book walks): a 20-share leg
+    # costs n20; 40 shares (≈ 2 × n20) break the per-order limit, and a second 20 the cumulative one.
+    no_ask = 1 - Decimal(str(rig.md.books.top("polymarket", rig.poly.markets[0])["bid"]))
+    n20 = 20 * no_ask
+    cent = Decimal("0.01")
+    per_order, total = (n20 * Decimal("1.4")).quantize(cent), (n20 * Decimal("1.6")).quantize(cent)
+    client, session_id, address = await session_signer(signer_env, rig, per_order=str(per_order), total=str(total))
+    await eventually(lambda: rig.breaker.evaluate(rig.pair_id).enabled, timeout=10, what="pair enabled again")
     signer = ServiceSigner(client, address=address, api_key=SESSION_API_KEY, session_id=session_id)
     traders = {
         "polymarket": PolymarketTrader(rig.poly.rest_url, signer, timeout=2.0),
@@ -102,7 +110,7 @@ async def test_session_limits_refuse_inside_the_signer_nothing_sent(
     assert res.status == "hedged", res.reasons
     assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
 
-    # The next one would take the session past its cumulative limit (≈ 7 + 7 > 12): refused, nothing sent.
+    # The next one would take the session past its cumulative limit (2 × n20 > 1.6 × n20): refused, nothing sent.
     with pytest.raises(IntentRefused) as refused:
         await executor.pair_trade(PairIntent(r.pair_id, Decimal(20), edge=Decimal("0.02"), yes_venue="kalshi"))
     assert refused.value.step.startswith("signer") and "max_total_notional" in str(refused.value)

@@ -214,7 +214,7 @@ class Executor:
             market = self._order_market(pm, lp.venue, lp.outcome)
             purpose: Purpose = "entry" if name == "leg1" else "hedge"
             return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
-                            intent.pair_id, cids[name], user_ref=self.user_ref)  # fmt: skip
+                            intent.pair_id, cids.get(name) or str(uuid.uuid4()), user_ref=self.user_ref)  # fmt: skip
 
         order1 = leg_order(first, plan.size, "leg1", first.limit)
         if self.store is not None:
@@ -251,6 +251,10 @@ class Executor:
                     res.reasons.append(f"leg 2 ({r2.venue}) {r2.status}: filled {r2.filled} of {r1.filled}"
                                        + (f" ({r2.reason})" if r2.reason else ""))  # fmt: skip
             naked = r1.filled - hedged
+            if naked > 0 and self.unwind_policy.mode == "complete":
+                c = await self._complete(pm, second, r1, naked, res, leg_order)
+                if c is not None:
+                    naked -= c.filled
             if naked <= 0:
                 res.status = "hedged"
             else:
@@ -274,6 +278,42 @@ class Executor:
         paid = (first.avg_price or first.order.price) + first.fee / first.filled
         cap = ((ONE - paid) / tick).to_integral_value(ROUND_FLOOR) * tick - tick
         return max(tick, min(plan.limit + self.hedge_slippage, cap))
+
+    async def _complete(
+        self, pm: PairMarkets, plan: LegPlan, first: OrderResult, qty: Decimal, res: PairResult,
+        leg_order: Callable[[LegPlan, Decimal, str, Decimal], LegOrder],
+    ) -> OrderResult | None:  # fmt: skip
+        """Complete the pair: buy the missing ``qty`` of the other leg at up to its best ask + band (FAK),
+        never so high that the pair costs 1 or more per share. It opens exposure on that venue, so it
+        passes the gate like a leg; refused or unfilled, the rest is flattened."""
+        venue, outcome = plan.venue, plan.outcome
+        try:
+            best = asks(self.books, venue, pm.book_market(venue), outcome)
+        except IntentRefused as refused:
+            res.reasons.append(f"completing {qty} {outcome} on {venue} not sent: {refused}")
+            return None
+        if not best:
+            res.reasons.append(f"completing {qty} {outcome} on {venue} not sent: no asks")
+            return None
+        tick = pm.tick(venue)
+        paid = (first.avg_price or first.order.price) + first.fee / first.filled
+        cap = ((ONE - paid) / tick).to_integral_value(ROUND_FLOOR) * tick - tick
+        limit = min(((best[0][0] + self.unwind_policy.band) / tick).to_integral_value(ROUND_FLOOR) * tick, cap)
+        if limit < tick or limit < best[0][0]:
+            res.reasons.append(f"completing {qty} {outcome} on {venue} not sent: best ask {best[0][0]} would make "
+                               f"the pair cost 1 or more (paid {paid:.4f})")  # fmt: skip
+            return None
+        try:
+            self._check_gate("gate (complete)", res.plan.pair_id, venue, "buy", outcome, limit, qty)
+        except IntentRefused as refused:
+            res.reasons.append(f"completing not sent: {refused}")
+            return None
+        order = leg_order(plan, qty, "complete", limit)
+        order.tif = "FAK"
+        c = await self._execute(order)
+        res.legs.append(c)
+        res.reasons.append(f"completed {c.filled} of {qty} {outcome} on {venue} (limit {limit}, {c.status})")
+        return c
 
     async def _unwind(
         self, pm: PairMarkets, filled: OrderResult, qty: Decimal, res: PairResult | RecoveredIntent

@@ -132,10 +132,12 @@ class RouteResult:
 
 @dataclass(frozen=True)
 class UnwindPolicy:
-    """What to do with a filled leg whose other leg did not fill. ``flatten``: sell it back on its own
-    venue, no lower than the best bid minus ``band`` (FAK); ``none``: leave it and report exposure."""
+    """What to do with a filled leg whose other leg did not (fully) fill. ``complete``: buy the missing
+    part of the other leg at up to its best ask plus ``band`` (FAK, through the gate, never at a pair
+    cost of 1 or more), then flatten what is still naked; ``flatten``: sell it back on its own venue, no
+    lower than the best bid minus ``band`` (FAK); ``none``: leave it and report exposure."""
 
-    mode: Literal["flatten", "none"] = "flatten"
+    mode: Literal["complete", "flatten", "none"] = "flatten"
     band: Decimal = Decimal("0.05")
 
 

@@ -113,8 +113,8 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
     ex = cfg.execution
     if ex.first_venue not in ("polymarket", "kalshi"):
         raise ConfigError("execution.first_venue must be polymarket or kalshi")
-    if ex.unwind not in ("flatten", "none"):
-        raise ConfigError("execution.unwind must be flatten or none")
+    if ex.unwind not in ("complete", "flatten", "none"):
+        raise ConfigError("execution.unwind must be complete, flatten or none")
     markets = pair_markets(cfg)
     if trading:
         missing = [p for p, m in markets.items() if not m.poly_no_token]
