@@ -272,7 +272,8 @@ def _wait(pred: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], ti
 class Peers:
     """moto KMS, the signer and the raw echo server, each a subprocess in a private temp dir."""
 
-    def __init__(self, server_cpu: int | None) -> None:
+    def __init__(self, server_cpu: int | None, keep_warm_ms: int | None) -> None:
+        self.keep_warm_ms = keep_warm_ms
         self.dir = tempfile.mkdtemp(prefix="cb-bench-sign-")
         os.chmod(self.dir, 0o700)
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -306,8 +307,10 @@ class Peers:
         key_id = kms.create_key(Description="crossbook bench")["KeyMetadata"]["KeyId"]
         blob = seal(kms, key_id, bytes.fromhex(KEY_HEX[2:]), context("main", "polymarket-key"))
         config = os.path.join(self.dir, "signer.toml")
+        warm = "" if self.keep_warm_ms is None else f"keep_warm_ms = {self.keep_warm_ms}\n"
         Path(config).write_text(
-            f'allowed_uids = [{os.getuid()}]\n[kms]\nkey_id = "{key_id}"\n[wallets.main]\nprivate_key = "{blob}"\n'
+            f'allowed_uids = [{os.getuid()}]\n{warm}[kms]\nkey_id = "{key_id}"\n'
+            f'[wallets.main]\nprivate_key = "{blob}"\n'
         )
         env = {**os.environ, **AWS_ENV, "AWS_ENDPOINT_URL_KMS": url}
         self.signer_log = os.path.join(self.dir, "signer.log")
@@ -505,7 +508,7 @@ def rtt(args: argparse.Namespace, orders: list[dict[str, Any]]) -> tuple[dict[st
     import uvloop
 
     reply_size = _sign_reply_size()
-    peers = Peers(args.server_cpu)
+    peers = Peers(args.server_cpu, args.keep_warm_ms)
     try:
         peers.start(reply_size)
         return uvloop.run(rtt_run(peers, orders, args.rtt_iters, args.grpc_iters, args.cold, args.reps, reply_size))
@@ -524,6 +527,7 @@ def main() -> None:
     ap.add_argument("--rtt-iters", type=int, default=4000, help="warm round trips per repetition per contender")
     ap.add_argument("--grpc-iters", type=int, default=400, help="of which over gRPC (slow), per repetition")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of the warm round trips (ratio band)")
+    ap.add_argument("--keep-warm-ms", type=int, default=None, help="the signer's keep_warm_ms (default: its own)")
     ap.add_argument("--no-rtt", action="store_true", help="skip the signer round trip (no moto/signer needed)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -556,6 +560,7 @@ def main() -> None:
         "coincurve": coincurve.__version__ if hasattr(coincurve, "__version__") else "?",
         "cpu": a.cpu,
         "server_cpu": a.server_cpu,
+        "signer_keep_warm_ms": a.keep_warm_ms,
         "loadavg": os.getloadavg(),
         **sizes,
     }

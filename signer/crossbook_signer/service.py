@@ -80,6 +80,15 @@ class Hardening:
 
 
 _INT_FIELDS = ("side", "signatureType")
+_WARM_ORDER = {
+    "salt": "1",
+    "tokenId": "1",
+    "makerAmount": "1000000",
+    "takerAmount": "2000000",
+    "side": "0",
+    "signatureType": "0",
+    "timestamp": "1700000000",
+}
 
 Handler = Callable[[Any], Message | Awaitable[Message]]
 
@@ -132,6 +141,8 @@ class SignerService:
         self.test_mode = test_mode
         self._done: OrderedDict[str, _Outcome] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._warm_key: PrivateKey | None = None
+        self.calls = 0  # requests handled; the keep-warm timer skips a tick that saw one
         self.methods: dict[str, _Method] = {
             "SignPolymarketOrder": _Method(self._sign_order, False),
             "PolymarketL1Headers": _Method(self._l1_headers, False),
@@ -154,6 +165,7 @@ class SignerService:
         the loop, so nothing can interleave between the idempotency lookup and the signature (the fast
         path relies on this to answer in the same loop turn, without a task)."""
         method = self.methods[name]
+        self.calls += 1
         if not method.idempotent:
             return method.fn(request)
         rid: str = request.request_id
@@ -241,6 +253,20 @@ class SignerService:
         if audit is not None:
             audit.replayed = True
         return reply
+
+    # --- keeping warm ---------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Run the order path once with a throwaway key and a fixed order (nothing remembered, nothing
+        logged, no real key touched), so code, caches and the CPU are warm when a real order comes."""
+        if self._warm_key is None:
+            self._warm_key = PrivateKey(bytearray(os.urandom(32)))
+        order = {**_WARM_ORDER, "maker": self._warm_key.address, "signer": self._warm_key.address}
+        req = pb.SignPolymarketOrderRequest(request_id="warm", key=pb.KeyRef(wallet="warm"), order=order)
+        request = pb.SignPolymarketOrderRequest.FromString(req.SerializeToString())
+        hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+        signed = sign_polymarket_order(_order_dict(request.order), self._warm_key)
+        pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature).SerializeToString()
 
     # --- helpers -------------------------------------------------------------------------------
 

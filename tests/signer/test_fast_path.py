@@ -432,3 +432,16 @@ async def test_a_stalled_signer_times_out_and_the_retry_is_not_signed_twice(sign
         assert retry.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
         other = await client.sign_polymarket_order(v2_order(ANVIL_ADDR, salt=78), wallet="main", request_id="st-2")
         assert other.audit["request_id"] == "st-2" and not other.audit["replayed"]
+
+
+async def test_keep_warm_is_invisible(signer: Signer) -> None:
+    """The keep-warm signature (every 10 ms of idleness) uses a throwaway key: it is never remembered,
+    logged or counted, and a real order after idling is signed as usual."""
+    async with SignerClient(signer.socket) as client:
+        await asyncio.sleep(0.15)
+        order = v2_order(ANVIL_ADDR, salt=5)
+        r = await client.sign_polymarket_order(order, wallet="main", request_id="warm")  # the id is free
+        assert not r.audit["replayed"]
+        assert r.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
+    await asyncio.sleep(0.05)
+    assert signer.stderr().count("request_id=warm") == 1
