@@ -17,10 +17,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crossbook.mapping import events
+from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v4"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v5"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -620,6 +620,9 @@ def extract_polymarket(market: Mapping[str, Any]) -> Criteria:
     event = events.polymarket_event(market, sents, desc, tuple(sorted(set(PLACEHOLDER.findall(desc)))))
     if event is not None:
         return replace(event, unknowns=(*acc.unknowns, *event.unknowns))
+    match = tennis.polymarket_tennis(sents, tuple(sorted(set(PLACEHOLDER.findall(desc)))))
+    if match is not None:
+        return replace(match, unknowns=(*acc.unknowns, *match.unknowns))
     if sents and re.match(r"^In the upcoming (?:NBA|NFL|MLB|NHL) game", sents[0]):
         _run_rules(sents, _game_rules(), acc)
         return _finish(acc, desc)
@@ -658,6 +661,9 @@ def extract_kalshi(market: Mapping[str, Any]) -> Criteria:
                                 tuple(sorted(set(PLACEHOLDER.findall(text)))))
     if event is not None:
         return event
+    match = tennis.kalshi_tennis(market, primary, sentences(secondary), tuple(sorted(set(PLACEHOLDER.findall(text)))))
+    if match is not None:
+        return match
     if re.search(r"professional \w+ game originally scheduled", primary):
         _kalshi_game(primary, secondary, acc, str(market.get("ticker") or ""))
         return _finish(acc, text)
