@@ -191,7 +191,8 @@ async def child_ours(spec: dict[str, Any]) -> None:
         sys.stdout.write("D " + json.dumps(out) + "\n")
         sys.stdout.flush()
 
-    trigger = EdgeTrigger(executor, rearm="after_close", on_fire=on_fire, on_done=on_done)
+    trigger = EdgeTrigger(executor, rearm="after_close", on_fire=on_fire, on_done=on_done,
+                          keep_warm_s=spec["keep_warm_ms"] / 1000 or None)  # fmt: skip
     trigger.attach(md)
     await md.start()
     breaker.start()
@@ -907,6 +908,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 "poly_ws": poly.ws_url, "poly_rest": poly.rest_url, "kal_ws": kal.ws_url, "kal_rest": kal.rest_url,
                 "yes_token": m.yes_id, "no_token": m.no_id, "condition": m.condition_id, "ticker": kal.markets[0],
                 "signer_socket": sock, "fast": name.endswith("-fast"), "address": address,
+                "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
             spec_path = Path(tmp) / f"{name}.json"  # 0600 in a 0700 dir: the bench's throwaway keys stay private
@@ -998,7 +1000,8 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             for kind in ("warm", "idle") for leg in ("first_leg_us", "both_legs_us") for q in ("p50", "p99", "p999")
             if base[kind][leg][q] and base[kind][leg][q] == base[kind][leg][q]
         }  # fmt: skip
-    keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "cpu_sim", "cpu_daemon",
+    keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
+            "cpu_daemon",
             "cpu_signer")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
@@ -1064,6 +1067,7 @@ def main() -> None:
     ap.add_argument("--cpu-signer", type=int, default=1)
     ap.add_argument("--background-hz", type=float, default=500.0,
                     help="no-edge top-of-book frames per second during a warm gap (0: silence)")  # fmt: skip
+    ap.add_argument("--keep-warm-ms", type=float, default=2.0, help="ours: EdgeTrigger keep_warm_s in ms (0: off)")
     ap.add_argument("--http-probe", type=int, default=50, help="HTTP client probe requests (0: skip)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

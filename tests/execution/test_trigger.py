@@ -135,7 +135,8 @@ async def rig() -> AsyncIterator[Rig]:
     )  # fmt: skip
     fired: list[Firing] = []
     done: list[Firing] = []
-    trigger = EdgeTrigger(executor, rearm="manual", on_fire=fired.append, on_done=done.append)
+    # keep_warm_s: the dry runs of the breaker and sizing path go on throughout every test and never fire.
+    trigger = EdgeTrigger(executor, rearm="manual", on_fire=fired.append, on_done=done.append, keep_warm_s=0.005)
     trigger.attach(md)
     await md.start()
     breaker.start()

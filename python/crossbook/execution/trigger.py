@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import ONE, Outcome, PairIntent, PairMarkets, PairPlan, PairResult, TimeInForce, Venue
@@ -147,6 +148,7 @@ class EdgeTrigger:
         on_fire: Callable[[Firing], None] | None = None,
         on_done: Callable[[Firing], None] | None = None,
         history: int = 100,
+        keep_warm_s: float | None = None,
     ) -> None:
         if rearm not in ("manual", "after_close"):
             raise ValueError(f"rearm must be 'manual' or 'after_close', not {rearm!r}")
@@ -162,6 +164,10 @@ class EdgeTrigger:
         self._by_leg: dict[tuple[str, str], list[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Between edges the breaker and sizing code never runs, and a tick after a quiet spell finds it
+        # cold (≈5× slower measured here). ``keep_warm_s`` runs that path dry (no fire) this often.
+        self.keep_warm_s = keep_warm_s
+        self._warmer: asyncio.Task[None] | None = None
 
     # -- arming ------------------------------------------------------------------------------------
     def attach(self, feed: ChangeFeed) -> None:
@@ -189,9 +195,11 @@ class EdgeTrigger:
                 ids.append(intent.pair_id)
         self._stopping = False
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self.keep_warm_s and self._warmer is None:
+            self._warmer = loop.create_task(self._keep_warm(self.keep_warm_s), name="edge-trigger-warmer")
         self.evaluate(intent.pair_id)
 
     def disarm(self, pair_id: str) -> None:
@@ -348,10 +356,24 @@ class EdgeTrigger:
     def in_flight(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if not t.done()]
 
+    async def _keep_warm(self, every_s: float) -> None:
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            for a in list(self._armed.values()):
+                if a.state != "armed":
+                    continue
+                try:
+                    self.executor.gate.breaker.evaluate(a.intent.pair_id)
+                    self._size(a, a.directions)  # the result is dropped: only the caches matter here
+                except Exception:  # a dry run must never take the trigger down
+                    log.debug("warm-up of %s failed", a.intent.pair_id, exc_info=True)
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop firing; wait (bounded) for intents in flight. They are never cancelled: a pair trade
         cut between its legs would leave exactly the naked exposure the executor exists to avoid."""
         self._stopping = True
+        await cancel_and_wait(self._warmer)
+        self._warmer = None
         tasks = self.in_flight()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
