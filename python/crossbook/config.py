@@ -149,6 +149,7 @@ class ExecutionConfig:
     polymarket_writes_per_s: float = 40.0
     kalshi_writes_per_s: float = 9.0
     kalshi_reads_per_s: float = 18.0
+    proxy: str = ""  # the user's egress for venue REST: http://[user:pass@]host:port (HTTP CONNECT)
 
 
 @dataclass

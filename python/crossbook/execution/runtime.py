@@ -146,10 +146,12 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
             pw, kw, kr = ex.polymarket_writes_per_s, ex.kalshi_writes_per_s, ex.kalshi_reads_per_s
             traders: dict[Venue, VenueTrader] = {
                 "polymarket": PolymarketTrader(cfg.polymarket.rest_url, signer, timeout=ex.order_timeout_s,
-                                               write_rate=(pw, max(1.0, pw)) if pw > 0 else None),
+                                               write_rate=(pw, max(1.0, pw)) if pw > 0 else None,
+                                               proxy=ex.proxy or None),
                 "kalshi": KalshiTrader(cfg.kalshi.rest_url, signer, timeout=ex.order_timeout_s,
                                        write_rate=(kw, max(1.0, kw)) if kw > 0 else None,
-                                       read_rate=(kr, max(1.0, kr)) if kr > 0 else None),
+                                       read_rate=(kr, max(1.0, kr)) if kr > 0 else None,
+                                       proxy=ex.proxy or None),
             }  # fmt: skip
             for t in traders.values():
                 stack.push_async_callback(t.close)

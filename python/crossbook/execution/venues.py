@@ -22,6 +22,7 @@ import orjson
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
 from crossbook.execution.signer import ExecutionSigner
+from crossbook.hub.proxies import proxy_label
 
 TOKEN_UNITS = 10**6
 ZERO_BYTES32 = "0x" + "00" * 32
@@ -85,7 +86,7 @@ Rate = tuple[float, float]  # (requests per second, burst)
 class _Http:
     def __init__(
         self, venue: Venue, base_url: str, timeout: float, max_429_retries: int,
-        write_rate: Rate | None = None, read_rate: Rate | None = None,
+        write_rate: Rate | None = None, read_rate: Rate | None = None, proxy: str | None = None,
     ) -> None:  # fmt: skip
         self.venue = venue
         self.base_url = base_url.rstrip("/")
@@ -93,6 +94,10 @@ class _Http:
         self.timeout = timeout
         self.max_429_retries = max_429_retries
         self._session: aiohttp.ClientSession | None = None
+        if proxy and not proxy.startswith(("http://", "https://")):
+            raise ExecutionError(f"order traffic proxy {proxy_label(proxy)}: only http:// proxies (HTTP CONNECT) are "
+                                 "supported for venue REST; socks is for the WebSocket tunnels")  # fmt: skip
+        self.proxy = proxy or None  # the user's egress: every REST call of this key goes through it
         self.writes = TokenBucket(*write_rate) if write_rate else None
         self.reads = TokenBucket(*read_rate) if read_rate else None
         self.retried_429 = 0
@@ -120,10 +125,16 @@ class _Http:
             headers["Content-Type"] = "application/json"
             url = self.base_url + path + (f"?{query}" if query else "")
             try:
-                async with self.session().request(method, url, data=body or None, headers=headers) as resp:
+                async with self.session().request(method, url, data=body or None, headers=headers,
+                                                  proxy=self.proxy) as resp:  # fmt: skip
                     raw = await resp.read()
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After", "")
+            except aiohttp.ClientConnectorError as exc:
+                # The TCP (or proxy) connection never opened: the request cannot have left, so even a POST
+                # is certainly not at the venue.
+                raise VenueUnavailable(f"{self.venue} unreachable for {method} {path} ({type(exc).__name__}"
+                                       f"{' via proxy ' + proxy_label(self.proxy) if self.proxy else ''})") from exc
             except (TimeoutError, aiohttp.ClientError) as exc:
                 what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
                 if method == "POST":
@@ -180,10 +191,10 @@ class PolymarketTrader:
 
     def __init__(
         self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3,
-        write_rate: Rate | None = None, read_rate: Rate | None = None,
+        write_rate: Rate | None = None, read_rate: Rate | None = None, proxy: str | None = None,
     ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("polymarket", base_url, timeout, max_429_retries, write_rate, read_rate)
+        self.http = _Http("polymarket", base_url, timeout, max_429_retries, write_rate, read_rate, proxy)
 
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.polymarket_l2_headers(method, path, body)
@@ -296,9 +307,10 @@ class KalshiTrader:
     def __init__(
         self, base_url: str, signer: ExecutionSigner, *, timeout: float = 2.0, max_429_retries: int = 3,
         write_rate: Rate | None = None, read_rate: Rate | None = None, cancel_on_pause: bool = True,
+        proxy: str | None = None,
     ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("kalshi", base_url, timeout, max_429_retries, write_rate, read_rate)
+        self.http = _Http("kalshi", base_url, timeout, max_429_retries, write_rate, read_rate, proxy)
         self.cancel_on_pause = cancel_on_pause
         # Every order joins this group when set: deleting the group cancels all of them in one call.
         self.order_group_id: str | None = None
