@@ -16,7 +16,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crossbook.book.service import MarketData
 from crossbook.config import Config
-from crossbook.execution import Executor, KalshiTrader, LocalSigner, PairMarkets, PolymarketTrader, VenueTrader
+from crossbook.execution import (
+    Executor,
+    KalshiTrader,
+    LocalSigner,
+    PairMarkets,
+    PolymarketTrader,
+    UnwindPolicy,
+    VenueTrader,
+)
 from crossbook.execution.models import Venue
 from crossbook.execution.trigger import EdgeIntent, EdgeTrigger, Firing
 from crossbook.safety import Breaker, Gate, PairLegs
@@ -253,3 +261,21 @@ async def test_intent_validation_and_unknown_pair(rig: Rig) -> None:
         EdgeIntent(rig.pair_id, Decimal(20), limit=Decimal("1.2"))
     with pytest.raises(PermissionError, match="unknown pair"):
         rig.trigger.arm(EdgeIntent("nope", Decimal(20)))
+
+
+async def test_an_exposed_result_is_never_rearmed_by_itself(rig: Rig) -> None:
+    rig.trigger.rearm = "after_close"
+    rig.executor.unwind_policy = UnwindPolicy("none")  # a rejected hedge leaves the first leg open
+    rig.kal.reject_next("market paused (fault)")
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the intent to finish")
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "exposed", firing
+    assert rig.trigger.state(rig.pair_id) == "spent"
+    # The edge closes and opens again: a person must look first, so nothing fires.
+    poly_level(rig.poly, "ask", 40 * CENT, 0)
+    poly_level(rig.poly, "ask", 42 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.42"), what="the 0.42 ask on our book")
+    await settle()
+    assert len(rig.fired) == 1 and (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 0)

@@ -15,6 +15,12 @@ The hot path is ordered cheapest first, because almost every change shows no edg
 3. full sizing over both books (``plan_pair``) within ``limit``, over at most ``depth`` levels;
 4. fire ``Executor.pair_trade`` for exactly the size found, in a task the trigger owns.
 
+The executor sizes again when its task runs (its ``pair_trade`` takes an intent, not a plan): on the
+same books a loop turn later, so with ``size`` capped to what the trigger found within ``limit`` it
+walks the same levels. If a frame lands in that loop turn and removes them, the executor's own walk
+(still bounded by the edge) decides; an executor that accepted the trigger's plan would close that gap
+and save the second walk.
+
 Firing policy: once per arming. While an intent is in flight the pair is not looked at again. When it
 finishes, ``rearm`` decides: ``"manual"`` (default) leaves the pair spent until :meth:`EdgeTrigger.arm`
 is called again; ``"after_close"`` re-arms once the finished intent was clean (hedged, no fill, or
