@@ -78,3 +78,14 @@ def test_cli_pairs_eval(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     bad.write_text(json.dumps([{**load(HARD)[0], "label": "same-ish"}]))
     assert main(["pairs", "eval", "--offline", str(bad)]) == 1
     assert "label must be one of" in capsys.readouterr().err
+
+
+def test_station_states() -> None:
+    from crossbook.mapping.criteria import same_station
+    from crossbook.mapping.offline import _station
+
+    assert _station("Chicago Midway, IL") == "chicago midway@il" and _station("New York (JFK)") == "new york jfk"
+    assert same_station(_station("Chicago Midway International Airport"), _station("Chicago Midway, IL"))
+    assert not same_station(_station("Columbus, OH"), _station("Columbus, GA"))
+    assert not same_station(_station("Portland"), _station("Portland, OR"))  # a bare city with a state on one side
+    assert same_station(_station("Denver International Airport"), _station("Denver International Airport"))

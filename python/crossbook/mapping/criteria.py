@@ -156,6 +156,23 @@ def same_entity(a: str, b: str, others: tuple[str, ...] = ()) -> bool:
     return not any(short_name_matches(a, o) or short_name_matches(o, a) for o in others if o)
 
 
+def same_station(a: str, b: str) -> bool:
+    """Entities of threshold contracts; a weather station may carry "@<state>" ("chicago midway@il").
+
+    Equal names with equal (or no) states match. A state on one side only is accepted when the name is specific
+    (two words or more, "chicago midway"); a bare city name ("springfield", "portland") with a state on one side
+    is not pinned down, so it does not match.
+    """
+    (na, _, sa), (nb, _, sb) = a.partition("@"), b.partition("@")
+    if na != nb:
+        return False
+    if sa and sb:
+        return sa == sb
+    if sa or sb:
+        return len(na.split()) >= 2
+    return True
+
+
 # --------------------------------------------------------------------------------------- comparison
 
 
@@ -230,7 +247,8 @@ def compare(poly: Criteria, kalshi: Criteria) -> Comparison:
     if poly.family == "game_winner" and kalshi.family == "game_winner":
         polarity = _game_polarity(poly, kalshi, check)
     elif poly.family == "threshold" and kalshi.family == "threshold":
-        ok_entity = poly.entity is not None and poly.entity == kalshi.entity
+        ok_entity = poly.entity is not None and kalshi.entity is not None and same_station(poly.entity,
+                                                                                          kalshi.entity)
         check("entity", ok_entity, f"{poly.entity} vs {kalshi.entity}")
         # the same printed threshold means different states on a different reporting step (0.24% is "> 0.2" to
         # two decimals, but rounds to 0.2 on one), so the steps must be known and equal

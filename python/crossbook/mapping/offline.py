@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v5"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v6"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -161,11 +161,14 @@ def _econ_tags(text: str) -> set[str]:
 
 
 def _station(name: str) -> str:
-    # a parenthesis is part of the name ("New York (JFK)" is not "New York (LaGuardia)"); a state code is not
-    s = re.sub(r",\s*[a-z]{2}\b", " ", name.lower())  # ", IL"
-    words = [w for w in re.sub(r"[^a-z0-9 ]+", " ", s).split()
+    """"chicago midway@il" for "Chicago Midway, IL": the name without generic words, and the state code (if any)
+    after "@" so the comparison can tell Springfield, IL from Springfield, MO (criteria.same_station)."""
+    # a parenthesis is part of the name ("New York (JFK)" is not "New York (LaGuardia)")
+    m = re.search(r",\s*([A-Z]{2})\s*$", name)
+    s = name[: m.start()] if m else name
+    words = [w for w in re.sub(r"[^a-z0-9 ]+", " ", s.lower()).split()
              if w not in {"international", "intl", "airport", "station", "the", "weather"}]
-    return " ".join(words)
+    return " ".join(words) + (f"@{m.group(1).lower()}" if m else "")
 
 
 def _instant(d: date, hour: int, minute: int, zone: str) -> str | None:
@@ -195,7 +198,8 @@ _TIME = r"(?P<h>\d{1,2})(?::(?P<mi>\d{2}))? ?(?P<ap>[AaPp][Mm]) (?P<z>ET|EDT|EST
 # A station name is a proper name: words, periods, hyphens, apostrophes, slashes, commas and a parenthesis; a
 # name with a conjunction or a range word in it is more than one place or a window, not a station.
 _STATION = r"(?P<st>[A-Z][\w.'/() -]*(?:, [A-Z]{2})?)"
-_NOT_A_NAME = re.compile(r"\b(?:and|or|between|through|to|any|each|either|both|nearest|average)\b", re.I)
+# (case-sensitive: "OR" in "Portland, OR" is Oregon)
+_NOT_A_NAME = re.compile(r"\b(?:and|or|between|through|to|any|each|either|both|nearest|average)\b")
 
 # Polymarket's and Kalshi's phrasings of the same conditions. Each is matched against the WHOLE condition: a
 # clause that is not part of a known phrasing makes the condition not understood (never silently dropped).
