@@ -27,7 +27,7 @@ class Script:
         self.extract = "good"
         self.judge = "agree"
 
-    def reply(self, system: str, user: str) -> tuple[int, str, str]:
+    def reply(self, system: str, user: str, system_is_openai: bool = True) -> tuple[int, str, str]:
         """(http status, text, finish) for one request."""
         kind = "judge" if system.startswith("You are the judge") else "extract"
         mode = self.judge if kind == "judge" else self.extract
@@ -46,6 +46,9 @@ class Script:
         if kind == "extract":
             if mode == "sloppy":  # a model that claims to understand every clause it was sent
                 p, k = replace(p, unknowns=()), replace(k, unknowns=())
+            if mode == "shift_b" and not system_is_openai:  # model B (Anthropic wire) misreads both thresholds alike
+                p = replace(p, threshold=None if p.threshold is None else p.threshold + 1)
+                k = replace(k, threshold=None if k.threshold is None else k.threshold + 1)
             return 200, json.dumps({"polymarket": p.to_json(), "kalshi": k.to_json()}), "stop"
         if mode == "always_yes":
             return 200, json.dumps({"equivalent": True, "polarity": "same", "reasons": []}), "stop"
@@ -67,7 +70,7 @@ def _server(script: Script) -> ThreadingHTTPServer:
                 system, user = body["system"], body["messages"][0]["content"]
             else:
                 system, user = body["messages"][0]["content"], body["messages"][1]["content"]
-            status, text, finish = script.reply(system, user)
+            status, text, finish = script.reply(system, user, not anthropic)
             if status != 200:
                 out: dict[str, Any] = {"error": {"type": "rate_limit_error", "message": "slow down"}}
             elif anthropic:

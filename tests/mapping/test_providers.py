@@ -72,3 +72,14 @@ def test_consensus_from_env_falls_back_offline() -> None:
                             "CROSSBOOK_MAPPING_MODEL_JUDGE": "openai:z", "OPENAI_API_KEY": "k",
                             "ANTHROPIC_API_KEY": "k"})
     assert not c.offline_only and c.b.name == "anthropic:y"
+
+
+async def test_models_that_read_different_contracts_do_not_verify(llm: tuple[Script, Consensus]) -> None:
+    """Model B reads a different threshold on both sides (still a consistent pair for B alone): A and B disagree
+    on what the contract is, so the pair is not Verified even though each model's checks pass."""
+    script, cons = llm
+    script.extract = "shift_b"
+    pairs = [p for p in json.loads(PAIRS.read_text()) if p["id"] in ("pub-005", "pub-010")]
+    for v in await judge_pairs(pairs, cons):
+        assert v.status == "Unverified", (v.id, v.reasons)
+        assert any("disagreement:" in r and "threshold" in r for r in v.reasons), v.reasons

@@ -166,6 +166,7 @@ class Consensus:
                                                                  else ""))
                 pa, pb = comps["a"].polarity, comps["b"].polarity
                 if comps["a"].passed and comps["b"].passed:
+                    v.reasons.extend(_field_disagreements(ext["a"], ext["b"]))
                     if pa != pb:
                         v.reasons.append(f"disagreement: model A says {pa}, model B says {pb}")
                     elif op.equivalent and op.polarity != pa:
@@ -194,6 +195,25 @@ class Consensus:
         if any(x.polarity != c.polarity for x in comps.values()):
             return [f"offline rules veto: polarity {c.polarity} differs from the models'"]
         return []
+
+
+# Objective fields two independent readings of the same text must agree on (names and canonical ids may be spelled
+# differently by different models, so they are left to the per-model checks).
+AGREEMENT_FIELDS = ("family", "comparator", "threshold", "threshold_high", "precision", "window_start", "window_end",
+                    "draws_possible")
+
+
+def _field_disagreements(a: Extraction, b: Extraction) -> list[str]:
+    """Models A and B must have read each venue's contract the same way, not merely each found a match: two
+    extractions that pass on different thresholds or dates mean at least one model misread the text."""
+    out: list[str] = []
+    for venue in ("polymarket", "kalshi"):
+        ca, cb = getattr(a, venue), getattr(b, venue)
+        for f in AGREEMENT_FIELDS:
+            va, vb = getattr(ca, f), getattr(cb, f)
+            if va != vb:
+                out.append(f"disagreement: {venue} {f} is {va} for model A, {vb} for model B")
+    return out
 
 
 def _pair_ref(pair: Mapping[str, Any]) -> str:
