@@ -279,3 +279,14 @@ async def test_an_exposed_result_is_never_rearmed_by_itself(rig: Rig) -> None:
     await eventually(lambda: poly_ask(rig) == Decimal("0.42"), what="the 0.42 ask on our book")
     await settle()
     assert len(rig.fired) == 1 and (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 0)
+
+
+async def test_a_size_beyond_the_best_levels_is_sized_over_the_books(rig: Rig) -> None:
+    # 60 wanted; the best levels hold 50 (Polymarket 0.40) and 100 (Kalshi NO 0.52); the next Polymarket
+    # ask (0.52) has no edge left, so the trigger's walk stops at 50 and that is what the executor sends.
+    rig.trigger.arm(rig.intent(size=Decimal(60)))
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the intent to finish")
+    (firing,) = rig.done
+    assert firing.intent.size == 50 and firing.result is not None and firing.result.status == "hedged"
+    assert [leg.filled for leg in firing.result.legs] == [50, 50]

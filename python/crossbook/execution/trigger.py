@@ -12,7 +12,9 @@ The hot path is ordered cheapest first, because almost every change shows no edg
    ``1 - edge`` with the fee *rate* the sizing walk uses for its first share — a necessary condition
    for any size, so a miss here is exact, not a heuristic;
 2. the breaker (fresh, valid, not halted, undisputed): a stale or tripped pair never fires;
-3. full sizing over both books (``plan_pair``) within ``limit``, over at most ``depth`` levels;
+3. sizing: when both best levels hold the whole ``size`` (the common case for a modest size) the top
+   of book is the plan; otherwise full sizing over both books (``plan_pair``) within ``limit``, over
+   at most ``depth`` levels;
 4. fire ``Executor.pair_trade`` for exactly the size found, in a task the trigger owns.
 
 The executor sizes again when its task runs (its ``pair_trade`` takes an intent, not a plan): on the
@@ -38,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Literal, Protocol
 
 from crossbook.aio import cancel_and_wait
@@ -103,6 +105,13 @@ class Firing:
     refused: str = ""  # IntentRefused text: nothing was sent
     error: str = ""  # anything else: the intent may be partly done; see the executor's records
     finished_ns: int = 0
+
+
+@dataclass(frozen=True)
+class _Edge:
+    cost: Decimal  # per share, fee rates included
+    yes_venue: Venue
+    depth: Decimal  # shares both best levels hold
 
 
 @dataclass
@@ -263,11 +272,18 @@ class EdgeTrigger:
         state = self.executor.gate.breaker.evaluate(pair_id)
         if not state.enabled:
             return False  # stale, invalid, halted or disputed: no data is better than stale data
-        plan = self._size(a, directions)
-        if plan is None:
-            return False
-        yes_venue = plan.legs[0].venue
-        intent = PairIntent(pair_id, plan.size, a.intent.edge, yes_venue, a.intent.tif)
+        whole = a.intent.size.to_integral_value(ROUND_FLOOR)
+        best = directions[0]
+        if best.depth >= a.intent.size and whole >= max(ONE, a.markets.poly_min_size):
+            # Both best levels hold the whole size: the executor's walk stays on them, within the limit,
+            # so the top of book is the sizing (no depth read here; the executor checks fees per fill).
+            size, yes_venue = whole, best.yes_venue
+        else:
+            plan = self._size(a, tuple(e.yes_venue for e in directions))
+            if plan is None:
+                return False
+            size, yes_venue = plan.size, plan.legs[0].venue
+        intent = PairIntent(pair_id, size, a.intent.edge, yes_venue, a.intent.tif)
         firing = Firing(pair_id, intent, now)
         a.state = "in_flight"
         a.fires += 1
@@ -279,22 +295,23 @@ class EdgeTrigger:
             self.on_fire(firing)
         return True
 
-    def _top_edge(self, a: _Armed) -> tuple[Venue, ...]:
-        """The directions (YES venue) whose best YES ask + best NO ask + fee rates is below ``1 - edge``,
-        both within the limit; empty if none. A missing or invalid book is no edge."""
+    def _top_edge(self, a: _Armed) -> list[_Edge]:
+        """The directions whose best YES ask + best NO ask + fee rates is below ``1 - edge``, both within
+        the limit, cheapest first, each with the shares both best levels hold; empty if none. A missing
+        or invalid book is no edge."""
         books = self.books
         tops: dict[Venue, Mapping[str, object]] = {}
         for venue, market in a.legs:
             try:
                 t = books.top(venue, market)
             except KeyError:
-                return ()
+                return []
             if not t.get("valid"):
-                return ()
+                return []
             tops[venue] = t
         intent, pm = a.intent, a.markets
         cap = ONE - intent.edge
-        found: list[Venue] = []
+        found: list[_Edge] = []
         for yes_venue in a.directions:
             no_venue = other_venue(yes_venue)
             ya = _ask(tops[yes_venue], pm.instrument(yes_venue, "yes")[1])
@@ -303,9 +320,13 @@ class EdgeTrigger:
                 continue
             if intent.limit is not None and (ya > intent.limit or na > intent.limit):
                 continue
-            if ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na) < cap:
-                found.append(yes_venue)
-        return tuple(found)
+            cost = ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na)
+            if cost < cap:
+                depth = min(_ask_size(tops[yes_venue], pm.instrument(yes_venue, "yes")[1]),
+                            _ask_size(tops[no_venue], pm.instrument(no_venue, "no")[1]))  # fmt: skip
+                found.append(_Edge(cost, yes_venue, depth))
+        found.sort(key=lambda e: e.cost)
+        return found
 
     def _fee_rate(self, venue: Venue, price: Decimal) -> Decimal:
         # The same marginal rate the sizing walk compares per share (sizing rounds fees per fill later).
@@ -386,6 +407,11 @@ class EdgeTrigger:
             for t in pending:
                 log.error("trigger intent %s still in flight after %.1fs; leaving it to the executor's records",
                           t.get_name(), timeout)  # fmt: skip
+
+
+def _ask_size(top: Mapping[str, object], outcome: Outcome) -> Decimal:
+    raw = top.get("ask_size") if outcome == "yes" else top.get("bid_size")
+    return Decimal(raw) if isinstance(raw, str) and raw else Decimal(0)
 
 
 def _ask(top: Mapping[str, object], outcome: Outcome) -> Decimal | None:
