@@ -842,7 +842,7 @@ OURS_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
     ("feed → BookSet → change dispatch", "rx", "disp"),
     ("dispatch → trigger looks at the pair", "disp", "detected"),
-    ("trigger: top check, breaker, capped sizing", "detected", "fire"),
+    ("trigger: top check, breaker, sizing", "detected", "fire"),
     ("fire → executor task runs", "fire", "task"),
     ("executor: gate + sizing", "task", "planned"),
     ("build order → sign request", "planned", "sign0"),
