@@ -61,9 +61,10 @@ class Rig:
     done: list[Firing]
 
     def intent(self, **kw: object) -> EdgeIntent:
-        args: dict[str, object] = {"size": INTENT_SIZE, "edge": Decimal("0.02"), "limit": Decimal("0.60")}
+        args: dict[str, object] = {"pair_id": self.pair_id, "size": INTENT_SIZE, "edge": Decimal("0.02"),
+                                   "limit": Decimal("0.60")}  # fmt: skip
         args.update(kw)
-        return EdgeIntent(self.pair_id, **args)  # type: ignore[arg-type]
+        return EdgeIntent(**args)  # type: ignore[arg-type]
 
 
 def _quiet(book: LadderBook, levels: tuple[dict[int, int], dict[int, int]]) -> None:
@@ -290,3 +291,18 @@ async def test_a_size_beyond_the_best_levels_is_sized_over_the_books(rig: Rig) -
     (firing,) = rig.done
     assert firing.intent.size == 50 and firing.result is not None and firing.result.status == "hedged"
     assert [leg.filled for leg in firing.result.legs] == [50, 50]
+
+
+async def test_a_pair_the_breaker_does_not_watch_never_fires_and_spoils_nothing(rig: Rig) -> None:
+    pm = rig.executor.markets[rig.pair_id]
+    markets = dict(rig.executor.markets)
+    markets["pair-unwatched"] = PairMarkets("pair-unwatched", pm.poly_yes_token, pm.poly_no_token, pm.kalshi_ticker)
+    rig.executor.markets = markets
+    rig.trigger.arm(rig.intent(pair_id="pair-unwatched"))
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the watched pair's intent to finish")
+    await settle()
+    assert [f.pair_id for f in rig.fired] == [rig.pair_id]
+    assert rig.trigger.state("pair-unwatched") == "armed"
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)

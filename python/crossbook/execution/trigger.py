@@ -250,7 +250,10 @@ class EdgeTrigger:
                     continue
                 else:
                     seen.add(pid)
-                self.evaluate(pid)
+                try:
+                    self.evaluate(pid)
+                except Exception:  # one pair's failure must not starve the others in this batch
+                    log.exception("pair %s: trigger evaluation failed", pid)
 
     def evaluate(self, pair_id: str) -> bool:
         """Check one pair now; True if it fired. Synchronous: nothing awaits between the look at the
@@ -269,9 +272,12 @@ class EdgeTrigger:
             return False
         if not directions:
             return False
-        state = self.executor.gate.breaker.evaluate(pair_id)
-        if not state.enabled:
-            return False  # stale, invalid, halted or disputed: no data is better than stale data
+        try:
+            enabled = self.executor.gate.breaker.evaluate(pair_id).enabled
+        except KeyError:  # the breaker does not watch this pair: nothing vouches for its data
+            enabled = False
+        if not enabled:
+            return False  # stale, invalid, halted, disputed or unwatched: no data is better than stale data
         whole = a.intent.size.to_integral_value(ROUND_FLOOR)
         best = directions[0]
         if best.depth >= a.intent.size and whole >= max(ONE, a.markets.poly_min_size):
