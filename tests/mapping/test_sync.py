@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +234,10 @@ def _games(n: int) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str
         polys.append((q, f"nba-nyk-por-2026-{month[:3].lower()}-{day:02d}",
                       desc.replace("March 12, 2026", f"{month} {day}, 2026"), f"2026-{3 + (i >= 28):02d}-{day:02d}"))
         t = f"KXNBAGAME-26{mon.upper()}{day:02d}NYKPOR-NYK"
+        # two weeks after the game, as the rules say (a market expiring before its game is not verifiable)
+        closes = (datetime(2026, 3 + (i >= 28), day, 5, tzinfo=UTC) + timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
         kals.append((t, t.rsplit("-", 1)[0], kal[2], kal[3], kal[4].replace("Mar 12, 2026", f"{mon} {day}, 2026"),
-                     kal[5].replace("Mar 12, 2026", f"{mon} {day}, 2026"), kal[6], kal[7]))
+                     kal[5].replace("Mar 12, 2026", f"{mon} {day}, 2026"), closes, closes))
     return polys, kals
 
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v6"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v7"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -657,6 +657,29 @@ def extract_polymarket(market: Mapping[str, Any]) -> Criteria:
 
 def extract_kalshi(market: Mapping[str, Any]) -> Criteria:
     """Criteria from a Kalshi market (rules_primary + rules_secondary; title and subtitle are hints)."""
+    c = _extract_kalshi(market)
+    late = _expires_before_window(c, str(market.get("expiration_time") or ""))
+    return replace(c, unknowns=(*c.unknowns, late)) if late else c
+
+
+def _expires_before_window(c: Criteria, expiration: str) -> str | None:
+    """A market that expires before the day (or month) it is about cannot settle on it: the listing contradicts its
+    own rules, so nothing can be verified. Instants are compared exactly elsewhere (the RTI average)."""
+    end = c.window_end or ""
+    exp = expiration[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", exp):
+        return None if not end or not re.match(r"\d{4}-\d{2}", end) else "no expiration_time to check the window"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", end) and exp < end:
+        return f"expires {exp}, before the day it is about ({end})"
+    if re.fullmatch(r"\d{4}-\d{2}", end):
+        y, mo = int(end[:4]), int(end[5:7])
+        after = f"{y + mo // 12}-{mo % 12 + 1:02d}-01"
+        if exp < after:
+            return f"expires {exp}, before the month it is about ({end}) has ended"
+    return None
+
+
+def _extract_kalshi(market: Mapping[str, Any]) -> Criteria:
     primary = normalize(str(market.get("rules_primary") or ""))
     secondary = str(market.get("rules_secondary") or "")
     text = primary + "\n" + secondary
