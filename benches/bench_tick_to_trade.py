@@ -733,7 +733,7 @@ class Pipeline:
                                 sim.deliver(session, "orderbook_delta", sim._delta_frame(sub, m, c, 1))
 
 
-async def one_sample(p: Pipeline, kind: str) -> None:
+async def one_sample(p: Pipeline, kind: str, round_no: int = -1) -> None:
     while not p.arrivals.empty():
         p.arrivals.get_nowait()
     t0 = p.write_edge()
@@ -750,7 +750,7 @@ async def one_sample(p: Pipeline, kind: str) -> None:
     ok = ok and first.status == 200 and second.status in (200, 201)
     if not ok:
         p.failures.append(f"{kind}: {first} {second} {done}")
-    p.samples.append({"kind": kind, "t0": t0, "t1": first.t, "t2": second.t, "ok": bool(ok),
+    p.samples.append({"kind": kind, "round": round_no, "t0": t0, "t1": first.t, "t2": second.t, "ok": bool(ok),
                       "marks": done.get("marks", {})})  # fmt: skip
     p.restore()
 
@@ -930,7 +930,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
         order = [(k, n) for k, n in (("warm", args.samples), ("idle", args.idle)) if n > 0]
         for kind, n in order:
             gap = (args.gap_ms if kind == "warm" else args.idle_ms) / 1000
-            done = 0
+            done = rnd = 0
             while done < n:
                 block = min(args.block if kind == "warm" else max(1, args.block // 4), n - done)
                 for p in pipelines:
@@ -939,8 +939,9 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                             await p.background(gap, args.background_hz)
                         else:
                             await asyncio.sleep(gap)
-                        await one_sample(p, kind)
+                        await one_sample(p, kind, rnd)
                 done += block
+                rnd += 1
         probe: dict[str, Any] = {}
         first_ours = next((p for p in pipelines if p.name.startswith("ours")), None)
         if first_ours is not None and args.http_probe > 0:
@@ -992,14 +993,29 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
         r["breakdown"] = breakdown(p, BASE_SEGMENTS if p.name == "baseline" else OURS_SEGMENTS)
         rows[p.name] = r
     base = rows.get("baseline")
+    by_name = {p.name: p for p in pipelines}
+    base_pipeline = by_name.get("baseline")
     for name, r in rows.items():
-        if base is None or name == "baseline":
+        if base is None or base_pipeline is None or name == "baseline":
             continue
         r["ratio_vs_baseline"] = {
             f"{kind}_{leg}_{q}": r[kind][leg][q] / base[kind][leg][q]
             for kind in ("warm", "idle") for leg in ("first_leg_us", "both_legs_us") for q in ("p50", "p99", "p999")
             if base[kind][leg][q] and base[kind][leg][q] == base[kind][leg][q]
         }  # fmt: skip
+        # Per ABAB round (one block of each pipeline, back to back): the p50 ratio, so drift between rounds
+        # shows as a band instead of hiding in the pooled figure.
+        per_round = []
+        for rnd in sorted({s["round"] for s in base_pipeline.samples if s["kind"] == "warm"}):
+            mine = [(s["t1"] - s["t0"]) / 1000 for s in by_name[name].samples
+                    if s["kind"] == "warm" and s["ok"] and s["round"] == rnd]  # fmt: skip
+            theirs = [(s["t1"] - s["t0"]) / 1000 for s in base_pipeline.samples
+                      if s["kind"] == "warm" and s["ok"] and s["round"] == rnd]  # fmt: skip
+            if mine and theirs:
+                per_round.append(statistics.median(mine) / statistics.median(theirs))
+        if per_round:
+            r["warm_p50_ratio_rounds"] = {"n": len(per_round), "median": statistics.median(per_round),
+                                          "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
             "cpu_daemon",
             "cpu_signer")  # fmt: skip
@@ -1026,6 +1042,11 @@ def print_table(res: dict[str, Any]) -> None:
             print(f"{name:<14} {kind:<5} {f['n']:>5} {f['p50']:>9.1f} {f['p99']:>9.1f} {f['p999']:>9.1f} "
                   f"{b['p50']:>9.1f} {b['p99']:>9.1f} {(f'{r50:.2f}' if r50 else '-'):>7} "
                   f"{(f'{r99:.2f}' if r99 else '-'):>7}  {r['verified']}")  # fmt: skip
+    for name, r in rows.items():
+        band = r.get("warm_p50_ratio_rounds")
+        if band:
+            print(f"{name}: warm p50 ratio per ABAB round: median {band['median']:.2f} "
+                  f"[{band['min']:.2f}–{band['max']:.2f}] over {band['n']} rounds")  # fmt: skip
     for name, r in rows.items():
         print(f"\nbreakdown, {name} (warm, first leg, µs)")
         print(f"  {'segment':<50} {'p50':>8} {'p99':>8}")
