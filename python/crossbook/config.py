@@ -124,6 +124,7 @@ class ExecutionConfig:
     Secrets are never values here. Production: ``signer_socket`` (+ ``signer_session_id`` to sign under
     a user's session policy, else ``signer_wallet``). Development: files holding the keys."""
 
+    enabled: bool = False  # the daemon runs an executor and takes intents on <state_dir>/execution.sock
     user: str = ""  # whose orders and positions these are (crossbook orders/positions --user)
     signer_socket: str = ""
     signer_session_id: str = ""

@@ -83,7 +83,8 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
     hub_node = await start_hub(cfg, md, breaker, redis_url) if cfg.hub.enabled else None
     resources = contextlib.AsyncExitStack()
     try:
-        pool = await open_store(cfg, resources) if (cfg.postgres.url or cfg.chain.enabled) else None
+        pool = await open_store(cfg, resources) if (cfg.postgres.url or cfg.chain.enabled
+                                                     or cfg.execution.enabled) else None
         if pool is not None:
             sync = PgSafetySync(pool, breaker, gate.catalog)  # type: ignore[arg-type]
             await sync.sync_once()
@@ -94,6 +95,16 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         await resources.aclose()
         raise
     breaker.start()
+    if cfg.execution.enabled and pool is not None:
+        from crossbook.execution.service import start_execution
+
+        try:
+            await start_execution(cfg, md, gate, breaker, pool, resources)
+        except BaseException:
+            await resources.aclose()
+            await breaker.stop()
+            await md.stop()
+            raise
     runtime = write_runtime_file(cfg, redis_url, hub_node.hub.url if hub_node else None)
 
     async def status_loop() -> None:

@@ -55,7 +55,9 @@ class ProcRig:
         return int(proc.returncode or 0), doc, err.decode()
 
 
-async def make_proc_rig(pg_url: str, tmp: Path, seed: int = 2, **execution: Any) -> ProcRig:
+async def make_proc_rig(
+    pg_url: str, tmp: Path, seed: int = 2, extra: list[str] | None = None, **execution: Any
+) -> ProcRig:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     poly = PolymarketSim(seed=seed, markets=1, tick_interval=0.05)
     kal = KalshiSim(seed=seed, markets=1, tick_interval=0.05, api_keys={KEY_ID: key.public_key()})
@@ -94,6 +96,7 @@ async def make_proc_rig(pg_url: str, tmp: Path, seed: int = 2, **execution: Any)
         "pong_timeout_s = 0.8", f'api_key_id = "{KEY_ID}"', f'private_key_path = "{tmp / "kalshi.pem"}"',
         "[postgres]", f'url = "{pg_url}"',
         "[execution]", *[f"{k} = {json.dumps(v)}" for k, v in ex.items()],
+        *(extra or []),
         "[[pairs]]", f'pair_id = "{pair_id}"', f'poly_asset = "{yes}"', f'poly_no_asset = "{poly.no_token(yes)}"',
         f'kalshi_ticker = "{kal.markets[0]}"', f'condition_id = "{poly.conditions[yes]}"', "verified = true",
     ]  # fmt: skip

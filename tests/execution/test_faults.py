@@ -10,7 +10,7 @@ import pytest
 
 from crossbook.execution import OrderResult, PairIntent
 from tests.conftest import eventually
-from tests.execution.test_scenarios import Rig, rig, rows
+from tests.execution.test_scenarios import Rig, freeze_kalshi, rig, rows
 
 __all__ = ["rig"]
 
@@ -22,6 +22,8 @@ def no_duplicates(r: Rig) -> None:
 @pytest.mark.parametrize("venue", ["polymarket", "kalshi"])
 async def test_disconnect_after_accept_is_resolved_by_lookup(rig: Rig, venue: str) -> None:
     sim = rig.poly if venue == "polymarket" else rig.kal
+    if venue == "polymarket":
+        await freeze_kalshi(rig)  # the hedge waits for leg 1's lookup: its book must not walk meanwhile
     sim.disconnect_next("after_accept")
     res = await rig.executor.pair_trade(PairIntent(rig.pair_id, Decimal(20), edge=Decimal("0.02")))
     assert res.status == "hedged", res.reasons

@@ -20,7 +20,8 @@ from typing import Any
 
 from crossbook.config import Config, load_config
 from crossbook.errors import ConfigError
-from crossbook.execution.errors import IntentRefused
+from crossbook.execution.errors import ExecutionError, IntentRefused
+from crossbook.execution.executor import Executor
 from crossbook.execution.models import (
     LimitIntent,
     OrderResult,
@@ -44,8 +45,10 @@ Cancel-on-disconnect (execution.cancel_on_disconnect, on by default): while a tr
 Polymarket and keeps a Kalshi order group; after it exits, a GTC order left open on Polymarket is
 cancelled by the venue at its heartbeat timeout, and Kalshi orders carry cancel_order_on_pause.
 
-The intent runs in this process (an executor started from --config; the daemon does not take intents
-yet). Every run first reconciles unfinished intents from the venues and PostgreSQL. Exit codes: 0 done,
+By default the intent runs in this process (an executor started from --config), which first reconciles
+unfinished intents from the venues and PostgreSQL. With --daemon it goes to the running daemon
+(execution.enabled = true: it serves <state_dir>/execution.sock, reconciles at start, keeps the books
+warm and the heartbeats going). Exit codes: 0 done,
 3 refused (the step and the reasons are printed), 1 error."""
 
 
@@ -67,6 +70,8 @@ def register(sub: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML config ([execution], [[pairs]], venues, postgres)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--daemon", action="store_true",
+                        help="submit to the running daemon (execution.enabled; <state_dir>/execution.sock)")
     p = tsub.add_parser("pair", parents=[common], help="buy YES on one venue and NO on the other below 1 - edge")
     p.add_argument("pair", help="pair id (as in [[pairs]])")
     p.add_argument("--size", type=_decimal, required=True, help="most shares of each leg")
@@ -130,42 +135,101 @@ def _cfg(args: argparse.Namespace) -> Config:
 
 
 # -- trade --------------------------------------------------------------------------------------------
+_FIELDS = ("pair", "size", "edge", "yes_venue", "tif", "venue", "outcome", "price", "side", "limit", "reason")
+
+
+def request_of(args: argparse.Namespace) -> dict[str, str]:
+    """The intent as a request (what the daemon's execution socket takes), from the command line."""
+    req = {"op": str(args.trade_cmd)}
+    for name in _FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            req[name] = str(value)
+    return req
+
+
+def _req_dec(req: Mapping[str, Any], name: str, default: str | None = None) -> Decimal:
+    raw = req.get(name, default)
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise IntentRefused("intent", [f"{name} {raw!r} is not a decimal number"]) from None
+    if raw is None or not value.is_finite():
+        raise IntentRefused("intent", [f"{name} is required (a decimal number)"])
+    return value
+
+
+def _req_choice(req: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str | None = None) -> Any:
+    value = req.get(name, default)
+    if value not in choices:
+        raise IntentRefused("intent", [f"{name} {value!r} must be one of {', '.join(choices)}"])
+    return value
+
+
+async def run_request(executor: Executor, markets: Mapping[str, object], req: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one request (``op``: pair, buy, sell, route, kill, release) on a started executor. Raises
+    IntentRefused (with its step) for a refusal, including a malformed request."""
+    op = req.get("op")
+    if op == "kill":
+        reason = str(req.get("reason") or "").strip()
+        if not reason:
+            raise IntentRefused("intent", ["kill needs a reason"])
+        return {"kill_switch": reason, "cancelled": await executor.kill(reason, by=str(req.get("by", "cli")))}
+    if op == "release":
+        await executor.release(by=str(req.get("by", "cli")))
+        return {"kill_switch": None}
+    pair = str(req.get("pair", ""))
+    if op not in ("pair", "buy", "sell", "route"):
+        raise IntentRefused("intent", [f"unknown op {op!r} (pair, buy, sell, route, kill, release)"])
+    if pair not in markets:
+        raise IntentRefused("pair", [f"unknown pair {pair}: not among the config's [[pairs]]"])
+    if op == "route":
+        routed = await executor.route(RouteIntent(
+            pair, _req_choice(req, "side", ("buy", "sell")), _req_choice(req, "outcome", ("yes", "no")),
+            _req_dec(req, "size"), _req_dec(req, "limit"), _req_choice(req, "tif", ("FOK", "FAK"), "FAK")))  # fmt: skip
+        return {"intent": {"kind": "route", "intent_id": routed.intent_id, "status": routed.status,
+                           "filled": str(routed.filled), "legs": [_order(r) for r in routed.orders],
+                           "unwinds": [], "reasons": routed.reasons}}  # fmt: skip
+    if op == "pair":
+        yes_venue = req.get("yes_venue")
+        if yes_venue is not None:
+            _req_choice(req, "yes_venue", ("polymarket", "kalshi"))
+        intent = PairIntent(pair, _req_dec(req, "size"), _req_dec(req, "edge", "0.01"), yes_venue,
+                            _req_choice(req, "tif", ("FOK", "FAK"), "FOK"))  # fmt: skip
+        return {"intent": _pair_result(await executor.pair_trade(intent))}
+    venue = _req_choice(req, "venue", ("polymarket", "kalshi"))
+    tif = _req_choice(req, "tif", ("FOK", "FAK", "GTC"), "FAK")
+    single = await executor.place(LimitIntent(pair, venue, op, _req_choice(req, "outcome", ("yes", "no")),
+                                              _req_dec(req, "price"), _req_dec(req, "size"), tif))  # fmt: skip
+    return {"intent": {"kind": "limit", "order": _order(single)}}
+
+
 def trade(args: argparse.Namespace) -> int:
     from crossbook.execution.runtime import open_runtime
 
     cfg = _cfg(args)
+    req = request_of(args)
 
     async def go() -> dict[str, Any]:
+        if args.daemon:
+            from crossbook.execution.service import ask_daemon
+
+            out = await ask_daemon(cfg, req)
+            if "refused" in out:
+                raise IntentRefused(str(out["refused"]["step"]), list(out["refused"]["reasons"]))
+            if "error" in out:
+                raise ExecutionError(f"the daemon: {out['error']}")
+            return {"recovered": [], **out}
         async with open_runtime(cfg) as rt:
             assert rt.executor is not None
-            if args.trade_cmd == "kill":
-                cancelled = await rt.executor.kill(args.reason, by="cli")
-                return {"kill_switch": args.reason, "cancelled": cancelled, "recovered": []}
-            if args.trade_cmd == "release":
-                await rt.executor.release(by="cli")
-                return {"kill_switch": None, "recovered": []}
+            if args.trade_cmd in ("kill", "release"):
+                return {"recovered": [], **await run_request(rt.executor, rt.markets, req)}
             await rt.wait_ready()
             recovered = await rt.executor.recover()
-            out: dict[str, Any] = {"recovered": [_recovered(r) for r in recovered]}
+            out = {"recovered": [_recovered(r) for r in recovered]}
             if args.trade_cmd == "recover":
                 return out
-            if args.pair not in rt.markets:
-                raise IntentRefused("pair", [f"unknown pair {args.pair}: not among the config's [[pairs]]"])
-            if args.trade_cmd == "route":
-                routed = await rt.executor.route(RouteIntent(args.pair, args.side, args.outcome, args.size,
-                                                             args.limit, args.tif))  # fmt: skip
-                out["intent"] = {"kind": "route", "intent_id": routed.intent_id, "status": routed.status,
-                                 "filled": str(routed.filled), "legs": [_order(r) for r in routed.orders],
-                                 "unwinds": [], "reasons": routed.reasons}  # fmt: skip
-            elif args.trade_cmd == "pair":
-                intent = PairIntent(args.pair, args.size, args.edge, args.yes_venue, args.tif)
-                res = await rt.executor.pair_trade(intent)
-                out["intent"] = _pair_result(res)
-            else:
-                single = await rt.executor.place(LimitIntent(args.pair, args.venue, args.trade_cmd, args.outcome,
-                                                             args.price, args.size, args.tif))  # fmt: skip
-                out["intent"] = {"kind": "limit", "order": _order(single)}
-            return out
+            return {**out, **await run_request(rt.executor, rt.markets, req)}
 
     try:
         out = asyncio.run(go())

@@ -26,6 +26,7 @@ from crossbook.execution.signer import ExecutionSigner, LocalSigner, ServiceSign
 from crossbook.execution.store import ExecutionStore
 from crossbook.execution.venues import KalshiTrader, PolymarketTrader, VenueTrader
 from crossbook.safety.breaker import Breaker
+from crossbook.safety.gate import Gate
 from crossbook.signing import ApiCreds, HeaderSigner, LocalHeaderSigner, PrivateKey
 
 log = logging.getLogger("crossbook.execution")
@@ -104,22 +105,60 @@ def build_signer(cfg: Config) -> tuple[ExecutionSigner, HeaderSigner, Any]:
     return LocalSigner(wallet, ApiCreds(creds["api_key"], creds["secret"], creds["passphrase"]), headers), headers, None
 
 
+def check_execution_config(cfg: Config, markets: dict[str, PairMarkets]) -> None:
+    ex = cfg.execution
+    if ex.first_venue not in ("polymarket", "kalshi"):
+        raise ConfigError("execution.first_venue must be polymarket or kalshi")
+    if ex.unwind not in ("complete", "flatten", "none"):
+        raise ConfigError("execution.unwind must be complete, flatten or none")
+    missing = [p for p, m in markets.items() if not m.poly_no_token]
+    if missing:
+        raise ConfigError(f"pairs {', '.join(missing)} need poly_no_asset (the NO token) to trade")
+
+
+async def build_executor(
+    cfg: Config, signer: ExecutionSigner, gate: Gate, books: Any, store: ExecutionStore,
+    markets: dict[str, PairMarkets], stack: contextlib.AsyncExitStack,
+) -> Executor:  # fmt: skip
+    """The executor with its venue clients (rate limits, proxy) and, when configured, cancel-on-disconnect;
+    everything it starts is stopped by ``stack``."""
+    ex = cfg.execution
+    pw, kw, kr = ex.polymarket_writes_per_s, ex.kalshi_writes_per_s, ex.kalshi_reads_per_s
+    traders: dict[Venue, VenueTrader] = {
+        "polymarket": PolymarketTrader(cfg.polymarket.rest_url, signer, timeout=ex.order_timeout_s,
+                                       write_rate=(pw, max(1.0, pw)) if pw > 0 else None, proxy=ex.proxy or None),
+        "kalshi": KalshiTrader(cfg.kalshi.rest_url, signer, timeout=ex.order_timeout_s,
+                               write_rate=(kw, max(1.0, kw)) if kw > 0 else None,
+                               read_rate=(kr, max(1.0, kr)) if kr > 0 else None, proxy=ex.proxy or None),
+    }  # fmt: skip
+    for t in traders.values():
+        stack.push_async_callback(t.close)
+    executor = Executor(
+        gate=gate, books=books, traders=traders, markets=markets, store=store,
+        unwind=UnwindPolicy(cast(Any, ex.unwind), _dec(ex.unwind_band, "unwind_band")),
+        first_venue=cast(Venue, ex.first_venue), resolve_timeout=ex.resolve_timeout_s,
+        poly_fee_bps=ex.poly_fee_bps, hedge_slippage=_dec(ex.hedge_slippage, "hedge_slippage"),
+        user_ref=ex.user,
+    )  # fmt: skip
+    if ex.cancel_on_disconnect:
+        safety = OrderSafety(executor, heartbeat_interval=ex.heartbeat_interval_s,
+                             kalshi_group_contracts_limit=ex.kalshi_group_contracts_limit)  # fmt: skip
+        await safety.start()
+        # An orderly exit stops the heartbeats and leaves open orders to the venues' own
+        # cancel-on-disconnect; ``trade kill`` cancels at once.
+        stack.push_async_callback(safety.stop, cancel_open=False)
+    return executor
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True) -> AsyncIterator[Runtime]:
     """The store always; with ``books`` the live market data and breaker; with ``trading`` the executor."""
     from crossbook.daemon import build_safety
     from crossbook.store.postgres import migrate, postgres_url
 
-    ex = cfg.execution
-    if ex.first_venue not in ("polymarket", "kalshi"):
-        raise ConfigError("execution.first_venue must be polymarket or kalshi")
-    if ex.unwind not in ("complete", "flatten", "none"):
-        raise ConfigError("execution.unwind must be complete, flatten or none")
     markets = pair_markets(cfg)
     if trading:
-        missing = [p for p, m in markets.items() if not m.poly_no_token]
-        if missing:
-            raise ConfigError(f"pairs {', '.join(missing)} need poly_no_asset (the NO token) to trade")
+        check_execution_config(cfg, markets)
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(postgres_url(cfg.postgres.url, cfg.state_dir))
         await migrate(url)
@@ -143,30 +182,5 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
         stack.push_async_callback(breaker.stop)
         executor = None
         if signer is not None:
-            pw, kw, kr = ex.polymarket_writes_per_s, ex.kalshi_writes_per_s, ex.kalshi_reads_per_s
-            traders: dict[Venue, VenueTrader] = {
-                "polymarket": PolymarketTrader(cfg.polymarket.rest_url, signer, timeout=ex.order_timeout_s,
-                                               write_rate=(pw, max(1.0, pw)) if pw > 0 else None,
-                                               proxy=ex.proxy or None),
-                "kalshi": KalshiTrader(cfg.kalshi.rest_url, signer, timeout=ex.order_timeout_s,
-                                       write_rate=(kw, max(1.0, kw)) if kw > 0 else None,
-                                       read_rate=(kr, max(1.0, kr)) if kr > 0 else None,
-                                       proxy=ex.proxy or None),
-            }  # fmt: skip
-            for t in traders.values():
-                stack.push_async_callback(t.close)
-            executor = Executor(
-                gate=gate, books=md.books, traders=traders, markets=markets, store=store,
-                unwind=UnwindPolicy(cast(Any, ex.unwind), _dec(ex.unwind_band, "unwind_band")),
-                first_venue=cast(Venue, ex.first_venue), resolve_timeout=ex.resolve_timeout_s,
-                poly_fee_bps=ex.poly_fee_bps, hedge_slippage=_dec(ex.hedge_slippage, "hedge_slippage"),
-                user_ref=ex.user,
-            )  # fmt: skip
-            if ex.cancel_on_disconnect:
-                safety = OrderSafety(executor, heartbeat_interval=ex.heartbeat_interval_s,
-                                     kalshi_group_contracts_limit=ex.kalshi_group_contracts_limit)  # fmt: skip
-                await safety.start()
-                # An orderly exit stops the heartbeats and leaves open orders to the venues' own
-                # cancel-on-disconnect; ``trade kill`` cancels at once.
-                stack.push_async_callback(safety.stop, cancel_open=False)
+            executor = await build_executor(cfg, signer, gate, md.books, store, markets, stack)
         yield Runtime(cfg, url, store, md, breaker, executor, markets)

@@ -1,0 +1,103 @@
+"""Execution in the real daemon process: intents over its execution socket (``crossbook trade ...
+--daemon``); the daemon SIGKILLed while a leg's order sits accepted at a simulator with its reply held;
+a new daemon reconciles the intent at start, before taking new ones. Nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossbook.config import load_config
+from crossbook.errors import ConfigError
+from crossbook.execution.service import ask_daemon
+from crossbook.store.embedded_redis import EmbeddedRedis
+from crossbook.store.postgres import migrate
+from tests.conftest import eventually
+from tests.execution.procs import ProcRig, make_proc_rig
+from tests.execution.test_restart import fetch
+
+
+@pytest.fixture
+async def drig(pg_url: str, tmp_path: Path, redis_server: EmbeddedRedis) -> AsyncIterator[ProcRig]:
+    await migrate(pg_url)
+    r = await make_proc_rig(pg_url, tmp_path, enabled=True,
+                            extra=["[redis]", f'url = "{redis_server.url}"', "[hub]", "enabled = false"])  # fmt: skip
+    r.poly.hold_reply_s = r.kal.hold_reply_s = 120.0
+    try:
+        yield r
+    finally:
+        await r.poly.stop()
+        await r.kal.stop()
+
+
+async def start_daemon(r: ProcRig) -> asyncio.subprocess.Process:
+    import os
+    import sys
+
+    log = open(r.dir / "daemon.log", "ab")  # noqa: ASYNC230 - the child writes it; closed with the test dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSBOOK_")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "crossbook", "daemon", "--config", str(r.config),
+                                                stdout=log, stderr=log, env=env)  # fmt: skip
+    cfg = load_config(r.config)
+
+    async def ready() -> bool:
+        assert proc.returncode is None, (r.dir / "daemon.log").read_text()
+        try:
+            return bool((await ask_daemon(cfg, {"op": "status"}, timeout=5))["ready"])
+        except ConfigError:
+            return False
+
+    await eventually(ready, timeout=60, interval=0.1, what="the daemon taking intents")
+    return proc
+
+
+async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> None:
+    r = drig
+    cfg = load_config(r.config)
+    daemon = await start_daemon(r)
+    try:
+        r.kal.accept_then_timeout_next()  # leg 2 booked and filled at the venue, its reply held back
+        req: dict[str, Any] = {"op": "pair", "pair": r.pair_id, "size": "20", "edge": "0.02"}
+        pending = asyncio.ensure_future(ask_daemon(cfg, req))
+        await eventually(lambda: r.kal.stats["replies_held"] == 1, timeout=30, what="leg 2 held at the venue")
+        daemon.send_signal(signal.SIGKILL)
+        await daemon.wait()
+        with pytest.raises(ConfigError, match="closed the connection"):
+            await pending
+        inflight = await fetch(r.pg_url, "SELECT venue, status FROM orders ORDER BY created_at")
+        assert [(o["venue"], o["status"]) for o in inflight] == [("polymarket", "filled"), ("kalshi", "submitting")]
+
+        daemon = await start_daemon(r)
+        status = await ask_daemon(cfg, {"op": "status"})
+        (rec,) = status["recovered"]
+        assert rec["status"] == "hedged" and any(o["resolved_by"] == "lookup" for o in rec["orders"]), rec
+        assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
+
+        # The restarted daemon takes new intents (the CLI's --daemon path).
+        code, out, err = await r.run("trade", "pair", r.pair_id, "--size", "20", "--edge", "0.02", "--daemon")
+        assert code == 0, err
+        assert out["intent"]["status"] == "hedged", out
+        assert (r.poly.orders_accepted, r.kal.orders_accepted) == (2, 2)
+        assert r.poly.stats["orders_duplicate"] == r.kal.stats["orders_duplicate"] == 0
+        code, out, err = await r.run("trade", "pair", "no-such-pair", "--size", "5", "--daemon")
+        assert code == 3 and out["refused"]["step"] == "pair"
+        intents = await fetch(r.pg_url, "SELECT status FROM execution_intents ORDER BY created_at")
+        assert [i["status"] for i in intents] == ["hedged", "hedged"]
+        trades = await fetch(r.pg_url, "SELECT venue, sum(size) AS n FROM trades GROUP BY venue")
+        sims = {"polymarket": sum(Decimal(t["size"]) for t in r.poly.trades),
+                "kalshi": sum(Decimal(f["count_fp"]) for f in r.kal.fills)}  # fmt: skip
+        assert {t["venue"]: t["n"] for t in trades} == sims  # every venue fill recorded once
+    finally:
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(daemon.wait(), 20)
+            except TimeoutError:
+                daemon.kill()
+                await daemon.wait()
