@@ -137,6 +137,8 @@ async def test_fast_path_signs_like_grpc_and_local(signer_env: Signer) -> None:
             assert r.signature == sign_polymarket_order(o, key).signature and r.audit["request_id"] == f"c-{i}"
     log = signer_env.stderr()
     assert "f-1" in log and API_SECRET not in log and API_PASSPHRASE not in log and ANVIL_KEY not in log
+    signer_env.stop()  # a clean stop removes its sockets (Landlock still lets it, beneath their directory)
+    assert not os.path.exists(fast_sock) and not os.path.exists(signer_env.socket)  # noqa: ASYNC240
 
 
 async def test_without_a_fast_path_the_client_uses_grpc(signer_env: Signer) -> None:
