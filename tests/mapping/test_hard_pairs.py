@@ -89,3 +89,31 @@ def test_station_states() -> None:
     assert not same_station(_station("Columbus, OH"), _station("Columbus, GA"))
     assert not same_station(_station("Portland"), _station("Portland, OR"))  # a bare city with a state on one side
     assert same_station(_station("Denver International Airport"), _station("Denver International Airport"))
+
+
+async def test_garbage_fields_never_crash_and_never_verify_a_trap() -> None:
+    """Every field of every trap replaced by a wrong type, an empty value or a template slot: a verdict comes back
+    (no exception escapes), and it is never Verified; a true pair whose outcomes are unknown is not Verified."""
+    import copy
+
+    traps = [p for p in load(HARD) if p["label"] == "different"]
+    if PUBLIC.exists():
+        traps += [p for p in load(PUBLIC) if p["label"] == "different"]
+    garbage: list[Any] = [None, 1, [], {}, "", "{{date}}"]
+    variants = []
+    for p in traps:
+        for side in ("polymarket", "kalshi"):
+            for key in p[side]:
+                for g in garbage:
+                    q = copy.deepcopy(p)
+                    q[side][key] = g
+                    q["id"] = f"{p['id']}:{side}.{key}={g!r}"
+                    variants.append(q)
+    sc, verdicts = await evaluate([{**v, "label": "different"} for v in variants])
+    assert len(verdicts) == len(variants) and sc.false_positives == []
+    true = next(p for p in load(HARD) if p["id"] == "hard-004")
+    for outcomes in (None, [], ["No", "Yes"], "Yes,No", ["Yes", "No", "Maybe"]):
+        q = copy.deepcopy(true)
+        q["polymarket"]["outcomes"] = outcomes
+        (v,) = (await evaluate([q]))[1]
+        assert v.status == "Unverified" and any("outcomes" in r for r in v.reasons), outcomes

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v7"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v8"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -616,10 +616,11 @@ def _run_rules(sents: list[str], rules: list[Rule], acc: _Acc) -> None:
 def extract_polymarket(market: Mapping[str, Any]) -> Criteria:
     """Criteria from a Polymarket Gamma market (the description defines resolution; the question is a hint)."""
     desc = str(market.get("description") or "")
-    outcomes = market.get("outcomes") or ["Yes", "No"]
+    outcomes = market.get("outcomes")
     acc = _Acc()
-    if [str(o).lower() for o in outcomes] != ["yes", "no"]:
-        acc.unknowns.append(f"outcomes {outcomes} are not Yes/No")
+    # the order says which token is YES: missing or different outcomes leave the polarity unknown
+    if not isinstance(outcomes, list) or [str(o).lower() for o in outcomes] != ["yes", "no"]:
+        acc.unknowns.append(f"outcomes {outcomes!r} are not [\"Yes\", \"No\"]")
     sents = sentences(desc)
     event = events.polymarket_event(market, sents, desc, tuple(sorted(set(PLACEHOLDER.findall(desc)))))
     if event is not None:

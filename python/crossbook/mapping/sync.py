@@ -76,7 +76,7 @@ def polymarket_side(m: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "question": str(m.get("question") or ""),
         "description": str(m.get("description") or ""),
-        "outcomes": [str(o) for o in _json_list(m.get("outcomes"))] or ["Yes", "No"],
+        "outcomes": [str(o) for o in _json_list(m.get("outcomes"))],  # none: the verifier says unknown
         "end_date_iso": str(m.get("endDate") or m.get("end_date_iso") or ""),
         "slug": str(m.get("slug") or ""),
         "condition_id": str(m.get("conditionId") or m.get("condition_id") or ""),
