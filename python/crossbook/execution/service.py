@@ -145,7 +145,9 @@ async def start_execution(
     signer, _, closeable = build_signer(cfg)
     if closeable is not None:
         stack.push_async_callback(closeable.close)
-    executor = await build_executor(cfg, signer, gate, md.books, ExecutionStore(pool), markets, stack)
+    store = ExecutionStore(pool)
+    stack.push_async_callback(store.release_owner)  # before the daemon closes the pool (it waits for it)
+    executor = await build_executor(cfg, signer, gate, md.books, store, markets, stack)
     service = ExecutionService(executor, markets, breaker, socket_path(cfg), cfg.execution.ready_timeout_s)
     await service.start()
     stack.push_async_callback(service.stop)

@@ -7,6 +7,7 @@ can resolve by asking the venue. Every state change is also appended to ``audit_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -32,6 +33,26 @@ def _uuid(value: str) -> uuid.UUID | None:
 class ExecutionStore:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        # This executor's identity: intents it starts carry it, and a session advisory lock on it (held on
+        # one pooled connection for the executor's life) tells others it is alive.
+        self.owner_id = str(uuid.uuid4())
+        self._owner_conn: Any = None
+        self._owner_lock = asyncio.Lock()
+
+    async def _ensure_owner(self) -> None:
+        async with self._owner_lock:
+            if self._owner_conn is None:
+                conn = await self.pool.acquire()
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", self.owner_id)
+                self._owner_conn = conn
+
+    async def release_owner(self) -> None:
+        conn, self._owner_conn = self._owner_conn, None
+        if conn is not None:
+            try:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self.owner_id)
+            finally:
+                await self.pool.release(conn)
 
     @classmethod
     async def connect(cls, url: str) -> ExecutionStore:
@@ -42,6 +63,7 @@ class ExecutionStore:
         return cls(pool)
 
     async def close(self) -> None:
+        await self.release_owner()
         await self.pool.close()
 
     async def intent_started(
@@ -49,24 +71,43 @@ class ExecutionStore:
         legs: list[dict[str, Any]] | None = None, user_ref: str = "",
     ) -> None:  # fmt: skip
         """Persist the intent with its planned legs (and their client order ids) before any order leaves."""
+        await self._ensure_owner()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO execution_intents (id, kind, pair_ref, spec, status, legs, user_ref)"
-                " VALUES ($1, $2, $3, $4::jsonb, 'new', $5::jsonb, $6)",
+                "INSERT INTO execution_intents (id, kind, pair_ref, spec, status, legs, user_ref, owner)"
+                " VALUES ($1, $2, $3, $4::jsonb, 'new', $5::jsonb, $6, $7)",
                 uuid.UUID(intent_id), kind, pair_ref, json.dumps(spec, default=str),
-                json.dumps(legs or [], default=str), user_ref,
+                json.dumps(legs or [], default=str), user_ref, self.owner_id,
             )
             await append_audit(conn, ACTOR, "intent_started", intent_id,
                                {"kind": kind, "pair": pair_ref, "user": user_ref, **spec, "legs": legs or []})
 
     async def open_intents(self) -> list[dict[str, Any]]:
-        """Intents started and never finished (a crash or kill mid-intent), oldest first."""
+        """Claim the intents started and never finished by an executor that is gone (a crash or kill
+        mid-intent), oldest first. An owner is gone when its advisory lock can be taken; the claim is a
+        compare-and-set of the owner, so two recovering executors never both take one intent."""
+        await self._ensure_owner()
+        claimed: list[dict[str, Any]] = []
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, kind, pair_ref, spec, legs, user_ref, created_at FROM execution_intents"
-                " WHERE status = 'new' ORDER BY created_at"
+                "SELECT id, kind, pair_ref, spec, legs, user_ref, owner, created_at FROM execution_intents"
+                " WHERE status = 'new' AND owner <> $1 ORDER BY created_at", self.owner_id,
             )
-        return [{**dict(r), "id": str(r["id"]), "spec": _json(r["spec"]), "legs": _json(r["legs"])} for r in rows]
+            for r in rows:
+                owner = str(r["owner"])
+                if owner and not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", owner):
+                    continue  # its executor is alive and still working on it
+                try:
+                    took = await conn.fetchval(
+                        "UPDATE execution_intents SET owner = $3 WHERE id = $1 AND owner = $2 AND status = 'new'"
+                        " RETURNING id", r["id"], owner, self.owner_id,
+                    )
+                finally:
+                    if owner:
+                        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", owner)
+                if took is not None:
+                    claimed.append({**dict(r), "id": str(r["id"]), "spec": _json(r["spec"]), "legs": _json(r["legs"])})
+        return claimed
 
     async def intent_orders(self, intent_id: str) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
