@@ -46,6 +46,8 @@ class Script:
         if kind == "extract":
             if mode == "sloppy":  # a model that claims to understand every clause it was sent
                 p, k = replace(p, unknowns=()), replace(k, unknowns=())
+            if mode == "mirror":  # a model that reads the Polymarket text as the Kalshi contract, word for word
+                p = k = replace(k, unknowns=(), placeholders=())
             if mode == "shift_b" and not system_is_openai:  # model B (Anthropic wire) misreads both thresholds alike
                 p = replace(p, threshold=None if p.threshold is None else p.threshold + 1)
                 k = replace(k, threshold=None if k.threshold is None else k.threshold + 1)

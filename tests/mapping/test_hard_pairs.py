@@ -60,12 +60,14 @@ async def test_scripted_consensus_zero_false_positives() -> None:
 
 @pytest.mark.parametrize("path", [HARD, pytest.param(PUBLIC, marks=pytest.mark.skipif(
     not PUBLIC.exists(), reason="shared/pairs not present"))])
-async def test_sloppy_models_and_a_yes_man_judge_verify_no_trap(path: Path) -> None:
-    """Models that claim to understand every clause and a judge that always agrees: the deterministic checks and the
-    offline veto still keep every trap Unverified."""
+@pytest.mark.parametrize("models", ["sloppy", "mirror"])
+async def test_sloppy_models_and_a_yes_man_judge_verify_no_trap(path: Path, models: str) -> None:
+    """Models that claim to understand every clause ("sloppy"), or that read the Polymarket side as a copy of the
+    Kalshi side ("mirror", so every per-model check passes), and a judge that always agrees: the offline rules'
+    veto still keeps every trap Unverified wherever they know the contract family."""
     traps = [p for p in load(path) if p["label"] == "different"]
     with scripted_consensus() as (script, cons):
-        script.extract, script.judge = "sloppy", "always_yes"
+        script.extract, script.judge = models, "always_yes"
         sc, verdicts = await evaluate(traps, cons, concurrency=2)
     assert sc.false_positives == [], [(v.id, v.reasons) for v in verdicts if v.status == "Verified"]
 

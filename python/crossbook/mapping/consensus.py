@@ -1,8 +1,9 @@
 """Adversarial consensus: model A and model B extract, a judge compares, deterministic checks veto.
 
-Verified only when A's and B's extractions each pass every check with the same polarity, the judge
-agrees, the raw texts carry no template placeholders, and (when other extractors are in play) the
-offline rules do not see a definite mismatch. Every error, timeout or malformed reply is Unverified.
+Verified only when A's and B's extractions each pass every check with the same polarity, A and B agree
+on each venue's objective fields, the judge agrees, the raw texts carry no template placeholders, and
+(when models are in play) the offline rules Verify the pair too with the same polarity wherever they
+recognise the contract family on either venue. Every error, timeout or malformed reply is Unverified.
 """
 
 from __future__ import annotations
@@ -181,17 +182,20 @@ class Consensus:
         return v
 
     def _offline_veto(self, pair: Mapping[str, Any], comps: Mapping[str, Comparison]) -> list[str]:
+        """The offline rules as a third, deterministic reader next to the models.
+
+        Where the rules recognise a contract family on either venue, the pair is in territory they cover, and
+        there they must Verify it too, with the models' polarity: a side they cannot read in a family they know
+        (an extra clause, an odd comparison, another station) is exactly where traps hide, and two models agreeing
+        on a misreading must not be enough. Only where neither side is in a family the rules know do they abstain.
+        """
         p, k = offline.extract_pair(pair)
-        if p.unknowns or k.unknowns:
-            if p.family is not None and p.family == k.family:
-                # the rules know this contract family on both sides yet a clause is not one they know: in a
-                # family they cover, an unknown clause is exactly where traps hide, so it vetoes the models too
-                return [f"offline rules veto: {p.family} contract with clauses the rules do not know: "
-                        + "; ".join([*p.unknowns, *k.unknowns][:3])]
-            return []  # the rules do not cover this pair: no opinion
         c = compare(p, k)
         if not c.passed:
-            return [f"offline rules veto: {r}" for r in c.reasons]
+            if p.family is None and k.family is None:
+                return []  # the rules do not cover this pair: no opinion
+            why = c.reasons or [*p.unknowns, *k.unknowns]
+            return [f"offline rules veto ({p.family or '?'} / {k.family or '?'}): " + "; ".join(why[:3])]
         if any(x.polarity != c.polarity for x in comps.values()):
             return [f"offline rules veto: polarity {c.polarity} differs from the models'"]
         return []
