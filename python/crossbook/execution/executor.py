@@ -367,7 +367,7 @@ class Executor:
         await self.store.mark_recovered(intent_id)
         for row in await self.store.intent_orders(intent_id):
             order = _order_from_row(row)
-            if row["status"] in ("submitting", "unknown"):
+            if row["status"] in ("submitting", "unknown", "open"):  # open: it may have filled since
                 result = await self._resolve(order)
                 await self.store.order_result(result)
                 rec.reasons.append(f"{order.leg} ({order.venue}) was in flight: venue says {result.status}, "
