@@ -447,3 +447,19 @@ async def test_keep_warm_is_invisible(signer: Signer) -> None:
         assert r.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
     await asyncio.sleep(0.05)
     assert signer.stderr().count("request_id=warm") == 1
+
+
+async def test_retry_for_rides_out_a_signer_restart(signer: Signer) -> None:
+    """With ``retry_for``, a call made while the signer is down waits for the restarted one (same
+    request id on every attempt) and lands on its fast path; it is signed once."""
+    order = v2_order(ANVIL_ADDR, salt=31)
+    async with SignerClient(signer.socket, retry_for=20.0) as client:
+        await client.health()
+        signer.kill9()
+        restart = asyncio.get_running_loop().run_in_executor(None, signer.start)  # blocking: its own thread
+        r = await client.sign_polymarket_order(order, wallet="main", request_id="rf-1")
+        await restart
+        assert r.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
+        assert client.fast_connected and not r.audit["replayed"]
+    await asyncio.sleep(0.05)
+    assert signer.stderr().count("signed request_id=rf-1 ") == 1
