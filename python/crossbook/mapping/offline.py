@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v8"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v9"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -164,7 +164,7 @@ def _station(name: str) -> str:
     """"chicago midway@il" for "Chicago Midway, IL": the name without generic words, and the state code (if any)
     after "@" so the comparison can tell Springfield, IL from Springfield, MO (criteria.same_station)."""
     # a parenthesis is part of the name ("New York (JFK)" is not "New York (LaGuardia)")
-    m = re.search(r",\s*([A-Z]{2})\s*$", name)
+    m = re.search(r",\s*([A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s*$", name)  # ", IL" / ", New York"
     s = name[: m.start()] if m else name
     words = [w for w in re.sub(r"[^a-z0-9 ]+", " ", s.lower()).split()
              if w not in {"international", "intl", "airport", "station", "the", "weather"}]
@@ -197,7 +197,7 @@ _MONTH_NAME = (r"January|February|March|April|May|June|July|August|September|Oct
 _TIME = r"(?P<h>\d{1,2})(?::(?P<mi>\d{2}))? ?(?P<ap>[AaPp][Mm]) (?P<z>ET|EDT|EST|UTC)"
 # A station name is a proper name: words, periods, hyphens, apostrophes, slashes, commas and a parenthesis; a
 # name with a conjunction or a range word in it is more than one place or a window, not a station.
-_STATION = r"(?P<st>[A-Z][\w.'/() -]*(?:, [A-Z]{2})?)"
+_STATION = r"(?P<st>[A-Z][\w.'/() -]*(?:, [A-Z]{2}|, [A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
 # (case-sensitive: "OR" in "Portland, OR" is Oregon)
 _NOT_A_NAME = re.compile(r"\b(?:and|or|between|through|to|any|each|either|both|nearest|average)\b")
 

@@ -93,7 +93,7 @@ def _cell(x: Any) -> str:
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ") or [indent]
+    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=" " * (len(indent) + 2)) or [indent]
 
 
 def render(v: Mapping[str, Any], pair: Mapping[str, Any] | None = None, full: bool = False) -> str:
