@@ -143,3 +143,29 @@ async def test_killed_while_first_leg_in_flight_recovers_by_unwinding(prig: Proc
     pos = await fetch(r.pg_url, "SELECT quantity, realized_pnl, bought, sold FROM positions")
     assert len(pos) == 1 and pos[0]["quantity"] == 0 and pos[0]["bought"] == pos[0]["sold"] > 0
     assert pos[0]["realized_pnl"] <= 0  # sold back below the entry (band) and no fees on this sim market
+
+
+async def test_killed_with_first_leg_in_flight_completes_the_pair_under_the_complete_policy(
+    pg_url: str, tmp_path: Path
+) -> None:
+    await migrate(pg_url)
+    r = await make_proc_rig(pg_url, tmp_path, unwind="complete", unwind_band="0.05")
+    r.poly.hold_reply_s = r.kal.hold_reply_s = 120.0
+    try:
+        r.poly.accept_then_timeout_next()
+        await kill_mid_intent(r, r.poly)
+        code, out, err = await r.run("trade", "recover")
+        assert code == 0, err
+        (rec,) = out["recovered"]
+        assert rec["status"] == "hedged", rec
+        entry, completed = rec["orders"]
+        assert (completed["venue"], completed["leg"], completed["outcome"]) == ("kalshi", "complete", "yes")
+        assert Decimal(completed["filled"]) == Decimal(entry["filled"]) > 0 and not rec["unwinds"]
+        # The planned leg 2 was never sent; the completion is a new order with its own client id.
+        intents = await fetch(r.pg_url, "SELECT legs FROM execution_intents")
+        assert completed["client_order_id"] not in str(intents[0]["legs"])
+        assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
+        assert r.poly.stats["orders_duplicate"] == r.kal.stats["orders_duplicate"] == 0
+    finally:
+        await r.poly.stop()
+        await r.kal.stop()

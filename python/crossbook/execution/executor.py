@@ -280,7 +280,7 @@ class Executor:
         return max(tick, min(plan.limit + self.hedge_slippage, cap))
 
     async def _complete(
-        self, pm: PairMarkets, plan: LegPlan, first: OrderResult, qty: Decimal, res: PairResult,
+        self, pm: PairMarkets, plan: LegPlan, first: OrderResult, qty: Decimal, res: PairResult | RecoveredIntent,
         leg_order: Callable[[LegPlan, Decimal, str, Decimal], LegOrder],
     ) -> OrderResult | None:  # fmt: skip
         """Complete the pair: buy the missing ``qty`` of the other leg at up to its best ask + band (FAK),
@@ -304,14 +304,14 @@ class Executor:
                                f"the pair cost 1 or more (paid {paid:.4f})")  # fmt: skip
             return None
         try:
-            self._check_gate("gate (complete)", res.plan.pair_id, venue, "buy", outcome, limit, qty)
+            self._check_gate("gate (complete)", pm.pair_id, venue, "buy", outcome, limit, qty)
         except IntentRefused as refused:
             res.reasons.append(f"completing not sent: {refused}")
             return None
         order = leg_order(plan, qty, "complete", limit)
         order.tif = "FAK"
         c = await self._execute(order)
-        res.legs.append(c)
+        (res.legs if isinstance(res, PairResult) else res.orders).append(c)
         res.reasons.append(f"completed {c.filled} of {qty} {outcome} on {venue} (limit {limit}, {c.status})")
         return c
 
@@ -406,16 +406,39 @@ class Executor:
                     rec.status = "exposed"
                     rec.reasons.append(f"pair {pair_id} is not in the execution catalog: {naked} left open")
                 else:
-                    u = await self._unwind(pm, first, naked, rec)
+                    leg2 = next((leg for leg in intent.get("legs") or []  # type: ignore[attr-defined]
+                                 if isinstance(leg, dict) and leg.get("leg") == "leg2"), None)  # fmt: skip
+                    if leg2 is not None and self.unwind_policy.mode == "complete":
+                        naked -= await self._recover_complete(pm, leg2, first, naked, rec)
+                    u = await self._unwind(pm, first, naked, rec) if naked > 0 else None
                     if u is not None:
                         await self._record_fills([u])
-                    rec.status = "unwound" if u is not None and u.filled >= naked else "exposed"
+                    done = naked <= 0 or (u is not None and u.filled >= naked)
+                    rec.status = ("hedged" if naked <= 0 else "unwound") if done else "exposed"
         await self.store.intent_finished(intent_id, rec.status, {
             "recovered": True, "reasons": rec.reasons, "legs": [_brief(r) for r in rec.orders],
             "unwinds": [_brief(r) for r in rec.unwinds],
         })  # fmt: skip
         log.warning("recovered intent %s on %s: %s; %s", intent_id, pair_id, rec.status, "; ".join(rec.reasons))
         return rec
+
+    async def _recover_complete(
+        self, pm: PairMarkets, planned: Mapping[str, Any], first: OrderResult, naked: Decimal, rec: RecoveredIntent
+    ) -> Decimal:
+        """Under the ``complete`` policy a restart finishes the pair as the live run would have: the planned
+        second leg (a new order, new client id: the planned one was never sent) within the band."""
+        lp = LegPlan(planned["venue"], str(planned["market"]), planned["outcome"], Decimal(str(planned["limit"])),
+                     ZERO, ZERO)  # fmt: skip
+
+        def order_for(plan: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
+            return LegOrder(plan.venue, plan.market, "buy", plan.outcome, limit, size, "FAK", "hedge", name,
+                            rec.intent_id, rec.pair_id, user_ref=first.order.user_ref)  # fmt: skip
+
+        c = await self._complete(pm, lp, first, naked, rec, order_for)
+        if c is None:
+            return ZERO
+        await self._record_fills([c])
+        return c.filled
 
     # -- one order, idempotently ---------------------------------------------------------------------
     async def _execute(self, order: LegOrder) -> OrderResult:
