@@ -46,7 +46,7 @@ async def test_offline_default_zero_false_positives() -> None:
     assert sc.false_positives == []
     for v in verdicts:
         assert v.reasons and (v.status == "Verified") == (v.polarity is not None)
-    assert sc.true_positives >= 17  # every true pair
+    assert sc.true_positives >= 18  # every true pair
 
 
 async def test_scripted_consensus_zero_false_positives() -> None:

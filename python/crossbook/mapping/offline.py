@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v9"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v10"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -207,7 +207,10 @@ _TMAX = re.compile(rf"the highest temperature recorded (?:at|in) {_STATION},? (?
                    r"reported (?:in|by) (?P<src>[^,]+?), is (?P<rest>.+)")
 _NWS_CLI = re.compile(r"the National Weather Service(?:'s)? (?:Daily )?Climatological Report(?: \(Daily\))?"
                       r"(?: \(CLI(?:[A-Z]{3,4})?\))?(?: for [A-Z][\w .'-]* \(CLI[A-Z]{3,4}\))?")
-_IDX_NAMES = {"brti": ("Bitcoin",), "ethusd_rti": ("Ether-Dollar", "Ether", "Ethereum")}
+# CF Benchmarks index codes and the names the venues print for them; a name for another asset is a contradiction
+_IDX_NAMES = {"brti": ("Bitcoin", "Bitcoin-Dollar"), "ethusd_rti": ("Ether-Dollar", "Ether", "Ethereum"),
+              "solusd_rti": ("Solana", "Solana-Dollar"), "xrpusd_rti": ("XRP", "XRP-Dollar"),
+              "dogeusd_rti": ("Dogecoin", "Dogecoin-Dollar")}
 _POLY_INDEX = re.compile(r"the CF Benchmarks (?P<name>[A-Z][\w-]*(?: [A-Z][\w-]*)?) Real[- ]Time Index "
                          r"\((?P<idx>BRTI|[A-Z]{2,6}USD_RTI)\), calculated as the simple average of the sixty "
                          rf"seconds of index values before {_TIME} on (?P<d>{_DATE}), is (?P<rest>.+)")
