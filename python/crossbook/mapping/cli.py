@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -117,6 +118,19 @@ def _dump(obj: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
 
 
+@contextlib.contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr when it is a terminal (model calls take seconds each); silent otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda _v: bar.advance(task)
+
+
 def _judge(args: argparse.Namespace) -> int:
     from crossbook.mapping.consensus import judge_pairs, offline_consensus
     from crossbook.mapping.pairs_io import load_pairs
@@ -124,7 +138,8 @@ def _judge(args: argparse.Namespace) -> int:
 
     pairs = load_pairs(args.file)
     cons = offline_consensus() if args.offline else consensus_from_env()
-    verdicts = asyncio.run(judge_pairs(pairs, cons))
+    with _progress("judging pairs", len(pairs)) as tick:
+        verdicts = asyncio.run(judge_pairs(pairs, cons, on_done=tick))
     if args.store:
         asyncio.run(_store(args, pairs, verdicts))
     _dump([v.summary() for v in verdicts])
@@ -141,7 +156,9 @@ def _eval(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     fp = False
     for f in args.files:
-        sc, _ = asyncio.run(evaluate(load_pairs(f), cons))
+        pairs = load_pairs(f)
+        with _progress(f"judging {f}", len(pairs)) as tick:
+            sc, _ = asyncio.run(evaluate(pairs, cons, on_done=tick))
         fp = fp or bool(sc.false_positives)
         if args.json:
             out[f] = {"consensus": f"{cons.a.name} + {cons.b.name} / {cons.judge_model.name}", **sc.to_json()}

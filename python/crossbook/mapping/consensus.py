@@ -9,7 +9,7 @@ recognise the contract family on either venue. Every error, timeout or malformed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -232,12 +232,16 @@ def offline_consensus() -> Consensus:
 
 
 async def judge_pairs(pairs: Sequence[Mapping[str, Any]], consensus: Consensus | None = None,
-                      concurrency: int = 8) -> list[Verdict]:
+                      concurrency: int = 8, on_done: Callable[[Verdict], None] | None = None) -> list[Verdict]:
+    """Verdicts in the order of ``pairs``; ``on_done`` sees each as it completes (progress bars)."""
     cons = consensus or offline_consensus()
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p: Mapping[str, Any]) -> Verdict:
         async with sem:
-            return await cons.run(p)
+            v = await cons.run(p)
+        if on_done is not None:
+            on_done(v)
+        return v
 
     return list(await asyncio.gather(*(one(p) for p in pairs)))

@@ -6,7 +6,7 @@ the label's (an inverted pair traded as "same" is naked exposure too); both coun
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -73,8 +73,9 @@ def score(pairs: Sequence[Mapping[str, Any]], verdicts: Sequence[Verdict]) -> Sc
 
 
 async def evaluate(pairs: Sequence[Mapping[str, Any]], consensus: Consensus | None = None,
-                   concurrency: int = 8) -> tuple[Score, list[Verdict]]:
+                   concurrency: int = 8, on_done: Callable[[Verdict], None] | None = None
+                   ) -> tuple[Score, list[Verdict]]:
     for p in pairs:
         label_of(p)  # bad labels are an error before any model is called
-    verdicts = await judge_pairs(pairs, consensus, concurrency=concurrency)
+    verdicts = await judge_pairs(pairs, consensus, concurrency=concurrency, on_done=on_done)
     return score(pairs, verdicts), verdicts
