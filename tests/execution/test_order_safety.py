@@ -38,6 +38,12 @@ async def test_polymarket_cancels_open_orders_when_heartbeats_stop(rig: Rig) -> 
         await eventually(lambda: not rig.poly.open_orders(), timeout=3, what="heartbeat expiry cancels")
         assert rig.poly.stats["heartbeat_cancels"] == 1
         assert rig.poly.orders[res.order.venue_order_id or ""]["status"] == "CANCELED"
+        # The store learns it by asking the venue about the user's resting orders.
+        (changed,) = await rig.executor.refresh_open()
+        assert changed.status == "cancelled" and changed.order.client_order_id == res.order.client_order_id
+        assert await rig.executor.refresh_open() == []
+        (row,) = await rows(rig.pg_url, "SELECT status FROM orders")
+        assert row["status"] == "cancelled"
     finally:
         await safety.stop(cancel_open=False)
 

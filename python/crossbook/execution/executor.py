@@ -422,6 +422,26 @@ class Executor:
         log.warning("recovered intent %s on %s: %s; %s", intent_id, pair_id, rec.status, "; ".join(rec.reasons))
         return rec
 
+    async def refresh_open(self) -> list[OrderResult]:
+        """Ask the venues about this user's resting orders and record what changed (fills, cancels): the
+        store and positions follow orders that filled or were cancelled after their submit answered."""
+        if self.store is None:
+            return []
+        changed: list[OrderResult] = []
+        for row in await self.store.open_orders(self.user_ref):
+            order = _order_from_row(row)
+            try:
+                found = await self.traders[order.venue].lookup(order)
+            except VenueUnavailable as exc:
+                log.warning("refresh of %s order %s failed: %s", order.venue, order.client_order_id, exc)
+                continue
+            if found is None or (found.status == "open" and found.filled == Decimal(row["filled"])):
+                continue
+            await self.store.order_result(found)
+            await self._record_fills([found])
+            changed.append(found)
+        return changed
+
     async def _recover_complete(
         self, pm: PairMarkets, planned: Mapping[str, Any], first: OrderResult, naked: Decimal, rec: RecoveredIntent
     ) -> Decimal:

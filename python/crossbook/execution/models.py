@@ -17,7 +17,7 @@ Outcome = Literal["yes", "no"]
 TimeInForce = Literal["FOK", "FAK", "GTC"]
 Purpose = Literal["entry", "hedge", "unwind"]
 # "refused": stopped before it was sent (the signer's session policy, or the order could not be built).
-OrderStatus = Literal["filled", "partial", "open", "rejected", "refused", "not_found", "unknown"]
+OrderStatus = Literal["filled", "partial", "open", "cancelled", "rejected", "refused", "not_found", "unknown"]
 
 ONE = Decimal(1)
 ZERO = Decimal(0)

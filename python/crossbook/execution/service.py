@@ -47,6 +47,7 @@ class ExecutionService:
         self.breaker = breaker
         self.path = path
         self.ready_timeout = ready_timeout
+        self.refresh_interval = 5.0
         self.ready = asyncio.Event()
         self.recovered: list[dict[str, Any]] = []
         self._server: asyncio.AbstractServer | None = None
@@ -78,6 +79,12 @@ class ExecutionService:
             self.ready.set()  # a failed recovery is logged; intents still pass every check of their own
         for r in self.recovered:
             log.warning("execution: recovered intent %s: %s", r["intent_id"], r["status"])
+        while True:  # resting orders filled or cancelled later: keep the store and positions in step
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.executor.refresh_open()
+            except CrossbookError as exc:
+                log.warning("execution: refreshing open orders failed: %s", exc)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -116,6 +116,13 @@ class ExecutionStore:
             )
         return [dict(r) for r in rows]
 
+    async def open_orders(self, user_ref: str) -> list[dict[str, Any]]:
+        """The user's orders we last knew resting at a venue."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM orders WHERE user_ref = $1 AND status = 'open' ORDER BY created_at",
+                                    user_ref)  # fmt: skip
+        return [dict(r) for r in rows]
+
     async def mark_recovered(self, intent_id: str) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute("UPDATE execution_intents SET recovered_at = now() WHERE id = $1", uuid.UUID(intent_id))

@@ -176,12 +176,16 @@ def _dec(d: dict[str, Any], key: str) -> Decimal:
     return Decimal(str(d.get(key) or "0"))
 
 
-def _status(filled: Decimal, size: Decimal, resting: bool) -> OrderStatus:
+def _status(filled: Decimal, size: Decimal, resting: bool, tif: str = "") -> OrderStatus:
     if filled >= size:
         return "filled"
     if resting:
         return "open"
-    return "partial" if filled > 0 else "rejected"
+    if filled > 0:
+        return "partial"
+    # A GTC order that no longer rests unfilled was cancelled (by us, the kill switch, the venue's
+    # cancel-on-disconnect or a pause); an immediate order that took nothing was refused.
+    return "cancelled" if tif == "GTC" else "rejected"
 
 
 class PolymarketTrader:
@@ -279,7 +283,7 @@ class PolymarketTrader:
         fills = await self.fills(order)
         paid = sum((f.price * f.size for f in fills), ZERO)
         avg = paid / filled if filled else None
-        state = _status(filled, order.size, payload.get("status") == "LIVE")
+        state = _status(filled, order.size, payload.get("status") == "LIVE", order.tif)
         return OrderResult(order, state, filled, avg, resolved_by="lookup", fills=fills)
 
     async def fills(self, order: LegOrder) -> list[Fill]:
@@ -387,7 +391,7 @@ class KalshiTrader:
         filled = Decimal(str(o.get("fill_count_fp") or "0"))
         cost = _dec(o, "taker_fill_cost_dollars") + _dec(o, "maker_fill_cost_dollars")
         fee = _dec(o, "taker_fees_dollars") + _dec(o, "maker_fees_dollars")
-        state = _status(filled, order.size, o.get("status") == "resting")
+        state = _status(filled, order.size, o.get("status") == "resting", order.tif)
         reason = "" if filled else "nothing filled at the limit (order cancelled by the venue)"
         return OrderResult(order, state, filled, cost / filled if filled else None, fee, reason, resolved_by)
 
