@@ -119,3 +119,21 @@ async def test_garbage_fields_never_crash_and_never_verify_a_trap() -> None:
         q["polymarket"]["outcomes"] = outcomes
         (v,) = (await evaluate([q]))[1]
         assert v.status == "Unverified" and any("outcomes" in r for r in v.reasons), outcomes
+
+
+def test_inverted_needs_symmetric_special_cases() -> None:
+    """'<= 1' is the complement of '> 1', unless a special case (no release, no decision) resolves both YES sides
+    to No: then both hedge legs lose together."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from crossbook.mapping.criteria import Criteria, compare
+
+    a = Criteria(family="threshold", subject="x", entity="e", comparator=">", threshold=Decimal(1), unit="u",
+                 precision=Decimal(1), window_start="2026-01", window_end="2026-01", source="s")
+    b = replace(a, comparator="<=")
+    assert compare(a, b).polarity == "inverted"
+    for tag in ("no_decision:no", "no_release:yes"):
+        c = compare(replace(a, void_rules=(tag,)), replace(b, void_rules=(tag,)))
+        assert not c.passed and any("inverted_void_rules" in r for r in c.reasons)
+    assert compare(replace(a, void_rules=("delay:open",)), replace(b, void_rules=("delay:open",))).passed

@@ -266,6 +266,13 @@ def compare(poly: Criteria, kalshi: Criteria) -> Comparison:
         polarity = "same" if ok_entity and ok_cmp else None
     else:
         check("polarity", False, "no comparable contract family")
+    if polarity == "inverted":
+        # a complement needs every special case to pay complementary amounts too: a rule that settles both YES
+        # markets the same way ("no decision resolves No" on both) makes YES+YES lose together, not hedge
+        one_sided = sorted(t for t in {*poly.void_rules, *kalshi.void_rules} if t.endswith((":no", ":yes")))
+        check("inverted_void_rules", not one_sided,
+              "special cases pay 50/50 or keep the market open" if not one_sided
+              else f"{one_sided} settle both YES sides alike, so YES on one venue is not NO on the other")
     result = Comparison(polarity, checks)
     if not result.passed:
         result.polarity = None
