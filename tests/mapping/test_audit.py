@@ -60,8 +60,12 @@ async def test_model_verdicts_are_fully_audited(pg_url: str) -> None:
         ref = _pairs("hard-001")[0]
         ref["id"] = "judge-refused"
         verdicts.append((await judge_pairs([ref], cons))[0])
-    pairs = [good, trap, bad, ref]
-    assert [v.status for v in verdicts] == ["Verified", "Unverified", "Unverified", "Unverified"]
+        script.extract, script.judge = "timeout", "agree"
+        slow = _pairs("hard-001")[0]
+        slow["id"] = "timed-out"
+        verdicts.append((await judge_pairs([slow], cons))[0])
+    pairs = [good, trap, bad, ref, slow]
+    assert [v.status for v in verdicts] == ["Verified", "Unverified", "Unverified", "Unverified", "Unverified"]
     await _store(pg_url, pairs, verdicts)
     conn = await asyncpg.connect(pg_url)
     try:
@@ -73,6 +77,13 @@ async def test_model_verdicts_are_fully_audited(pg_url: str) -> None:
             prompts, raws = _j(row["prompts"]), _j(row["raw_replies"])
             extractions, checks, reasons = _j(row["extractions"]), _j(row["checks"]), _j(row["reasons"])
             assert reasons == v.reasons and reasons
+            if p["id"] == "timed-out":
+                # no reply at all: what was asked (the contract text) and why there is no reply are still stored
+                for label in ("a", "b"):
+                    assert p["kalshi"]["rules_primary"] in json.dumps(prompts[label], ensure_ascii=False)
+                    assert "imeout" in raws[label]["error"] or "timed out" in raws[label]["error"]
+                assert any("failed" in r for r in reasons)
+                continue
             # model A and B were always asked: their prompts carry the system text and the contract as sent
             for label in ("a", "b"):
                 assert prompts[label]["system"].startswith("You extract")
@@ -149,3 +160,20 @@ async def test_pairs_show_explains_from_the_stored_rows(pg_url: str, capsys: pyt
     assert len(rows) == 1 and rows[0]["status"] == "Verified" and rows[0]["market_pair"]["logic_status"] == "Verified"
     code, _, err = await asyncio.to_thread(run, "KXNOPE-1")
     assert code == 1 and "no verdict for 'KXNOPE-1'" in err
+
+
+async def test_a_step_that_never_answers_still_leaves_its_question_in_the_verdict() -> None:
+    from crossbook.mapping.consensus import Consensus, DeterministicJudge, Extraction, OfflineExtractor
+
+    class Stuck:
+        name = "stuck-model"
+
+        async def extract(self, pair: dict[str, Any]) -> Extraction:
+            await asyncio.sleep(10)
+            raise AssertionError("unreachable")
+
+    cons = Consensus(OfflineExtractor(), Stuck(), DeterministicJudge(), timeout_s=0.2)
+    (v,) = await judge_pairs(_pairs("hard-004"), cons)
+    assert v.status == "Unverified" and any("stuck-model" in r and "timed out" in r for r in v.reasons)
+    assert v.prompts["b"]["input"]["kalshi"]["ticker"] == "KXHIGHAUS-26AUG10-T94"
+    assert v.raw_replies["b"] == {"error": "timed out"}

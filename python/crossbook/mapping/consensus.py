@@ -137,7 +137,8 @@ class Consensus:
                     raise res
                 v.reasons.append(f"model {label} ({getattr(self, label).name}) failed: {_err(res)}")
                 # a failed step is audited too: what was asked and whatever came back
-                v.prompts[label], v.raw_replies[label] = getattr(res, "prompt", None), getattr(res, "raw", None)
+                v.prompts[label] = getattr(res, "prompt", None) or {"input": contract_input(pair)}
+                v.raw_replies[label] = getattr(res, "raw", None) or {"error": _err(res)}
                 continue
             ext[label] = res
             v.extractions[label] = {"polymarket": res.polymarket.to_json(), "kalshi": res.kalshi.to_json()}
@@ -156,7 +157,8 @@ class Consensus:
                 op = await asyncio.wait_for(self.judge_model.judge(pair, ext["a"], ext["b"]), self.timeout_s)
             except Exception as exc:
                 v.reasons.append(f"judge ({self.judge_model.name}) failed: {_err(exc)}")
-                v.prompts["judge"], v.raw_replies["judge"] = getattr(exc, "prompt", None), getattr(exc, "raw", None)
+                v.prompts["judge"] = getattr(exc, "prompt", None) or {"input": contract_input(pair)}
+                v.raw_replies["judge"] = getattr(exc, "raw", None) or {"error": _err(exc)}
             else:
                 v.prompts["judge"], v.raw_replies["judge"] = op.prompt, op.raw
                 v.checks.append({"by": "judge", "name": "judge", "ok": op.equivalent,
