@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from crossbook.mapping import events, tennis
 from crossbook.mapping.criteria import Criteria
 
-NAME = "offline-rules-v10"  # bump on any rule change: `pairs sync` re-judges what a new version may see
+NAME = "offline-rules-v11"  # bump on any rule change: `pairs sync` re-judges what a new version may see
 ET = ZoneInfo("America/New_York")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -486,10 +486,11 @@ def _threshold_rules() -> list[Rule]:
     return [
         (re.compile(r"^(?:The resolution source (?:for this market )?measures temperatures (?:in|to)|Temperatures "
                     r"are reported in|The (?:figure|rate) is reported to|Price precision is) "
-                    r"(?:whole degrees (?:Fahrenheit|Celsius)|one decimal place|two decimal places)"
-                    r"(?:; (?:subsequent )?revisions will not be considered)?"
+                    r"(?:whole degrees (?:Fahrenheit|Celsius)(?: \(eg, -?\d+°[FC]\))?|one decimal place|two decimal "
+                    r"places)(?:; (?:subsequent )?revisions will not be considered)?"
                     r"(?:\. Thus, this is the level of precision that will be used when resolving the market)?\.$",
                     re.I), precision),
+        (re.compile(r"^Thus, this is the level of precision that will be used when resolving the market\.$"), noop),
         (re.compile(r"^(?:Subsequent )?[Rr]evisions(?: after the initial release)? (?:will not be|are not) "
                     r"considered\.$"), tags),
         (re.compile(r"^The resolution source (?:for this market )?(?:is|will be) (?:the )?(?:CF Benchmarks|"
