@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import os
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,19 @@ from crossbook.book.service import MarketData
 from crossbook.config import load_config
 from crossbook.daemon import build_safety, start_hub
 from crossbook.errors import ConfigError
-from crossbook.hub import InMemoryUserStore
+from crossbook.hub import FileUserStore, InMemoryUserStore
 from crossbook.hub.accounts import load_accounts, polymarket_user_url
 from crossbook.signing import LocalHeaderSigner
+from crossbook.store.embedded_redis import EmbeddedRedis
 from crossbook.venues.kalshi.sim import KalshiSim
 from crossbook.venues.polymarket.sim import PolymarketSim
 from tests.conftest import eventually
 from tests.hub.conftest import ProxyProc
-from tests.hub.test_tunnels import POLY_PASS, POLY_SECRET, fill, open_inbox, order
+from tests.hub.test_tunnels import POLY_PASS, POLY_SECRET, Inbox, fill, open_inbox, order
 from tests.signer.conftest import KALSHI_KAT, Signer
 
 USERS = ("alice", "bob")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_accounts(tmp_path: Path, keys: dict[str, rsa.RSAPrivateKey]) -> Path:
@@ -201,3 +204,58 @@ async def test_kalshi_tunnel_handshake_signed_by_the_signer_service(
         await kalshi.stop()
         if signer is not None:
             await signer.close()  # the gRPC channel to the signer
+
+
+async def test_a_redis_fed_hub_node_opens_private_tunnels_from_the_config(
+    proxies: tuple[ProxyProc, ProxyProc], redis_server: EmbeddedRedis, tmp_path: Path,
+) -> None:
+    keys = {u: rsa.generate_private_key(public_exponent=65537, key_size=2048) for u in USERS}
+    kalshi = KalshiSim(api_keys={f"key-{u}": k.public_key() for u, k in keys.items()}, tick_interval=0.5)
+    await kalshi.start()
+    accounts = write_accounts(tmp_path, keys)
+    http, socks = proxies
+    cfg_file = tmp_path / "node.toml"
+    cfg_file.write_text(textwrap.dedent(f"""
+        [kalshi]
+        ws_url = "{kalshi.ws_url}"
+        [hub]
+        proxies = ["{http.url}", "{socks.url}"]
+        accounts_file = "{accounts}"
+        """))
+    users = FileUserStore(tmp_path / "users.json")
+    tokens = {u: users.add_user_sync(u) for u in USERS}
+    redis_server.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crossbook", "hub", "--redis", redis_server.url, "--port", "0", "--users",
+        str(tmp_path / "users.json"), "--config", str(cfg_file), "--prefix", "t:priv", "--seconds", "60",
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("hub listening on ws://"), line
+        url = line.split()[3]
+        boxes = {}
+        for u in USERS:
+            ws = await connect(url, compression=None)
+            await ws.send(orjson.dumps({"op": "auth", "token": tokens[u]}))
+            assert orjson.loads(await ws.recv())["type"] == "auth_ok"
+            await ws.send(orjson.dumps({"op": "subscribe", "topics": ["private:kalshi"]}))
+            assert orjson.loads(await ws.recv())["topics"] == ["private:kalshi"]
+            boxes[u] = Inbox(ws)
+            boxes[u].task = asyncio.get_running_loop().create_task(boxes[u]._run())
+        await eventually(lambda: all("up" in b.states("kalshi") for b in boxes.values()), timeout=15,
+                         what="both users' tunnels up on the Redis-fed node")
+        for n in range(3):
+            for u in USERS:
+                assert kalshi.push_user_event(f"key-{u}", "fill", fill(u, n)) == 1
+        await eventually(lambda: all(len(b.private("kalshi")) == 3 for b in boxes.values()), timeout=10,
+                         what="fills relayed by the node")
+        for me, other in (("alice", "bob"), ("bob", "alice")):
+            assert other not in orjson.dumps(boxes[me].msgs).decode()
+        for b in boxes.values():
+            await b.ws.close()
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+        await kalshi.stop()

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     h.add_argument("--cert", default=None, help="TLS certificate (PEM): serve wss:// instead of ws://")
     h.add_argument("--key", default=None, help="TLS private key (PEM) if not inside --cert")
     h.add_argument("--prefix", default="crossbook:hub", help="Redis channel / key prefix")
+    h.add_argument("--config", default=None, metavar="FILE",
+                   help="daemon config: its [hub] certfile/keyfile, private tunnels (proxies + accounts_file) "
+                   "and postgres.url apply to this node unless the flags above say otherwise")
     h.add_argument("--seconds", type=float, default=None, help="stop by itself after N seconds")
     h.set_defaults(func=_run_hub)
 
@@ -99,6 +102,14 @@ async def _hub_main(args: argparse.Namespace) -> int:
     from crossbook.hub.bridge import RedisBridgeSubscriber
     from crossbook.hub.server import Hub
 
+    cfg = None
+    if args.config is not None:
+        from crossbook.config import load_config
+
+        cfg = load_config(args.config)
+        args.postgres = args.postgres or cfg.postgres.url or None
+        args.cert = args.cert or cfg.hub.certfile or None
+        args.key = args.key or cfg.hub.keyfile or None
     users: UserStore
     pg_pool: Any = None
     if args.postgres:
@@ -110,7 +121,15 @@ async def _hub_main(args: argparse.Namespace) -> int:
         users = PgUserStore(pg_pool)
     else:
         users = FileUserStore(args.users)
-    hub = await Hub(users, host=args.host, port=args.port, certfile=args.cert, keyfile=args.key).start()
+    private = None
+    if cfg is not None:
+        from crossbook.hub.accounts import build_tunnels
+
+        private = build_tunnels(cfg)  # this node's users get their own tunnels, dialled from here
+    hub = await Hub(users, host=args.host, port=args.port, certfile=args.cert, keyfile=args.key,
+                    tunnels=private[0] if private else None).start()
+    if private is not None:
+        private[1].start()
     sub = RedisBridgeSubscriber(args.redis, hub, prefix=args.prefix)
     sub.start()
     print(f"hub listening on {hub.url} (fed by {args.redis})", flush=True)
@@ -125,6 +144,8 @@ async def _hub_main(args: argparse.Namespace) -> int:
     finally:
         await sub.stop()
         await hub.stop()
+        if private is not None:
+            await private[1].stop()
         if pg_pool is not None:
             await pg_pool.close()
     return 0
