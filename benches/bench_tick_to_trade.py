@@ -9,7 +9,8 @@ Method (same run, same box; shared/reference/performance-anchors.md §4, G6 carr
   pipeline's WebSocket as one pre-framed write; **t0 = time.monotonic_ns() just before that write**.
   YES 0.40 there + NO 0.52 on Kalshi + Kalshi's fee is an edge; before the frame there is none.
 * Each order's **arrival** is stamped by the sim process when the first bytes of its HTTP request are
-  handed to the sim's connection (``data_received``), before any parsing or verification; the sim then
+  handed to the sim's connection (``data_received``; ``HttpRequest.received_ns``, per request on a
+  kept-alive connection), before any parsing or verification; the sim then
   verifies it exactly as the venue (EIP-712 signature + L2 HMAC, RSA-PSS), matches it and answers. Both
   legs of every sample must be accepted and filled, or the run fails (``verified`` in the output).
   CLOCK_MONOTONIC is shared by every process on one machine (``time.monotonic_ns`` is
@@ -206,8 +207,8 @@ async def child_ours(spec: dict[str, Any]) -> None:
     sys.stdout.flush()
 
     async def http_probe(n: int) -> dict[str, Any]:
-        # The executor's HTTP client (its aiohttp session, a new connection per order since the sim closes
-        # each one) against the floor: the same request bytes written on a connection opened beforehand.
+        # The executor's HTTP client (its aiohttp session, connections kept alive as at the venues) against
+        # the floor: the same request bytes written on a connection opened beforehand (closed after the reply).
         session = traders["polymarket"].http.session()  # type: ignore[attr-defined]
         url = spec["poly_rest"] + "/_bench/http"
         body = b'{"order":' + b"0" * 900 + b"}"
@@ -217,7 +218,7 @@ async def child_ours(spec: dict[str, Any]) -> None:
         host, port = spec["poly_rest"].removeprefix("http://").split(":")
         raw = (f"POST /_bench/http HTTP/1.1\r\nHost: {host}:{port}\r\n"
                + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-               + f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+               + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body  # fmt: skip
         starts: dict[str, list[int]] = {"aiohttp": [], "raw": []}
         for _ in range(n):
             t = _now()
@@ -575,20 +576,6 @@ def ws_frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
-def install_arrival_stamp() -> None:
-    """Stamp each sim connection with the time its first bytes reach the sim (an order's arrival)."""
-    from crossbook.venues import simcore
-
-    orig = simcore.SimConnection.data_received
-
-    def data_received(self: Any, data: bytes) -> None:
-        if "_bench_t" not in self.__dict__:
-            self.__dict__["_bench_t"] = time.monotonic_ns()
-        orig(self, data)
-
-    simcore.SimConnection.data_received = data_received  # type: ignore[method-assign]
-
-
 @dataclass
 class Arrival:
     venue: str
@@ -605,7 +592,7 @@ def make_sims(seed: int, kalshi_pub: Any, secret: str, address: str) -> tuple[An
 
     class Poly(PolymarketSim):
         async def _route_async(self, request: Any, conn: Any) -> Any:
-            t = conn.__dict__.get("_bench_t", 0)
+            t = request.received_ns
             if request.path == "/_bench/http":  # the HTTP probe: arrival only, no order
                 arrivals.put_nowait(Arrival("probe", t, 200))
                 return json_response(200, {})
@@ -616,7 +603,7 @@ def make_sims(seed: int, kalshi_pub: Any, secret: str, address: str) -> tuple[An
 
     class Kal(KalshiSim):
         async def _route_async(self, request: Any, conn: Any) -> Any:
-            t = conn.__dict__.get("_bench_t", 0)
+            t = request.received_ns
             response = await super()._route_async(request, conn)
             if request.method == "POST" and request.path.endswith("/portfolio/orders"):
                 arrivals.put_nowait(Arrival("kalshi", t, response.status_code if response else 0))
@@ -756,7 +743,8 @@ async def one_sample(p: Pipeline, kind: str, round_no: int = -1) -> None:
 
 
 async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
-    """Send → arrival at the sim for the executor's aiohttp client vs. a write on an open connection."""
+    """Send → arrival at the sim for the executor's aiohttp client (kept-alive connections) vs. a write on a
+    connection opened beforehand."""
     assert p.proc is not None and p.proc.stdin is not None
     while not p.arrivals.empty():
         p.arrivals.get_nowait()
@@ -769,7 +757,7 @@ async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
         return {"error": f"{len(arrived)} probe arrivals for {2 * n} requests"}
     aio = [(arrived[2 * i] - t) / 1000 for i, t in enumerate(starts["aiohttp"])]
     raw = [(arrived[2 * i + 1] - t) / 1000 for i, t in enumerate(starts["raw"])]
-    return {"aiohttp_new_connection_us": summary(aio), "write_on_open_connection_us": summary(raw)}
+    return {"aiohttp_executor_session_us": summary(aio), "write_on_open_connection_us": summary(raw)}
 
 
 def start_moto(cpu: int | None, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -849,7 +837,7 @@ OURS_SEGMENTS = [
     ("sign round trip (signer process)", "sign0", "sign1"),
     ("body → L2 headers request", "sign1", "l2_0"),
     ("L2 headers round trip (signer process)", "l2_0", "l2_1"),
-    ("HTTP: connect + POST → arrival at the sim", "l2_1", "t1"),
+    ("HTTP: POST → arrival at the sim", "l2_1", "t1"),
 ]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
@@ -858,7 +846,7 @@ BASE_SEGMENTS = [
     ("task start + build order", "sized", "sign0"),
     ("eth-account sign (in process)", "sign0", "sign1"),
     ("body + L2 HMAC", "sign1", "l2_1"),
-    ("HTTP: connect + POST → arrival at the sim", "l2_1", "t1"),
+    ("HTTP: POST → arrival at the sim", "l2_1", "t1"),
 ]
 
 
@@ -884,7 +872,6 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
     from crossbook.signing import PrivateKey
 
     _pin(args.cpu_sim)
-    install_arrival_stamp()
     tmp = tempfile.mkdtemp(prefix="cb-t2t-")
     os.chmod(tmp, 0o700)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -1058,10 +1045,10 @@ def print_table(res: dict[str, Any]) -> None:
         if name.startswith("ours"):
             print(f"  signer fast path connected: {r['ready'].get('fast_connected')}")
     probe = res.get("http_probe") or {}
-    if "aiohttp_new_connection_us" in probe:
-        a, w = probe["aiohttp_new_connection_us"], probe["write_on_open_connection_us"]
-        print(f"\nHTTP client, request handed over → first bytes at the sim (µs, n={a['n']}): the executor's aiohttp, "
-              f"new connection p50 {a['p50']:.1f} p99 {a['p99']:.1f}; same bytes written on an already open "
+    if "aiohttp_executor_session_us" in probe:
+        a, w = probe["aiohttp_executor_session_us"], probe["write_on_open_connection_us"]
+        print(f"\nHTTP client, request handed over → first bytes at the sim (µs, n={a['n']}): the executor's aiohttp "
+              f"session p50 {a['p50']:.1f} p99 {a['p99']:.1f}; same bytes written on an already open "
               f"connection p50 {w['p50']:.1f} p99 {w['p99']:.1f}")  # fmt: skip
     elif probe:
         print(f"\nHTTP probe: {probe}")

@@ -301,6 +301,37 @@ async def test_poly_rest_and_http_fault(poly: PolymarketSim) -> None:
         assert status == 400
 
 
+async def test_rest_keeps_connections_alive_next_to_websockets(poly: PolymarketSim) -> None:
+    """REST is persistent HTTP/1.1 on the WebSocket port, as at the venues: requests on one connection
+    are answered in order on it (pipelined too) until the client asks ``Connection: close``."""
+    poly.pause_updates()
+    reader, writer = await asyncio.open_connection(poly.host, poly.port)
+    try:
+        asset = poly.markets[0]
+        fault = orjson.dumps({"fault": "reject_next", "reason": "test"})
+        writer.write(b"GET /health HTTP/1.1\r\nHost: sim\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in head
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        assert orjson.loads(await reader.readexactly(length))["venue"] == "polymarket"
+        async with connect(poly.ws_url) as ws:  # a WebSocket on the same port meanwhile
+            await ws.send(orjson.dumps({"assets_ids": [asset], "type": "market"}))
+            first_frame = await recv_json(ws)
+            assert asset in str(first_frame)
+        writer.write(  # two more, pipelined: a POST with a body, then a GET that closes
+            b"POST /_sim/fault HTTP/1.1\r\nHost: sim\r\nContent-Length: %d\r\n\r\n%s" % (len(fault), fault)
+            + f"GET /book?token_id={asset} HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n".encode()
+        )
+        rest = await asyncio.wait_for(reader.read(), 3)  # until the sim closes, after the second answer
+    finally:
+        writer.close()
+    first, second = rest.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and b'"fault":"reject_next"' in first
+    assert second.startswith(b"200 ") and b"Connection: close" in second and asset.encode() in second
+    assert poly.stats["http_connections"] == 1 and poly.stats["http_requests"] == 3
+    assert poly.stats["fault_reject_next"] == 1
+
+
 # --------------------------------------------------------------------------------------------
 # Kalshi
 # --------------------------------------------------------------------------------------------

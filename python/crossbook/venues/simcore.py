@@ -2,14 +2,13 @@
 
 Books are kept in integer units (price in 1/10000 of a dollar, size in 1/100 of a share or
 contract) so the random walk is exact and deterministic for a seed; the venue modules only format.
-The server side is a `websockets` asyncio server that also answers plain HTTP through
-``process_request`` (REST endpoints and ``POST /_sim/fault``).
+The server side is a `websockets` asyncio server whose connections (:class:`SimConnection`) also
+serve plain HTTP/1.1 with keep-alive, as the venues do: the REST endpoints and ``POST /_sim/fault``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import email.utils
 import http
@@ -20,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -43,10 +42,6 @@ Side = Literal["bid", "ask"]
 Level = tuple[Decimal, Decimal]
 BookView = dict[str, list[Level]]
 JSON = Any
-
-# Header the connection subclass uses to hand a request body to process_request, because the
-# websockets HTTP parser only accepts body-less requests.
-_BODY_HEADER = "X-Sim-Body"
 
 
 def price_dec(units: int) -> Decimal:
@@ -296,7 +291,6 @@ def json_response(status: int, payload: JSON, extra: Mapping[str, str] | None = 
     headers["Date"] = email.utils.formatdate(usegmt=True)
     headers["Content-Type"] = "application/json"
     headers["Content-Length"] = str(len(body))
-    headers["Connection"] = "close"
     for key, value in (extra or {}).items():
         headers[key] = value
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
@@ -309,6 +303,8 @@ class HttpRequest:
     query: dict[str, list[str]]
     headers: Headers
     body: bytes
+    received_ns: int = 0  # time.monotonic_ns() when the request's first bytes reached the sim (0: unknown)
+    keep_alive: bool = False  # the client keeps the connection open after the answer
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -316,52 +312,152 @@ class HttpRequest:
 
 
 class SimConnection(ServerConnection):
-    """A websockets connection that accepts a request body (for ``POST /_sim/fault``).
+    """One TCP connection to a simulator: persistent HTTP/1.1 (REST) or a WebSocket.
 
-    The websockets parser refuses requests with a body, so the body is lifted out of the byte
-    stream before parsing and handed to ``process_request`` in a header.
+    The venues keep REST connections alive, so the sims do too: plain HTTP requests are parsed here
+    (request line, headers, ``Content-Length`` body) and answered in order on the same connection,
+    which stays open until the client closes it, asks ``Connection: close``, or it idles for
+    ``SimServer.http_idle_s``. A request that asks for a WebSocket upgrade is handed, bytes untouched,
+    to the websockets protocol underneath (then the connection is a WebSocket for good).
+
+    ``sim`` is set on the per-server subclass :meth:`SimServer.start` makes.
     """
+
+    sim: SimServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._prebuf: bytes | None = b""
+        self._prebuf: bytes | None = b""  # None: the bytes belong to the websockets protocol
+        self._http_queue: list[HttpRequest] = []
+        self._http_task: asyncio.Task[None] | None = None
+        self._http_close = False  # the request being answered is the connection's last
+        self._idle: asyncio.TimerHandle | None = None
+        self._request_ns = 0  # monotonic ns when the first bytes of the request being read arrived
+        self.http_requests = 0  # plain HTTP requests read on this connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.sim._http_conns.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sim._http_conns.discard(self)
+        self._disarm_idle()
+        super().connection_lost(exc)
+
+    def _arm_idle(self) -> None:
+        self._disarm_idle()
+        self._idle = self.loop.call_later(self.sim.http_idle_s, self._idle_expired)
+
+    def _disarm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if self._prebuf is not None and not self._http_queue and self._http_task is None:
+            self.sim.stats["http_idle_closed"] += 1
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._prebuf is None:
             super().data_received(data)
             return
+        if not self._prebuf:
+            self._request_ns = time.monotonic_ns()
         buf = self._prebuf + data
-        head_end = buf.find(b"\r\n\r\n")
-        if head_end < 0 and len(buf) < 65536:
-            self._prebuf = buf
-            return
-        self._prebuf = None
-        if head_end < 0:
-            super().data_received(buf)
-            return
-        lines = buf[:head_end].split(b"\r\n")
-        length = 0
-        kept: list[bytes] = []
-        for line in lines:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                with contextlib.suppress(ValueError):
-                    length = int(value.strip())
-                continue
-            kept.append(line)
-        body_start = head_end + 4
-        if len(buf) - body_start < length:
-            # Wait for the whole body (bounded by the 64 KiB check above).
-            self._prebuf = buf
-            if len(buf) >= 65536:
-                self._prebuf = None
+        while buf and self._prebuf is not None:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                if len(buf) >= 65536:
+                    self._http_fail(431, "request head too large")
+                    return
+                break
+            lines = buf[:head_end].decode("latin-1").split("\r\n")
+            try:
+                method, target, version = lines[0].split(" ")
+            except ValueError:
+                self._http_fail(400, "malformed request line")
+                return
+            headers = Headers()
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    self._http_fail(400, "malformed header line")
+                    return
+                headers[name.strip()] = value.strip()
+            if "websocket" in headers.get("Upgrade", "").lower():
+                if self.http_requests or self._http_queue or self._http_task is not None:
+                    self._http_fail(400, "a WebSocket upgrade must be the connection's first request")
+                    return
+                self._prebuf = None  # a WebSocket from here on: websockets parses the handshake itself
+                self._disarm_idle()
+                self.sim._http_conns.discard(self)
                 super().data_received(buf)
-            return
-        body = buf[body_start : body_start + length]
-        rest = buf[body_start + length :]
-        if length:
-            kept.append(_BODY_HEADER.encode() + b": " + base64.b64encode(body))
-        super().data_received(b"\r\n".join(kept) + b"\r\n\r\n" + rest)
+                return
+            if "chunked" in headers.get("Transfer-Encoding", "").lower():
+                self._http_fail(501, "chunked request bodies are not supported; send Content-Length")
+                return
+            try:
+                length = int(headers.get("Content-Length", "0"))
+            except ValueError:
+                self._http_fail(400, "bad Content-Length")
+                return
+            end = head_end + 4 + length
+            if len(buf) < end:
+                if end > 4 * 1024 * 1024:
+                    self._http_fail(413, "request body too large")
+                    return
+                break
+            split = urlsplit(target)
+            request = HttpRequest(method, split.path, parse_qs(split.query), headers, buf[head_end + 4 : end],
+                                  received_ns=self._request_ns)  # fmt: skip
+            conn_header = headers.get("Connection", "").lower()
+            request.keep_alive = "close" not in conn_header and (version == "HTTP/1.1" or "keep-alive" in conn_header)
+            buf = buf[end:]
+            self._request_ns = time.monotonic_ns() if buf else 0
+            self._queue_request(request)
+        if self._prebuf is not None:
+            self._prebuf = buf
+
+    def _queue_request(self, request: HttpRequest) -> None:
+        if not self.http_requests:
+            self.sim.stats["http_connections"] += 1
+        self.http_requests += 1
+        self.sim.stats["http_requests"] += 1
+        self._http_queue.append(request)
+        self._disarm_idle()
+        if self._http_task is None:
+            self._http_task = self.loop.create_task(self._serve_http())
+
+    async def _serve_http(self) -> None:
+        """Answer the queued requests one by one, in order (pipelined requests wait their turn)."""
+        try:
+            while self._http_queue and not self.transport.is_closing():
+                request = self._http_queue.pop(0)
+                response = await self.sim._answer(self, request)
+                if self.transport.is_closing():  # dropped by a fault, or the client hung up
+                    break
+                response.headers["Connection"] = "keep-alive" if request.keep_alive else "close"
+                self.transport.write(response.serialize())
+                if not request.keep_alive:
+                    self._http_queue.clear()
+                    self.transport.close()
+        finally:
+            self._http_task = None
+            if not self.transport.is_closing():
+                self._arm_idle()
+
+    def _http_fail(self, status: int, reason: str) -> None:
+        """A request that cannot be parsed: answer and close (the byte stream cannot be trusted further)."""
+        self._prebuf = b""
+        self._http_queue.clear()
+        response = json_response(status, {"error": reason})
+        response.headers["Connection"] = "close"
+        if self._http_task is None:
+            self.transport.write(response.serialize())
+        self.transport.close()
 
 
 class Session:
@@ -429,6 +525,9 @@ class SimServer:
         self._order_faults: list[tuple[str, str]] = []
         self._buckets: dict[str, tuple[float, float]] = {}
         self.hold_reply_s = 5.0
+        # An idle keep-alive REST connection is closed after this long (venues' load balancers do the same).
+        self.http_idle_s = 90.0
+        self._http_conns: set[SimConnection] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -440,12 +539,15 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        # The connections of this server know it (REST requests are answered by the connection itself).
+        conn_class = cast(type[SimConnection], type("SimConnection", (SimConnection,), {"sim": self}))
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
             process_request=self._process_request,
-            create_connection=SimConnection,
+            create_connection=conn_class,
+            open_timeout=None,  # a keep-alive REST connection never sends a handshake (idle: http_idle_s)
             ping_interval=None,  # venues decide their own heartbeat
             compression=None,
             max_size=2**22,
@@ -462,6 +564,12 @@ class SimServer:
         self._tasks.clear()
         for conn in list(self.sessions):
             conn.transport.abort()
+        http_conns, self._http_conns = list(self._http_conns), set()
+        for http_conn in http_conns:
+            http_conn.transport.abort()
+        serving = {t for c in http_conns if (t := c._http_task) is not None}
+        if serving:
+            await asyncio.wait(serving, timeout=1.0)
         if self._server is not None:
             self._server.close(close_connections=False)
             closing = asyncio.ensure_future(self._server.wait_closed())
@@ -481,7 +589,8 @@ class SimServer:
 
     # -- faults ------------------------------------------------------------------------------
     def drop_connections(self) -> int:
-        """Abort every client TCP connection (no close frame). Returns how many."""
+        """Abort every client WebSocket connection (no close frame). Returns how many. REST connections
+        are left alone (``disconnect_next`` drops the one carrying an order)."""
         count = 0
         for conn in list(self.sessions):
             conn.transport.abort()
@@ -640,7 +749,7 @@ class SimServer:
         """Withhold ``response`` until the client hangs up or ``hold_reply_s`` passes."""
         self.stats["replies_held"] += 1
         deadline = time.monotonic() + self.hold_reply_s
-        # Polled: during the handshake phase there is no close event to await on the connection.
+        # Polled: a REST connection has no close event to await (it is not a WebSocket).
         while time.monotonic() < deadline and not conn.transport.is_closing():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         return response
@@ -679,20 +788,26 @@ class SimServer:
         setattr(protocol, "send_frame", send_frame)  # noqa: B010 - instance-level override
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """The WebSocket handshake (plain HTTP requests never get here: :class:`SimConnection` answers
+        them). None accepts the upgrade; a response refuses it and websockets closes the connection."""
         split = urlsplit(request.path)
-        raw_body = request.headers.get(_BODY_HEADER)
-        body = base64.b64decode(raw_body) if raw_body else b""
-        req = HttpRequest(request.method, split.path, parse_qs(split.query), request.headers, body)
-        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
-        if req.path == "/_sim/fault":
-            return self._http_fault(req)
-        if upgrade and (req.path == self.ws_path or req.path in self.ws_extra_paths):
+        req = HttpRequest(request.method, split.path, parse_qs(split.query), request.headers, b"")
+        if req.path == self.ws_path or req.path in self.ws_extra_paths:
             refused = self._authenticate(req)
             if refused is not None:
                 self.stats["handshakes_refused"] += 1
+                refused.headers["Connection"] = "close"
                 return refused
             self._install_pong_gate(conn)
             return None
+        response = await self._answer(conn, req)
+        response.headers["Connection"] = "close"
+        return response
+
+    async def _answer(self, conn: ServerConnection, req: HttpRequest) -> Response:
+        """The answer to one plain HTTP request: faults, health, then the venue's routes."""
+        if req.path == "/_sim/fault":
+            return self._http_fault(req)
         if req.path == "/" or req.path == "/health":
             return json_response(200, {"status": "ok", "venue": self.venue, "ws_url": self.ws_url})
         try:
