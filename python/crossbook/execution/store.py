@@ -124,8 +124,9 @@ class ExecutionStore:
         return [dict(r) for r in rows]
 
     async def mark_recovered(self, intent_id: str) -> None:
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("UPDATE execution_intents SET recovered_at = now() WHERE id = $1", uuid.UUID(intent_id))
+            await append_audit(conn, ACTOR, "intent_recovering", intent_id, {"executor": self.owner_id})
 
     async def intent_finished(self, intent_id: str, status: str, result: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
