@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from crossbook.execution import KalshiTrader, LimitIntent, PolymarketTrader
+from tests.conftest import eventually
 from tests.execution.test_scenarios import Rig, rig
 from tests.hub.conftest import ProxyProc
 
@@ -37,6 +38,8 @@ async def test_orders_go_through_the_users_proxy(rig: Rig, http_proxy: ProxyProc
         "kalshi": KalshiTrader(rig.kal.rest_url + "/trade-api/v2", kal.signer, timeout=2.0, proxy=http_proxy.url),
     }
     try:
+        # The proxy's start blocked this loop (feeds included) for a moment: let the breaker see fresh books.
+        await eventually(lambda: rig.breaker.evaluate(rig.pair_id).enabled, timeout=10, what="pair enabled")
         ask = Decimal(str(rig.md.books.top("kalshi", rig.kal.markets[0])["ask"])) + Decimal("0.03")
         res = await ex.place(LimitIntent(rig.pair_id, "kalshi", "buy", "yes", ask, Decimal(2)))
         assert res.status == "filled" and rig.kal.orders_accepted == 1
