@@ -38,7 +38,11 @@ Method (same run, same box; see shared/reference/performance-anchors.md §3-4, g
   phase: bounded for ours, the stuck client's backlog for the peers.
 
 Usage: benches/bench_fanout.py [--mode sat,turn] [--n 10,100,1000] [--sizes 200,2048] [--stuck 0,1]
-       [--burst 1] [--frames F] [--window W] [--messages 200] [--repeat 1] [--peers ours,naive] [--json]
+       [--turn-stuck 0] [--burst 1] [--frames F] [--window 0,8,2] [--messages 200] [--repeat 1]
+       [--peers ours,naive] [--progress] [--json]
+
+Note: no peer sets SO_SNDBUF here, so a stuck client's first few MB sit in kernel socket memory (not
+RSS) for every peer; the hub itself caps that at 256 KiB per client (HubLimits.sndbuf_bytes).
 """
 
 from __future__ import annotations
