@@ -172,6 +172,12 @@ async def open_runtime(cfg: Config, *, trading: bool = True, books: bool = True)
             signer, header_signer, closeable = build_signer(cfg)
             if closeable is not None:
                 stack.push_async_callback(closeable.close)
+        elif cfg.execution.signer_socket:  # production: even reading Kalshi books needs signed headers
+            from crossbook.signing.client import SignerClient
+
+            client = SignerClient(cfg.execution.signer_socket)
+            stack.push_async_callback(client.close)
+            header_signer = client
         else:
             header_signer = LocalHeaderSigner.from_files(cfg.kalshi.api_key_id, cfg.kalshi.private_key_path)
         md = MarketData(cfg, header_signer, None)
