@@ -26,6 +26,8 @@ from crossbook.signing import (
     kalshi_headers,
     l1_headers,
     l2_headers,
+    polymarket_order_body,
+    prepare_polymarket_order,
     sign_eip1559,
     sign_polymarket_order,
 )
@@ -145,6 +147,7 @@ class SignerService:
         self.calls = 0  # requests handled; the keep-warm timer skips a tick that saw one
         self.methods: dict[str, _Method] = {
             "SignPolymarketOrder": _Method(self._sign_order, False),
+            "PreparePolymarketOrder": _Method(self._prepare_order, False),
             "PolymarketL1Headers": _Method(self._l1_headers, False),
             "PolymarketL2Headers": _Method(self._l2_headers, False),
             "KalshiHeaders": _Method(self._kalshi_headers, False),
@@ -267,6 +270,8 @@ class SignerService:
         hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         signed = sign_polymarket_order(_order_dict(request.order), self._warm_key)
         pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature).SerializeToString()
+        body = polymarket_order_body(_order_dict(request.order), signed.signature, "warm", "FOK")
+        pb.PreparePolymarketOrderReply(hash=signed.hash, signature=signed.signature, body=body).SerializeToString()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -319,6 +324,45 @@ class SignerService:
             notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
             audit = self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s)
             return pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature, audit=audit)
+        raise SigningInputError("key: set wallet or session_id")
+
+    def _prepare_order(self, r: pb.PreparePolymarketOrderRequest) -> pb.PreparePolymarketOrderReply:
+        """Sign the order (the same key rules and session policy as :meth:`_sign_order`), build its POST body
+        and sign the L2 headers over it: what the daemon sends, in one call."""
+        account = self.keys.polymarket_api.get(r.account)
+        if account is None:
+            raise NotFound(f"no Polymarket API account named {r.account!r} is loaded in the signer")
+        creds, address = account
+        order = _order_dict(r.order)
+        kwargs: dict[str, Any] = {
+            "path": r.path or "/order",
+            "timestamp": r.timestamp or None,
+            "defer_exec": r.defer_exec,
+            "post_only": r.post_only,
+            "chain_id": r.chain_id or 137,
+            "neg_risk": r.neg_risk,
+            "exchange": r.exchange or None,
+        }
+        which = r.key.WhichOneof("key")
+        if which == "session_id":
+            session = self._session(r.key.session_id)
+            notional = order_notional(r.order)
+            check_order(session.policy, session.usage, str(r.order.get("tokenId", "")), notional, time.time())
+            ready = prepare_polymarket_order(order, session.key, creds, address, r.order_type, **kwargs)
+            session.usage.spent += notional
+            session.usage.seq += 1
+            audit = self._audit(r.request_id, f"session:{session.sid}", str(notional), str(session.usage.spent))
+            return pb.PreparePolymarketOrderReply(
+                hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit,
+                session_blob=session.blob(),
+            )  # fmt: skip
+        if which == "wallet":
+            ready = prepare_polymarket_order(order, self._wallet(r.key.wallet), creds, address, r.order_type, **kwargs)
+            notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
+            audit = self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s)
+            return pb.PreparePolymarketOrderReply(
+                hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit
+            )
         raise SigningInputError("key: set wallet or session_id")
 
     def _l1_headers(self, r: pb.PolymarketL1HeadersRequest) -> pb.HeadersReply:

@@ -20,6 +20,7 @@ class FastMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAST_REVOKE_SESSION: _ClassVar[FastMethod]
     FAST_HEALTH: _ClassVar[FastMethod]
     FAST_PROBE_OPEN: _ClassVar[FastMethod]
+    FAST_PREPARE_POLYMARKET_ORDER: _ClassVar[FastMethod]
 
 class FastReply(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +36,7 @@ FAST_AUTHORIZE_SESSION: FastMethod
 FAST_REVOKE_SESSION: FastMethod
 FAST_HEALTH: FastMethod
 FAST_PROBE_OPEN: FastMethod
+FAST_PREPARE_POLYMARKET_ORDER: FastMethod
 FAST_REPLY_OK: FastReply
 FAST_REPLY_ERROR: FastReply
 
@@ -100,6 +102,64 @@ class SignPolymarketOrderReply(_message.Message):
     audit: Audit
     session_blob: bytes
     def __init__(self, hash: _Optional[str] = ..., signature: _Optional[str] = ..., audit: _Optional[_Union[Audit, _Mapping]] = ..., session_blob: _Optional[bytes] = ...) -> None: ...
+
+class PreparePolymarketOrderRequest(_message.Message):
+    __slots__ = ("request_id", "key", "order", "chain_id", "neg_risk", "exchange", "account", "order_type", "defer_exec", "post_only", "path", "timestamp")
+    class OrderEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEG_RISK_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFER_EXEC_FIELD_NUMBER: _ClassVar[int]
+    POST_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    key: KeyRef
+    order: _containers.ScalarMap[str, str]
+    chain_id: int
+    neg_risk: bool
+    exchange: str
+    account: str
+    order_type: str
+    defer_exec: bool
+    post_only: bool
+    path: str
+    timestamp: int
+    def __init__(self, request_id: _Optional[str] = ..., key: _Optional[_Union[KeyRef, _Mapping]] = ..., order: _Optional[_Mapping[str, str]] = ..., chain_id: _Optional[int] = ..., neg_risk: _Optional[bool] = ..., exchange: _Optional[str] = ..., account: _Optional[str] = ..., order_type: _Optional[str] = ..., defer_exec: _Optional[bool] = ..., post_only: _Optional[bool] = ..., path: _Optional[str] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class PreparePolymarketOrderReply(_message.Message):
+    __slots__ = ("hash", "signature", "body", "headers", "audit", "session_blob")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_BLOB_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    signature: str
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    audit: Audit
+    session_blob: bytes
+    def __init__(self, hash: _Optional[str] = ..., signature: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., audit: _Optional[_Union[Audit, _Mapping]] = ..., session_blob: _Optional[bytes] = ...) -> None: ...
 
 class PolymarketL1HeadersRequest(_message.Message):
     __slots__ = ("request_id", "wallet", "timestamp", "nonce", "chain_id")

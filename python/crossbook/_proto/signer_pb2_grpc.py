@@ -40,6 +40,11 @@ class SignerStub:
                 request_serializer=signer__pb2.SignPolymarketOrderRequest.SerializeToString,
                 response_deserializer=signer__pb2.SignPolymarketOrderReply.FromString,
                 _registered_method=True)
+        self.PreparePolymarketOrder = channel.unary_unary(
+                '/crossbook.signer.v1.Signer/PreparePolymarketOrder',
+                request_serializer=signer__pb2.PreparePolymarketOrderRequest.SerializeToString,
+                response_deserializer=signer__pb2.PreparePolymarketOrderReply.FromString,
+                _registered_method=True)
         self.PolymarketL1Headers = channel.unary_unary(
                 '/crossbook.signer.v1.Signer/PolymarketL1Headers',
                 request_serializer=signer__pb2.PolymarketL1HeadersRequest.SerializeToString,
@@ -87,6 +92,14 @@ class SignerServicer:
 
     def SignPolymarketOrder(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreparePolymarketOrder(self, request, context):
+        """A V2 order ready to send in one call: signed as SignPolymarketOrder signs it (same key rules and
+        session policy), its exact POST body, and the L2 headers over that body.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -148,6 +161,11 @@ def add_SignerServicer_to_server(servicer, server):
                     servicer.SignPolymarketOrder,
                     request_deserializer=signer__pb2.SignPolymarketOrderRequest.FromString,
                     response_serializer=signer__pb2.SignPolymarketOrderReply.SerializeToString,
+            ),
+            'PreparePolymarketOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreparePolymarketOrder,
+                    request_deserializer=signer__pb2.PreparePolymarketOrderRequest.FromString,
+                    response_serializer=signer__pb2.PreparePolymarketOrderReply.SerializeToString,
             ),
             'PolymarketL1Headers': grpc.unary_unary_rpc_method_handler(
                     servicer.PolymarketL1Headers,
@@ -217,6 +235,33 @@ class Signer:
             '/crossbook.signer.v1.Signer/SignPolymarketOrder',
             signer__pb2.SignPolymarketOrderRequest.SerializeToString,
             signer__pb2.SignPolymarketOrderReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreparePolymarketOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossbook.signer.v1.Signer/PreparePolymarketOrder',
+            signer__pb2.PreparePolymarketOrderRequest.SerializeToString,
+            signer__pb2.PreparePolymarketOrderReply.FromString,
             options,
             channel_credentials,
             insecure,

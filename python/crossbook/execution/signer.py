@@ -4,6 +4,10 @@
 :class:`ServiceSigner` asks the signer service through :class:`~crossbook.signing.client.SignerClient`,
 which enforces the user's session policy. Both pass a request id per order (the client order id), so a
 retried signing request is answered with the first signature.
+
+:meth:`ExecutionSigner.prepare_polymarket_order` is the order path: one call signs the order, builds the
+exact ``POST /order`` body (:func:`~crossbook.signing.polymarket_order_body`) and signs the L2 headers
+over it (the L2 HMAC covers the body, which holds the signature: two calls otherwise).
 """
 
 from __future__ import annotations
@@ -11,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from crossbook.signing import ApiCreds, HeaderSigner, PrivateKey, SignedOrder, l2_headers, sign_polymarket_order
+from crossbook.signing import (
+    ApiCreds,
+    HeaderSigner,
+    PreparedOrder,
+    PrivateKey,
+    SignedOrder,
+    l2_headers,
+    prepare_polymarket_order,
+    sign_polymarket_order,
+)
 
 if TYPE_CHECKING:
     from crossbook.signing.client import SignerClient
@@ -23,6 +36,12 @@ class ExecutionSigner(Protocol):
     @property
     def polymarket_api_key(self) -> str: ...
     async def sign_polymarket_order(self, order: Mapping[str, object], *, request_id: str) -> SignedOrder: ...
+    async def prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> PreparedOrder:
+        """Sign a V2 order, build its ``POST /order`` body and the L2 headers over it, in one call."""
+        ...
+
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]: ...
     async def kalshi_headers(self, method: str, path: str) -> dict[str, str]: ...
 
@@ -45,6 +64,11 @@ class LocalSigner:
 
     async def sign_polymarket_order(self, order: Mapping[str, object], *, request_id: str) -> SignedOrder:
         return sign_polymarket_order(order, self._wallet)
+
+    async def prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> PreparedOrder:
+        return prepare_polymarket_order(order, self._wallet, self._creds, self._wallet.address, order_type)
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return l2_headers(self._creds, self._wallet.address, method, path, body or None)
@@ -82,6 +106,16 @@ class ServiceSigner:
             order, wallet=self._wallet, session_id=self._session_id, request_id=request_id
         )
         return SignedOrder(reply.hash, reply.signature)
+
+    async def prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> PreparedOrder:
+        # The L2 account is named by its API key in the signer's config (as for polymarket_l2_headers).
+        r = await self._client.prepare_polymarket_order(
+            order, account=self._api_key, order_type=order_type, wallet=self._wallet, session_id=self._session_id,
+            request_id=request_id,
+        )  # fmt: skip
+        return PreparedOrder(r.hash, r.signature, r.body, r.headers)
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self._client.l2_headers(self._api_key, method, path, body)

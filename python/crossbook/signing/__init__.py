@@ -10,7 +10,15 @@ from crossbook.signing.errors import SigningInputError
 from crossbook.signing.headers import HeaderSigner, LocalHeaderSigner
 from crossbook.signing.kalshi import kalshi_headers, kalshi_sign, kalshi_verify
 from crossbook.signing.keys import HmacKey, PrivateKey, RsaKey, as_private_key
-from crossbook.signing.orders import SignedOrder, order_hash, polymarket_exchange, sign_polymarket_order
+from crossbook.signing.orders import (
+    PreparedOrder,
+    SignedOrder,
+    order_hash,
+    polymarket_exchange,
+    polymarket_order_body,
+    prepare_polymarket_order,
+    sign_polymarket_order,
+)
 from crossbook.signing.polymarket_auth import ApiCreds, clob_auth_signature, l1_headers, l2_headers
 from crossbook.signing.tx import SignedTx, sign_eip1559
 
@@ -34,6 +42,7 @@ __all__ = [
     "HeaderSigner",
     "HmacKey",
     "LocalHeaderSigner",
+    "PreparedOrder",
     "PrivateKey",
     "RsaKey",
     "SignedOrder",
@@ -52,6 +61,8 @@ __all__ = [
     "l2_headers",
     "order_hash",
     "polymarket_exchange",
+    "polymarket_order_body",
+    "prepare_polymarket_order",
     "sign_eip1559",
     "sign_polymarket_order",
 ]

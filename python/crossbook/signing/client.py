@@ -48,6 +48,7 @@ from crossbook.signing.fastframe import ERROR, METHOD_IDS, OK, FrameReader, Fram
 from crossbook.signing.tx import SignedTx
 
 __all__ = [
+    "PreparedOrderReply",
     "SessionInfo",
     "SignedOrderReply",
     "SignerClient",
@@ -71,7 +72,15 @@ _CHANNEL_OPTIONS = [
 
 # Calls that take the fast path when the signer offers it (the hot path: everything that signs).
 FAST_METHODS = frozenset(
-    {"SignPolymarketOrder", "PolymarketL1Headers", "PolymarketL2Headers", "KalshiHeaders", "SignTransaction", "Health"}
+    {
+        "SignPolymarketOrder",
+        "PreparePolymarketOrder",
+        "PolymarketL1Headers",
+        "PolymarketL2Headers",
+        "KalshiHeaders",
+        "SignTransaction",
+        "Health",
+    }
 )
 # After a signer answered over gRPC while its fast socket could not be reached (an older signer, or
 # fast_path = false), try the fast socket again only this often.
@@ -98,6 +107,17 @@ class SignerTimeout(SignerError, TimeoutError):
 class SignedOrderReply(NamedTuple):
     hash: str
     signature: str
+    audit: dict[str, Any]
+    session_blob: bytes
+
+
+class PreparedOrderReply(NamedTuple):
+    """A Polymarket order ready to send: hash, signature, the exact body and the L2 headers over it."""
+
+    hash: str
+    signature: str
+    body: bytes
+    headers: dict[str, str]
     audit: dict[str, Any]
     session_blob: bytes
 
@@ -439,6 +459,42 @@ class SignerClient:
         )
         r = await self._call("SignPolymarketOrder", req, pb.SignPolymarketOrderReply)
         return SignedOrderReply(r.hash, r.signature, _audit(r.audit), r.session_blob)
+
+    async def prepare_polymarket_order(
+        self,
+        order: Mapping[str, object],
+        *,
+        account: str,
+        order_type: str,
+        wallet: str | None = None,
+        session_id: str | None = None,
+        path: str = "/order",
+        defer_exec: bool = False,
+        post_only: bool = False,
+        neg_risk: bool = False,
+        chain_id: int = 137,
+        exchange: str | None = None,
+        timestamp: int | None = None,
+        request_id: str | None = None,
+    ) -> PreparedOrderReply:
+        """One call for a V2 order: signed as :meth:`sign_polymarket_order` signs it (same session policy),
+        its exact ``POST`` body (owner: ``account``'s API key) and ``account``'s L2 headers over that body."""
+        req = pb.PreparePolymarketOrderRequest(
+            request_id=self._rid(request_id),
+            key=_key_ref(wallet, session_id),
+            order=_str_map(order),
+            chain_id=chain_id,
+            neg_risk=neg_risk,
+            exchange=exchange or "",
+            account=account,
+            order_type=order_type,
+            defer_exec=defer_exec,
+            post_only=post_only,
+            path=path,
+            timestamp=timestamp or 0,
+        )
+        r = await self._call("PreparePolymarketOrder", req, pb.PreparePolymarketOrderReply)
+        return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
 
     async def l1_headers(
         self,

@@ -58,6 +58,12 @@ METHODS: dict[int, Method] = {
         Method(pb.FAST_REVOKE_SESSION, "RevokeSession", pb.RevokeSessionRequest, pb.SessionReply),
         Method(pb.FAST_HEALTH, "Health", pb.HealthRequest, pb.HealthReply),
         Method(pb.FAST_PROBE_OPEN, "ProbeOpen", pb.ProbeOpenRequest, pb.ProbeOpenReply),
+        Method(
+            pb.FAST_PREPARE_POLYMARKET_ORDER,
+            "PreparePolymarketOrder",
+            pb.PreparePolymarketOrderRequest,
+            pb.PreparePolymarketOrderReply,
+        ),
     )
 }
 METHOD_IDS: dict[str, int] = {m.name: m.id for m in METHODS.values()}
