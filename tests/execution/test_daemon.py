@@ -76,6 +76,8 @@ async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> 
         daemon = await start_daemon(r)
         status = await ask_daemon(cfg, {"op": "status"})
         (rec,) = status["recovered"]
+        code, out, err = await r.run("trade", "recover", "--daemon")
+        assert code == 0 and [x["intent_id"] for x in out["recovered"]] == [rec["intent_id"]], err
         assert rec["status"] == "hedged" and any(o["resolved_by"] == "lookup" for o in rec["orders"]), rec
         assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
 

@@ -132,6 +132,8 @@ class ExecutionService:
         if req.get("op") == "status":
             return {"ready": self.ready.is_set(), "recovered": self.recovered, "kill_switch": self.executor.kill_switch}
         await self.ready.wait()
+        if req.get("op") == "recover":  # the daemon reconciled at start; say what it found
+            return {"recovered": self.recovered}
         try:
             return await run_request(self.executor, self.markets, req)
         except IntentRefused as refused:
