@@ -63,7 +63,7 @@ def _decimal(text: str) -> Decimal:
 
 
 def register(sub: Any) -> None:
-    t = sub.add_parser("trade", help="submit an intent: pair trade, or buy/sell on one venue",
+    t = sub.add_parser("trade", help="submit an intent: pair trade, routed order, buy/sell on one venue; kill switch",
                        description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=TRADE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     tsub = t.add_subparsers(dest="trade_cmd", required=True, metavar="INTENT")
