@@ -126,6 +126,7 @@ class ExecutionConfig:
 
     enabled: bool = False  # the daemon runs an executor and takes intents on <state_dir>/execution.sock
     user: str = ""  # whose orders and positions these are (crossbook orders/positions --user)
+    hub_users: list[str] = field(default_factory=list)  # hub users who may send intents (besides `user`)
     signer_socket: str = ""
     signer_session_id: str = ""
     signer_wallet: str = "main"

@@ -99,7 +99,10 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         from crossbook.execution.service import start_execution
 
         try:
-            await start_execution(cfg, md, gate, breaker, pool, resources)
+            execution = await start_execution(cfg, md, gate, breaker, pool, resources)
+            if hub_node is not None:  # intents over the hub connection, for the users allowed to trade
+                hub_node.hub.intent_users = frozenset(u for u in (cfg.execution.user, *cfg.execution.hub_users) if u)
+                hub_node.hub.intents = execution.handle_for_user
         except BaseException:
             await resources.aclose()
             await breaker.stop()

@@ -126,6 +126,11 @@ class ExecutionService:
             if task is not None:
                 self._clients.discard(task)
 
+    async def handle_for_user(self, user: str, req: dict[str, Any]) -> dict[str, Any]:
+        """An intent from a hub user (the hub checked they may trade with this executor)."""
+        log.info("intent %s from hub user %s", req.get("op"), user)
+        return await self.handle(req)
+
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         from crossbook.execution.cli import run_request
 

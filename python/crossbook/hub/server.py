@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,9 @@ from crossbook.hub.protocol import (
 from crossbook.hub.tunnels import TunnelManager
 
 log = logging.getLogger("crossbook.hub")
+
+# (user name, intent as `crossbook trade --daemon` sends it) -> the executor's answer
+IntentHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -150,8 +154,26 @@ class HubConnection(Subscriber):
             if ch.seq == 0:
                 raise ProtocolError("no_data", f"{topic!r} has no data yet; its first update will follow")
             self.offer(ch)
+        elif op == "intent":
+            self._intent(msg, req_id)
         else:
-            raise ProtocolError("unknown_op", f"unknown op {op!r} (auth, subscribe, unsubscribe, snapshot, ping)")
+            raise ProtocolError("unknown_op",
+                                f"unknown op {op!r} (auth, subscribe, unsubscribe, snapshot, intent, ping)")
+
+    def _intent(self, msg: dict[str, Any], req_id: Any) -> None:
+        """Hand a trading intent to the daemon's executor; the result comes back as ``intent_result``."""
+        assert self.user is not None
+        handler = self.hub.intents
+        if handler is None:
+            raise ProtocolError("execution_disabled", "this hub node takes no intents (execution.enabled is off)")
+        if self.user.name not in self.hub.intent_users:
+            raise ProtocolError("not_authorized", f"user {self.user.name!r} may not trade through this daemon "
+                                "(execution.user / execution.hub_users)")  # fmt: skip
+        intent = msg.get("intent")
+        if not isinstance(intent, dict) or not isinstance(intent.get("op"), str):
+            raise ProtocolError("bad_message", "'intent' must be an object with an 'op' (pair, buy, sell, route, "
+                                "kill, release, status), as `crossbook trade --daemon` sends")  # fmt: skip
+        self.hub._run_intent(self, handler, self.user.name, intent, req_id)
 
     def _topics(self, msg: dict[str, Any]) -> list[str]:
         topics = msg.get("topics")
@@ -257,6 +279,11 @@ class Hub:
         # (user name, venue) -> that user's connections subscribed to private:<venue>
         self._private: dict[tuple[str, str], set[HubConnection]] = {}
         self.demand = demand if demand is not None else DemandTracker(AnyUpstream(), grace_s=30.0)
+        # Intents over the hub (op "intent"): the daemon's executor, for the users allowed to trade with it.
+        self.intents: IntentHandler | None = None
+        self.intent_users: frozenset[str] = frozenset()
+        # An intent outlives the connection that sent it: cancelling one mid-order would leave a leg unknown.
+        self._intent_tasks: set[asyncio.Task[None]] = set()
         self.limits = limits or HubLimits()
         self.host = host
         self.port = port
@@ -312,8 +339,29 @@ class Hub:
             self._server.close()
             await self._server.wait_closed()
         self.demand.close()
+        if self._intent_tasks:  # let in-flight intents finish (the executor resolves them), within a bound
+            _done, pending = await asyncio.wait(self._intent_tasks, timeout=30.0)
+            for t in pending:
+                log.error("hub: intent still running at shutdown; the executor reconciles it at the next start")
+                t.cancel()
         if self.tunnels is not None:
             await self.tunnels.stop()
+
+    def _run_intent(
+        self, conn: HubConnection, handler: IntentHandler, user: str, intent: dict[str, Any], req_id: Any
+    ) -> None:
+        async def run() -> None:
+            try:
+                result = await handler(user, intent)
+            except Exception as exc:  # the handler answers refusals itself; anything else is a bug to report
+                log.exception("hub: intent %s from %s failed", intent.get("op"), user)
+                conn._send(error_msg("intent_failed", f"{type(exc).__name__}: {exc}", req_id))
+                return
+            conn._send(reply("intent_result", req_id, result=result))
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"hub-intent-{user}")
+        self._intent_tasks.add(task)
+        task.add_done_callback(self._intent_tasks.discard)
 
     # -- the Sink side --------------------------------------------------------------------------
     def deliver(self, topic: str, seq: int, data: Any, payload: bytes) -> None:
