@@ -172,8 +172,7 @@ async def child_ours(spec: dict[str, Any]) -> None:
             cur["planned"] = _now()
 
     executor.plan = timed_plan  # type: ignore[method-assign]
-    wrap_async(signer, "sign_polymarket_order", "sign0", "sign1")
-    wrap_async(signer, "polymarket_l2_headers", "l2_0", "l2_1")
+    wrap_async(signer, "prepare_polymarket_order", "sign0", "sign1")  # one call: signature, body, L2 headers
     wrap_async(signer, "kalshi_headers", "k0", "k1")
 
     def on_fire(f: Firing) -> None:
@@ -196,6 +195,8 @@ async def child_ours(spec: dict[str, Any]) -> None:
                           keep_warm_s=spec["keep_warm_ms"] / 1000 or None)  # fmt: skip
     trigger.attach(md)
     await md.start()
+    for t in traders.values():  # as the daemon does: connections open (and kept warm) before the first order
+        await t.warm()
     breaker.start()
     deadline = time.monotonic() + 20
     while not breaker.evaluate(pair_id).enabled:
@@ -833,11 +834,9 @@ OURS_SEGMENTS = [
     ("trigger: top check, breaker, sizing", "detected", "fire"),
     ("fire → executor task runs", "fire", "task"),
     ("executor: gate + sizing", "task", "planned"),
-    ("build order → sign request", "planned", "sign0"),
-    ("sign round trip (signer process)", "sign0", "sign1"),
-    ("body → L2 headers request", "sign1", "l2_0"),
-    ("L2 headers round trip (signer process)", "l2_0", "l2_1"),
-    ("HTTP: POST → arrival at the sim", "l2_1", "t1"),
+    ("build order → prepare request", "planned", "sign0"),
+    ("sign + body + L2 round trip (one signer call)", "sign0", "sign1"),
+    ("HTTP: POST → arrival at the sim", "sign1", "t1"),
 ]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),

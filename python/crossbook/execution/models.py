@@ -161,6 +161,9 @@ class LegOrder:
     venue_order_id: str | None = None
     payload: bytes = b""
     user_ref: str = ""
+    # Request headers signed over ``payload`` when it was built (Polymarket L2), for its one send. Never in
+    # reprs or comparisons: they carry the API passphrase.
+    headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

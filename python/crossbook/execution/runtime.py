@@ -133,6 +133,8 @@ async def build_executor(
     }  # fmt: skip
     for t in traders.values():
         stack.push_async_callback(t.close)
+    # Connections open before the first order (then kept open and warm by the traders themselves).
+    await asyncio.gather(*(t.warm() for t in traders.values()))
     executor = Executor(
         gate=gate, books=books, traders=traders, markets=markets, store=store,
         unwind=UnwindPolicy(cast(Any, ex.unwind), _dec(ex.unwind_band, "unwind_band")),

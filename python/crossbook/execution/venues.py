@@ -4,14 +4,23 @@
 A submit that times out or loses its connection raises :class:`SubmitUncertain`: the order may be at
 the venue, so it is never resent; the executor asks the venue instead (:meth:`lookup`). A 429 means
 the venue took nothing, so the same order (same client id) is retried after the venue's Retry-After.
+
+Connections are kept alive (HTTP/1.1, as the venues do) and kept warm: :meth:`_Http.warm` opens
+``spares`` connections ahead of need with a cheap public GET and a background task repeats it every
+``ping_s`` (and at once after a request that lost its connection), so an order is written on an open
+connection instead of paying a TCP connect. aiohttp retries a request on a kept-alive connection the
+server closed only for idempotent methods (GET, DELETE...), never for POST: a POST that may have left
+is still resolved by lookup, never resent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import time
+from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
@@ -19,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import orjson
 
+from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
 from crossbook.execution.signer import ExecutionSigner
@@ -49,6 +59,9 @@ class VenueTrader(Protocol):
         ...
 
     async def close(self) -> None: ...
+    async def warm(self) -> int:
+        """Open connections to the venue ahead of the first order (and keep them open); how many answered."""
+        ...
 
 
 class TokenBucket:
@@ -83,17 +96,31 @@ class TokenBucket:
 Rate = tuple[float, float]  # (requests per second, burst)
 
 
+# Connections: how many to keep open ahead of need, how often to touch them (venues close idle ones), and how
+# long aiohttp keeps an idle one (longer than the ping interval, so a pinged connection is never dropped).
+SPARE_CONNECTIONS = 2
+PING_S = 15.0
+KEEPALIVE_S = 60.0
+
+
 class _Http:
     def __init__(
         self, venue: Venue, base_url: str, timeout: float, max_429_retries: int,
         write_rate: Rate | None = None, read_rate: Rate | None = None, proxy: str | None = None,
+        warm_path: str = "/", spares: int = SPARE_CONNECTIONS, ping_s: float = PING_S,
     ) -> None:  # fmt: skip
         self.venue = venue
         self.base_url = base_url.rstrip("/")
         self.base_path = urlsplit(self.base_url).path
         self.timeout = timeout
         self.max_429_retries = max_429_retries
+        self.warm_path = warm_path  # a public, cheap GET (no key, no rate-limit cost worth counting)
+        self.spares = spares
+        self.ping_s = ping_s
         self._session: aiohttp.ClientSession | None = None
+        self._warmer: asyncio.Task[None] | None = None
+        self._rewarm = asyncio.Event()
+        self.warmed = 0  # warm-up requests answered (tests, stats)
         if proxy and not proxy.startswith(("http://", "https://")):
             raise ExecutionError(f"order traffic proxy {proxy_label(proxy)}: only http:// proxies (HTTP CONNECT) are "
                                  "supported for venue REST; socks is for the WebSocket tunnels")  # fmt: skip
@@ -104,38 +131,85 @@ class _Http:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S)
+            # No cookies: the venues authenticate every request by its headers, and the jar costs per request.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                                  connector=connector, cookie_jar=aiohttp.DummyCookieJar())  # fmt: skip
+        if self._warmer is None and self.spares > 0:
+            self._warmer = asyncio.get_running_loop().create_task(self._keep_warm(), name=f"{self.venue} http warm")
         return self._session
 
+    async def warm(self) -> int:
+        """Open ``spares`` connections to the venue (or touch the open ones) with concurrent public GETs, so
+        the next requests are written on open connections. Returns how many were answered; failures are
+        not errors here (the next request connects by itself)."""
+        session = self.session()
+        url = self.base_url + self.warm_path
+
+        async def one() -> bool:
+            try:
+                async with session.get(url, proxy=self.proxy) as resp:
+                    await resp.read()
+                    return resp.status < 500
+            except (TimeoutError, aiohttp.ClientError):
+                return False
+
+        answered = sum(await asyncio.gather(*(one() for _ in range(max(1, self.spares)))))
+        self.warmed += answered
+        return answered
+
+    async def _keep_warm(self) -> None:
+        """Every ``ping_s`` (the venues close idle connections), and at once after a request lost its
+        connection, open or touch the spares again. The first warm-up is the owner's (:meth:`warm`)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.ping_s):
+                    await self._rewarm.wait()
+            self._rewarm.clear()
+            await self.warm()
+
     async def close(self) -> None:
+        if self._warmer is not None:
+            await cancel_and_wait(self._warmer)
+            self._warmer = None
         if self._session is not None:
             await self._session.close()
 
     async def call(
-        self, method: str, path: str, headers_for: Any, body: bytes = b"", query: str = ""
-    ) -> tuple[int, Any]:
-        """(status, JSON) of one request, retrying only 429. ``headers_for(method, path, body)`` signs.
+        self, method: str, path: str, headers_for: Any, body: bytes = b"", query: str = "",
+        signed: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:  # fmt: skip
+        """(status, JSON) of one request, retrying only 429. ``headers_for(method, path, body)`` signs;
+        ``signed``: headers already signed over this request, used for the first attempt.
 
         POST failures after sending raise SubmitUncertain; GET failures raise VenueUnavailable."""
         bucket = self.reads if method == "GET" else self.writes
+        session = self.session()
+        url = self.base_url + path + (f"?{query}" if query else "")
         for attempt in range(self.max_429_retries + 1):
             if bucket is not None:
                 await bucket.acquire()
-            headers = dict(await headers_for(method, self.base_path + path, body))
+            if signed is not None and attempt == 0:
+                headers = dict(signed)
+            else:  # a retry after a 429 signs again (a fresh timestamp)
+                headers = dict(await headers_for(method, self.base_path + path, body))
             headers["Content-Type"] = "application/json"
-            url = self.base_url + path + (f"?{query}" if query else "")
             try:
-                async with self.session().request(method, url, data=body or None, headers=headers,
-                                                  proxy=self.proxy) as resp:  # fmt: skip
+                async with session.request(method, url, data=body or None, headers=headers,
+                                           proxy=self.proxy) as resp:  # fmt: skip
                     raw = await resp.read()
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After", "")
+                    if resp.headers.get("Connection", "").lower() == "close":
+                        self._rewarm.set()  # this connection is gone: open a spare now, not at the next order
             except aiohttp.ClientConnectorError as exc:
+                self._rewarm.set()
                 # The TCP (or proxy) connection never opened: the request cannot have left, so even a POST
                 # is certainly not at the venue.
                 raise VenueUnavailable(f"{self.venue} unreachable for {method} {path} ({type(exc).__name__}"
                                        f"{' via proxy ' + proxy_label(self.proxy) if self.proxy else ''})") from exc
             except (TimeoutError, aiohttp.ClientError) as exc:
+                self._rewarm.set()  # the connection was closed under this request
                 what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
                 if method == "POST":
                     raise SubmitUncertain(f"{self.venue} {method} {path} {what}; resolving by lookup") from exc
@@ -198,7 +272,11 @@ class PolymarketTrader:
         write_rate: Rate | None = None, read_rate: Rate | None = None, proxy: str | None = None,
     ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("polymarket", base_url, timeout, max_429_retries, write_rate, read_rate, proxy)
+        self.http = _Http("polymarket", base_url, timeout, max_429_retries, write_rate, read_rate, proxy,
+                          warm_path="/")  # fmt: skip
+
+    async def warm(self) -> int:
+        return await self.http.warm()
 
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.polymarket_l2_headers(method, path, body)
@@ -249,20 +327,17 @@ class PolymarketTrader:
             "metadata": ZERO_BYTES32,
             "builder": ZERO_BYTES32,
         }
-        signed = await self.signer.sign_polymarket_order(struct, request_id=order.client_order_id)
-        wire = {**struct, "expiration": "0", "signature": signed.signature}
-        body = {
-            "order": wire,
-            "owner": self.signer.polymarket_api_key,
-            "orderType": _POLY_TIF[order.tif],
-            "deferExec": False,
-            "postOnly": False,
-        }
-        order.payload = orjson.dumps(body)
-        order.venue_order_id = signed.hash
+        # One signer call: the signature, the exact body (crossbook.signing.polymarket_order_body) and the L2
+        # headers over it, used for the first send (a 429 retry signs the headers again).
+        ready = await self.signer.prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                           request_id=order.client_order_id)  # fmt: skip
+        order.payload = ready.body
+        order.venue_order_id = ready.hash
+        order.headers = ready.headers
 
     async def submit(self, order: LegOrder) -> OrderResult:
-        status, payload = await self.http.call("POST", "/order", self._headers, order.payload)
+        signed, order.headers = order.headers or None, {}  # signed for one send: never reused
+        status, payload = await self.http.call("POST", "/order", self._headers, order.payload, signed=signed)
         if status != 200 or not isinstance(payload, dict) or not payload.get("success"):
             text = _error_text(payload)
             if "already exists" in text:
@@ -314,13 +389,17 @@ class KalshiTrader:
         proxy: str | None = None,
     ) -> None:  # fmt: skip
         self.signer = signer
-        self.http = _Http("kalshi", base_url, timeout, max_429_retries, write_rate, read_rate, proxy)
+        self.http = _Http("kalshi", base_url, timeout, max_429_retries, write_rate, read_rate, proxy,
+                          warm_path="/exchange/status")  # fmt: skip
         self.cancel_on_pause = cancel_on_pause
         # Every order joins this group when set: deleting the group cancels all of them in one call.
         self.order_group_id: str | None = None
 
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.kalshi_headers(method, path)
+
+    async def warm(self) -> int:
+        return await self.http.warm()
 
     async def create_order_group(self, contracts_limit: int) -> str:
         """A new order group (the venue auto-cancels its orders past ``contracts_limit`` filled in 15 s);

@@ -920,6 +920,8 @@ class KalshiSim(SimServer):
         if request.method != "GET":
             return None
         parts = path[len(REST_PREFIX) + 1 :].split("/")
+        if parts == ["exchange", "status"]:  # public; clients also use it to open a connection ahead of need
+            return json_response(200, {"exchange_active": True, "trading_active": not self.trading_paused})
         if parts == ["markets"]:
             wanted = request.param("tickers")
             event = request.param("event_ticker")
