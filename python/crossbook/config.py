@@ -37,6 +37,13 @@ class FeedConfig:
     recv_buffer_bytes: int = 4 * 1024 * 1024
     send_buffer_bytes: int = 256 * 1024
     proxy: str = ""  # http://, socks5:// ... for the upstream dial (picows' own proxy support)
+    # A market added on demand (a hub user asked for it) that gets no frame from the venue within this
+    # long after being subscribed on a live connection is refused as unknown (Polymarket ignores
+    # unknown asset ids silently; Kalshi answers error 16 at once).
+    snapshot_timeout_s: float = 10.0
+    # An upstream connection left with no market is closed this long after (a market asked for
+    # again meanwhile reuses it instead of paying a new handshake).
+    empty_connection_grace_s: float = 5.0
 
 
 @dataclass
@@ -82,6 +89,9 @@ class HubConfig:
     accounts_file: str = ""  # 0600 TOML: users' venue credentials (crossbook.hub.accounts)
     polymarket_user_url: str = ""  # empty: polymarket.ws_url with /ws/market -> /ws/user
     tunnel_grace_s: float = 5.0  # a tunnel closes this long after its user's last subscriber leaves
+    # A market streamed only because users asked for it is released upstream this long after its last
+    # user leaves (markets listed in polymarket.assets / kalshi.markets are never released).
+    upstream_grace_s: float = 30.0
 
 
 @dataclass

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 
 from crossbook.aio import wait_event
-from crossbook.book.service import MarketData
+from crossbook.book.service import DemandUpstream, MarketData
 from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
 from crossbook.hub.accounts import build_tunnels
 from crossbook.hub.auth import FileUserStore, PgUserStore, UserStore
 from crossbook.hub.bridge import RedisBridgePublisher
-from crossbook.hub.demand import DemandTracker, MarketDataUpstream
+from crossbook.hub.demand import DemandTracker
 from crossbook.hub.feed import BookFeed, HubExecuteState, TopicPublisher
 from crossbook.hub.proxies import ProxyPool
 from crossbook.hub.server import Hub
@@ -194,11 +194,16 @@ async def start_hub(
     if users is None:
         users = FileUserStore(cfg.hub.users_file or str(Path(cfg.state_dir) / "users.json"))
     private = build_tunnels(cfg)  # users' private tunnels through the proxy pool (hub.proxies + accounts)
-    # Demand per market is counted against this node's feeds: markets it does not stream are refused
-    # (unknown_market) instead of accepted and left silent.
+    # Demand per market drives this node's feeds: the first user of a market the daemon does not stream
+    # yet opens its one upstream subscription; the last user leaving releases it after the grace
+    # (configured markets stay pinned). A market the venue refuses reaches its users as unknown_market.
+    upstream = DemandUpstream(md)
     hub = Hub(users, host=cfg.hub.host, port=cfg.hub.port,
               certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None,
-              tunnels=private[0] if private else None, demand=DemandTracker(MarketDataUpstream(md), grace_s=30.0))
+              tunnels=private[0] if private else None,
+              demand=DemandTracker(upstream, grace_s=cfg.hub.upstream_grace_s))
+    md.add_rejection_listener(
+        lambda venue, market, reason: hub.drop_topic(f"{venue}:{market}", "unknown_market", reason))
     if private is not None:
         private[1].start()
         log.info("hub private tunnels via %s", private[1])

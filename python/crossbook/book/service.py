@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -12,8 +13,11 @@ from crossbook._core import BookSet
 from crossbook.aio import join
 from crossbook.book.redis_writer import RedisBookWriter
 from crossbook.config import Config
+from crossbook.errors import FeedError
 from crossbook.signing import HeaderSigner
+from crossbook.venues.kalshi.feed import KalshiConnection
 from crossbook.venues.kalshi.feed import connections_for as kalshi_connections
+from crossbook.venues.polymarket.feed import PolymarketConnection
 from crossbook.venues.polymarket.feed import connections_for as polymarket_connections
 from crossbook.venues.wsfeed import UpstreamConnection
 
@@ -60,11 +64,24 @@ class MarketData:
                 cfg.kalshi.markets, self.books, cfg.kalshi, cfg.feed, signer, notify
             )
         self._integrity: list[Callable[[str], object]] = []
+        self._rejections: list[Callable[[str, str, str], object]] = []
+        self.signer = signer
+        self._notify = notify
+        self._started = False
         for c in self.connections:
-            c.on_integrity = self._integrity_event
+            self._adopt(c)
         self._by_market: dict[tuple[str, str], UpstreamConnection] = {
             (c.venue, m): c for c in self.connections for m in c.markets()
         }
+        # Configured markets are pinned: streamed from start to stop, never released on demand.
+        self.pinned: frozenset[tuple[str, str]] = frozenset(self._by_market)
+        # Markets released on purpose: their books stay invalid ("unsubscribed") and never fresh.
+        self._released: set[tuple[str, str]] = set()
+        # Markets added on demand and not yet confirmed by a frame from the venue: (added ns, timer).
+        self._pending: dict[tuple[str, str], tuple[int, asyncio.TimerHandle | None]] = {}
+        self._empty_timers: dict[UpstreamConnection, asyncio.TimerHandle] = {}
+        self._conn_names = itertools.count(len(self.connections))
+        self._closers: set[asyncio.Task[None]] = set()
 
     def add_change_consumer(self, fn: Callable[[list[tuple[str, str]]], object]) -> None:
         """``fn(changed)`` receives every (venue, market) whose top of book or validity changed."""
@@ -73,6 +90,8 @@ class MarketData:
     def dispatch_changes(self) -> int:
         """Hand the books changed since the last call to every consumer now. Returns how many."""
         changed = self.books.take_changed()
+        if changed and self._released:
+            self._keep_released_invalid(changed)
         if changed:
             for fn in self._consumers:
                 try:
@@ -96,7 +115,13 @@ class MarketData:
         for fn in self._integrity:
             fn(reason)
 
+    def add_rejection_listener(self, fn: Callable[[str, str, str], object]) -> None:
+        """``fn(venue, market, reason)``: a market added on demand was refused by the venue (unknown,
+        or no data within ``feed.snapshot_timeout_s``); it is no longer subscribed."""
+        self._rejections.append(fn)
+
     async def start(self) -> None:
+        self._started = True
         if self.writer is not None:
             self.writer.start()
         if self._dispatcher is None:
@@ -106,7 +131,15 @@ class MarketData:
         log.info("market data: %d upstream connections, %d markets", len(self.connections), len(self._by_market))
 
     async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
+        self._started = False
+        for h in self._empty_timers.values():
+            h.cancel()
+        self._empty_timers.clear()
+        for _, timer in self._pending.values():
+            if timer is not None:
+                timer.cancel()
+        self._pending.clear()
+        await asyncio.gather(*(c.stop() for c in self.connections), *self._closers, return_exceptions=True)
         self._stopping = True
         self._changes.set()
         await join(self._dispatcher)
@@ -128,6 +161,9 @@ class MarketData:
             last = self.books.last_update_ns(venue, market)
         except KeyError:
             valid, reason, last = False, "no data received yet", 0
+        if (venue, market) in self._released:
+            # Released on purpose (no user wants it): whatever the book says, nobody keeps it current.
+            return Freshness(venue, market, False, False, float("inf"), "unsubscribed (released: no user demand)")
         connected = conn is not None and conn.connected
         hb = conn.last_heartbeat_ns if conn is not None else 0
         newest = max(last, hb) if connected else last
@@ -137,3 +173,201 @@ class MarketData:
         if reason is None and now - newest > stale_ns:
             reason = f"no update or heartbeat for {age_ms:.0f} ms (limit {self.cfg.feed.stale_after_ms} ms)"
         return Freshness(venue, market, valid, connected, age_ms, reason)
+
+    # -- demand-driven subscriptions -----------------------------------------------------------
+    def venue_enabled(self, venue: str) -> bool:
+        if venue == "polymarket":
+            return self.cfg.polymarket.enabled
+        if venue == "kalshi":
+            return self.cfg.kalshi.enabled
+        return False
+
+    def can_add(self, venue: str) -> bool:
+        """Whether :meth:`add_market` can stream a new market of ``venue`` right now."""
+        return self._started and self.venue_enabled(venue)
+
+    def is_streamed(self, venue: str, market: str) -> bool:
+        return (venue, market) in self._by_market
+
+    def add_market(self, venue: str, market: str) -> None:
+        """Stream one more market: on a connection with room, else a new connection. Its book arrives
+        with the venue's snapshot; a refusal reaches the rejection listeners. Raises FeedError when
+        the venue is disabled or market data is not running."""
+        key = (venue, market)
+        if key in self._by_market:
+            return
+        if not self.can_add(venue):
+            raise FeedError(f"cannot stream {venue} market {market!r}: "
+                            + ("market data is not running" if not self._started else f"{venue} is disabled"))
+        self._released.discard(key)
+        # Fill existing connections first (an empty one inside its grace is reused, not replaced).
+        conn = next((c for c in self.connections if c.venue == venue and c.has_room()), None)
+        if conn is None:
+            conn = self._new_connection(venue, market)
+        else:
+            self._cancel_empty_timer(conn)
+            conn.add_market(market)
+        self._by_market[key] = conn
+        self._watch_first_frame(key)
+        log.info("market data: streaming %s %s on %s (on demand)", venue, market, conn.name)
+
+    def remove_market(self, venue: str, market: str) -> bool:
+        """Stop streaming a market added on demand. Pinned (configured) markets are never released;
+        returns whether the market was released."""
+        key = (venue, market)
+        if key in self.pinned:
+            return False
+        conn = self._by_market.pop(key, None)
+        if conn is None:
+            return False
+        self._drop_pending(key)
+        conn.remove_market(market)
+        self._released.add(key)
+        self.books.invalidate(venue, market, "unsubscribed")
+        self._notify()
+        self._integrity_event(f"{venue} {market} released (unsubscribed)")
+        log.info("market data: released %s %s from %s", venue, market, conn.name)
+        if not conn.markets():
+            self._arm_empty_timer(conn)
+        return True
+
+    def _adopt(self, conn: UpstreamConnection) -> None:
+        conn.on_integrity = self._integrity_event
+        venue = conn.venue
+        conn.on_rejected = lambda market, reason: self._rejected(venue, market, reason)
+
+    def _new_connection(self, venue: str, market: str) -> UpstreamConnection:
+        n = next(self._conn_names)
+        conn: UpstreamConnection
+        if venue == "polymarket":
+            conn = PolymarketConnection(f"polymarket#{n}", [market], self.books, self.cfg.polymarket,
+                                        self.cfg.feed, self._notify)
+        else:
+            conn = KalshiConnection(f"kalshi#{n}", [market], self.books, self.cfg.kalshi, self.cfg.feed,
+                                    self.signer, self._notify)
+        self._adopt(conn)
+        self.connections.append(conn)
+        conn.start()
+        return conn
+
+    def _arm_empty_timer(self, conn: UpstreamConnection) -> None:
+        self._cancel_empty_timer(conn)
+        loop = asyncio.get_running_loop()
+        self._empty_timers[conn] = loop.call_later(self.cfg.feed.empty_connection_grace_s, self._close_if_empty, conn)
+
+    def _cancel_empty_timer(self, conn: UpstreamConnection) -> None:
+        h = self._empty_timers.pop(conn, None)
+        if h is not None:
+            h.cancel()
+
+    def _close_if_empty(self, conn: UpstreamConnection) -> None:
+        self._empty_timers.pop(conn, None)
+        if conn.markets() or conn not in self.connections:
+            return
+        self.connections.remove(conn)
+        log.info("market data: closing %s (no market left)", conn.name)
+        task = asyncio.get_running_loop().create_task(conn.stop(), name=f"close:{conn.name}")
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    def _watch_first_frame(self, key: tuple[str, str]) -> None:
+        self._drop_pending(key)
+        timeout = self.cfg.feed.snapshot_timeout_s
+        handle = asyncio.get_running_loop().call_later(timeout, self._check_first_frame, key)
+        self._pending[key] = (time.time_ns(), handle)
+
+    def _drop_pending(self, key: tuple[str, str]) -> None:
+        entry = self._pending.pop(key, None)
+        if entry is not None and entry[1] is not None:
+            entry[1].cancel()
+
+    def _check_first_frame(self, key: tuple[str, str]) -> None:
+        entry = self._pending.get(key)
+        conn = self._by_market.get(key)
+        if entry is None or conn is None:
+            return
+        added_ns = entry[0]
+        if self.books.last_update_ns(*key) >= added_ns:
+            del self._pending[key]  # the venue knows it: confirmed
+            return
+        timeout_ns = int(self.cfg.feed.snapshot_timeout_s * 1e9)
+        now = time.time_ns()
+        # The clock runs only while the market was on a live connection (a reconnect restarts it).
+        since = max(added_ns, conn.connected_at_ns)
+        if conn.connected and now - since >= timeout_ns:
+            self._pending.pop(key, None)
+            conn.remove_market(key[1])
+            self._rejected(key[0], key[1], f"no data from {key[0]} for {key[1]!r} within "
+                           f"{self.cfg.feed.snapshot_timeout_s:g} s of subscribing: unknown or closed market")
+            return
+        wait = max(0.05, (since + timeout_ns - now) / 1e9) if conn.connected else self.cfg.feed.snapshot_timeout_s
+        self._pending[key] = (added_ns, asyncio.get_running_loop().call_later(wait, self._check_first_frame, key))
+
+    def _rejected(self, venue: str, market: str, reason: str) -> None:
+        key = (venue, market)
+        if key in self.pinned:
+            log.error("market data: configured %s market %r refused by the venue: %s", venue, market, reason)
+            return
+        conn = self._by_market.pop(key, None)
+        self._drop_pending(key)
+        log.warning("market data: %s", reason)
+        if conn is not None and not conn.markets():
+            self._arm_empty_timer(conn)
+        for fn in self._rejections:
+            try:
+                fn(venue, market, reason)
+            except Exception:  # one listener's bug must not stop the others
+                log.exception("rejection listener %r failed", fn)
+
+    def _keep_released_invalid(self, changed: list[tuple[str, str]]) -> None:
+        # A frame already in flight when we unsubscribed (a late snapshot) can revalidate a released
+        # book; nobody updates it any more, so it must not be served as valid.
+        for key in changed:
+            if key in self._released and self.books.top(*key)["valid"]:
+                self.books.invalidate(key[0], key[1], "unsubscribed")
+
+
+class DemandUpstream:
+    """The hub's demand upstream (``crossbook.hub.demand.Upstream``) over :class:`MarketData`.
+
+    The first user of a market makes MarketData stream it; the hub's release after its grace period
+    stops it. Configured markets are always served and never released. A market the venue refused
+    is refused at once for ``refusal_ttl_s`` (no venue round trip for every retry of a bad id).
+    """
+
+    def __init__(self, md: MarketData, refusal_ttl_s: float = 60.0) -> None:
+        self.md = md
+        self.refusal_ttl_s = refusal_ttl_s
+        self.subscribes = 0
+        self.unsubscribes = 0
+        self._refused: dict[tuple[str, str], float] = {}
+        md.add_rejection_listener(self._on_rejected)
+
+    @staticmethod
+    def _key(topic: str) -> tuple[str, str]:
+        venue, _, market = topic.partition(":")
+        return venue, market
+
+    def can_serve(self, topic: str) -> bool:
+        venue, market = key = self._key(topic)
+        if self.md.is_streamed(venue, market):
+            return True
+        until = self._refused.get(key)
+        if until is not None:
+            if time.monotonic() < until:
+                return False
+            del self._refused[key]
+        return self.md.can_add(venue)
+
+    def subscribe(self, topic: str) -> None:
+        self.subscribes += 1
+        self.md.add_market(*self._key(topic))
+
+    def unsubscribe(self, topic: str) -> None:
+        self.unsubscribes += 1
+        self.md.remove_market(*self._key(topic))
+
+    def _on_rejected(self, venue: str, market: str, reason: str) -> None:
+        self._refused[(venue, market)] = time.monotonic() + self.refusal_ttl_s
+        if len(self._refused) > 10_000:  # bounded: forget the oldest refusals first
+            self._refused.pop(next(iter(self._refused)))

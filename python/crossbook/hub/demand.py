@@ -116,6 +116,14 @@ class DemandTracker:
             log.debug("releasing upstream %s after %.1f s without users", topic, self.grace_s)
             self.upstream.unsubscribe(topic)
 
+    def drop(self, topic: str) -> None:
+        """Forget ``topic`` entirely (no refs, no pending release, no unsubscribe call): the upstream
+        refused it after accepting it, so there is nothing to release and the next user asks again."""
+        self._refs.pop(topic, None)
+        pending = self._releasing.pop(topic, None)
+        if pending is not None:
+            pending.cancel()
+
     def close(self) -> None:
         for h in self._releasing.values():
             h.cancel()

@@ -436,6 +436,23 @@ class Hub:
         if is_market(topic):
             self.demand.release(topic)
 
+    def drop_topic(self, topic: str, code: str, message: str) -> int:
+        """The upstream refused a market topic it had accepted (unknown at the venue): tell every
+        subscriber with an ``error`` naming the topic, unsubscribe them, and forget the demand.
+        Returns how many connections were told."""
+        told = 0
+        for conn in list(self._conns):
+            if topic not in conn.topics:
+                continue
+            conn.topics.discard(topic)
+            ch = self.channels.get(topic)
+            if ch is not None:
+                ch.remove(conn)
+            conn._send(error_msg(code, message, topic=topic))
+            told += 1
+        self.demand.drop(topic)
+        return told
+
     def _drop(self, conn: HubConnection) -> None:
         for t in list(conn.topics):
             self._unsubscribe(conn, t)

@@ -79,6 +79,8 @@ class UpstreamConnection:
         on_update: Callable[[], None] | None = None,
     ) -> None:
         self.on_integrity: Callable[[str], None] | None = None  # books of this feed just went invalid
+        # (market, reason): the venue refused a market we asked for (MarketData tells the hub's users)
+        self.on_rejected: Callable[[str, str], None] | None = None
         self.name = name
         self.url = url
         self.books = books
@@ -90,6 +92,7 @@ class UpstreamConnection:
         self.connected = False
         self.last_rx_ns = 0
         self.last_heartbeat_ns = 0  # last pong (ours) or server ping: proof the pipe is alive
+        self.connected_at_ns = 0  # when the current connection came up (subscription deadlines count from it)
         self._last_ping_sent_ns = 0
         self._awaiting_pong_since_ns = 0
         self._transport: WSTransport | None = None
@@ -103,6 +106,27 @@ class UpstreamConnection:
     def markets(self) -> tuple[str, ...]:
         return self._markets
 
+    def has_room(self) -> bool:
+        """Whether :meth:`add_market` may add one more market (venue limit per connection)."""
+        return False
+
+    def add_market(self, market: str) -> None:
+        """Carry one more market from now on (and after every reconnect)."""
+        raise NotImplementedError
+
+    def remove_market(self, market: str) -> None:
+        """Stop carrying a market (the venue is told at once when connected)."""
+        raise NotImplementedError
+
+    def send_text(self, msg: bytes) -> bool:
+        """Send one command on the live connection; False when there is none (the next connect
+        subscribes the current set anyway, so nothing is lost)."""
+        t = self._transport
+        if t is None or not self.connected:
+            return False
+        t.send(WSMsgType.TEXT, msg)
+        return True
+
     def handshake_headers(self) -> dict[str, str]:
         return {}
 
@@ -115,8 +139,9 @@ class UpstreamConnection:
     def is_heartbeat_reply(self, frame: WSFrame) -> bool:
         return bool(frame.msg_type == WSMsgType.PONG)
 
-    def after_apply(self, transport: WSTransport) -> None:
-        """Hook after each applied frame (Kalshi asks for snapshots on sequence gaps here)."""
+    def after_apply(self, transport: WSTransport, payload: bytes) -> None:
+        """Hook after each applied frame (Kalshi asks for snapshots on sequence gaps and reads its
+        command replies here)."""
 
     def on_reconnect(self) -> None:
         """Books of this connection can no longer be trusted: venues mark them invalid."""
@@ -234,6 +259,7 @@ class UpstreamConnection:
         now = time.time_ns()
         self.last_rx_ns = now
         self.last_heartbeat_ns = now
+        self.connected_at_ns = now
         self._awaiting_pong_since_ns = 0
         log.info("%s: connected to %s (%d markets)", self.name, self.url, len(self.markets()))
         for msg in self.subscribe_messages():
@@ -263,7 +289,10 @@ class UpstreamConnection:
                 self.stats.malformed_samples.append(str(exc))
             log.warning("%s: dropped a malformed frame (%d so far): %s", self.name, self.stats.malformed, exc)
             return
-        self.after_apply(transport)
+        try:
+            self.after_apply(transport, payload)
+        except Exception:  # a bug in a venue hook must not take the feed down
+            log.exception("%s: after_apply failed", self.name)
         if self.on_update is not None:
             self.on_update()
 

@@ -833,6 +833,9 @@ class KalshiSim(SimServer):
             sub = Subscription(conn.next_sid, channel, markets, use_yes_price=use_yes, all_markets=tickers is None)
             conn.next_sid += 1
             conn.subs[sub.sid] = sub
+            if channel == "orderbook_delta" and tickers is not None:
+                for t in markets:  # per ticker, for tests: how often the venue was asked to start one
+                    self.stats[f"subscribe:{t}"] += 1
             ack = {"id": cmd_id, "type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
             self.deliver(session, "subscribed", ack)
             if channel == "orderbook_delta":
@@ -849,6 +852,9 @@ class KalshiSim(SimServer):
             if sub is None:
                 self._error(session, cmd_id, 7)
                 continue
+            if sub.channel == "orderbook_delta" and not sub.all_markets:
+                for t in sub.markets:
+                    self.stats[f"unsubscribe:{t}"] += 1
             self.deliver(
                 session, "unsubscribed", {"id": cmd_id, "sid": sub.sid, "seq": sub.seq + 1, "type": "unsubscribed"}
             )
@@ -896,8 +902,15 @@ class KalshiSim(SimServer):
         if action == "add_markets":
             fresh = [t for t in dict.fromkeys(tickers) if t not in sub.markets]
             sub.markets.extend(fresh)
+            if sub.channel == "orderbook_delta":
+                for t in fresh:
+                    self.stats[f"subscribe:{t}"] += 1
         else:
             fresh = []
+            if sub.channel == "orderbook_delta":
+                for t in dict.fromkeys(tickers):
+                    if t in sub.markets:
+                        self.stats[f"unsubscribe:{t}"] += 1
             sub.markets = [t for t in sub.markets if t not in tickers]
         ok = {"id": cmd_id, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": {"market_tickers": sub.markets}}
         self.deliver(session, "ok", ok)

@@ -41,16 +41,40 @@ class PolymarketConnection(UpstreamConnection):
             pong_timeout_s=cfg.pong_timeout_s,
             on_update=on_update,
         )
-        self._markets = tuple(assets)
-        self._assets = frozenset(assets)
+        self._markets = tuple(dict.fromkeys(assets))
+        self._assets = frozenset(self._markets)
+        self.max_assets = cfg.max_assets_per_connection
         self.resyncs = 0
 
     def subscribe_messages(self) -> list[bytes]:
+        # Always the CURRENT set: a reconnect resubscribes what users want now, not what config said.
+        if not self._markets:
+            return []  # an empty connection is about to be closed by its owner; the venue wants ids
         return [
             orjson.dumps({"assets_ids": list(self._markets), "type": "market", "custom_feature_enabled": True})
         ]
 
-    def after_apply(self, transport: WSTransport) -> None:
+    def has_room(self) -> bool:
+        return len(self._markets) < self.max_assets
+
+    def add_market(self, market: str) -> None:
+        if market in self._assets:
+            return
+        if not self.has_room():
+            raise ValueError(f"{self.name} already carries {self.max_assets} assets (venue limit per connection)")
+        self._markets += (market,)
+        self._assets = frozenset(self._markets)
+        self.send_text(orjson.dumps({"assets_ids": [market], "operation": "subscribe",
+                                     "custom_feature_enabled": True}))
+
+    def remove_market(self, market: str) -> None:
+        if market not in self._assets:
+            return
+        self._markets = tuple(a for a in self._markets if a != market)
+        self._assets = frozenset(self._markets)
+        self.send_text(orjson.dumps({"assets_ids": [market], "operation": "unsubscribe"}))
+
+    def after_apply(self, transport: WSTransport, payload: bytes) -> None:
         # A book that disagrees with the venue's own best bid/ask lost a message somewhere (this
         # venue has no sequence numbers): unsubscribe and subscribe again for a fresh `book`.
         corrupt = self.books.take_poly_resync()

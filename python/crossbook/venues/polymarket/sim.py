@@ -694,6 +694,9 @@ class PolymarketSim(SimServer):
             sub.custom = True
         operation = req.get("operation")
         if operation == "unsubscribe":
+            for a in dict.fromkeys(requested):
+                if a in sub.assets:  # per asset, for tests: how often the venue was asked to stop one
+                    self.stats[f"unsubscribe:{a}"] += 1
             sub.assets.difference_update(requested)
             return
         if len(sub.assets | set(requested)) > MAX_ASSETS_PER_CONNECTION:
@@ -703,6 +706,8 @@ class PolymarketSim(SimServer):
         fresh = [a for a in dict.fromkeys(requested) if a in self._by_asset and a not in sub.assets]
         # Unknown ids are ignored silently, as the venue does.
         sub.assets.update(fresh)
+        for a in fresh:  # per asset, for tests: how often the venue was asked to start one
+            self.stats[f"subscribe:{a}"] += 1
         if not fresh:
             return
         ts = str(now_ms())
@@ -710,6 +715,10 @@ class PolymarketSim(SimServer):
         for _ in books:
             self.stats["book_snapshots"] += 1
         session.enqueue("book", books if len(books) > 1 else books[0])
+
+    def subscribed_assets(self) -> list[list[str]]:
+        """Per open market-channel connection, the asset ids it is subscribed to (for tests)."""
+        return [sorted(sub.assets) for sub in self._subs.values()]
 
     # -- trading REST (L2 auth) --------------------------------------------------------------
     def check_l2(self, request: HttpRequest) -> tuple[str, str]:
