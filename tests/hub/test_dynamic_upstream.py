@@ -205,6 +205,14 @@ async def test_one_upstream_subscription_per_market_released_after_grace(venue: 
     assert node.upstream_holders(venue, pinned) == 1 and sim.stats[f"unsubscribe:{pinned}"] == 0
     assert node.md.freshness(venue, pinned).valid
 
+    # a user after the release: a second upstream subscription, and a valid book again
+    late, _ = await user(node, [topic])
+    await eventually(lambda: any(m["data"]["valid"] for m in late.data(topic)), timeout=15,
+                     what="valid data after subscribing again")
+    assert sim.stats[f"subscribe:{market}"] == 2 and node.upstream_holders(venue, market) == 1
+    assert node.md.freshness(venue, market).valid
+    await late.close()
+
 
 async def _eq(value: Any, want: Any) -> bool:
     return bool(await value == want)
@@ -293,3 +301,24 @@ async def test_polymarket_connection_limit_opens_and_closes_connections(node_fac
                      what="the emptied connection closed after its grace")
     assert node.poly.subscribed_assets() == [[node.poly.markets[0]]]
     assert len([c for c in node.md.connections if c.venue == "polymarket"]) == 1
+
+
+async def test_kalshi_on_demand_only_opens_then_closes_its_connection(node_factory: Any) -> None:
+    node: Node = await node_factory(kalshi__markets=[], hub__upstream_grace_s=0.2)
+    assert not [c for c in node.md.connections if c.venue == "kalshi"]
+    a, b, c = node.kal.markets
+    # two markets asked at once ride one new connection and one subscription
+    u, _ = await user(node, [f"kalshi:{a}", f"kalshi:{b}"])
+    await eventually(lambda: all(any(m["data"]["valid"] for m in u.data(f"kalshi:{t}")) for t in (a, b)),
+                     timeout=15, what="both on-demand Kalshi markets valid")
+    # a third, later: added to that subscription's sid (update_subscription add_markets)
+    await u.subscribe([f"kalshi:{c}"])
+    await eventually(lambda: any(m["data"]["valid"] for m in u.data(f"kalshi:{c}")), timeout=15,
+                     what="the added market valid")
+    subs = [s for s in node.kal.subscriptions() if s["channel"] == "orderbook_delta"]
+    assert len(subs) == 1 and sorted(subs[0]["markets"]) == sorted([a, b, c]), subs
+    await u.close()
+    await eventually(lambda: not node.kal.subscriptions(), timeout=10, what="subscription and connection gone")
+    assert all(node.kal.stats[f"unsubscribe:{t}"] == 1 for t in (a, b, c))
+    await eventually(lambda: not [c for c in node.md.connections if c.venue == "kalshi"], timeout=5,
+                     what="the empty Kalshi connection closed")
