@@ -28,10 +28,9 @@ class Upstream(Protocol):
 
 
 class MarketDataUpstream:
-    """Today's MarketData streams a fixed market list from config: serve those, refuse the rest.
-
-    Dynamic subscribe/unsubscribe needs a hook in MarketData (asked of the lead); until then
-    subscribe/unsubscribe only record the demand.
+    """Serve only the markets MarketData already streams, refuse the rest (subscribe/unsubscribe
+    only record the demand). The daemon uses ``crossbook.book.service.DemandUpstream`` instead,
+    which streams a market on demand and releases it.
     """
 
     def __init__(self, md: MarketData) -> None:
