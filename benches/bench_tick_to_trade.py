@@ -162,16 +162,24 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
         setattr(obj, name, wrapped)
 
-    plan = executor.plan
+    pair_trade = executor.pair_trade
 
-    def timed_plan(intent: Any) -> Any:
+    async def timed_pair_trade(intent: Any, plan: Any = None) -> Any:
         cur["task"] = _now()
-        try:
-            return plan(intent)
-        finally:
-            cur["planned"] = _now()
+        return await pair_trade(intent, plan=plan)
 
-    executor.plan = timed_plan  # type: ignore[method-assign]
+    executor.pair_trade = timed_pair_trade  # type: ignore[method-assign]
+    check_gate = executor._check_gate
+
+    def timed_check_gate(*a: Any, **kw: Any) -> None:
+        try:
+            check_gate(*a, **kw)
+        finally:
+            if "prep0" not in cur:  # the first leg's gate checks (the trigger's plan is not re-sized)
+                cur["gated"] = _now()
+
+    executor._check_gate = timed_check_gate  # type: ignore[method-assign]
+    wrap_async(traders["polymarket"], "prepare", "prep0", "prep1")
     wrap_async(signer, "prepare_polymarket_order", "sign0", "sign1")  # one call: signature, body, L2 headers
     wrap_async(signer, "kalshi_headers", "k0", "k1")
 
@@ -833,8 +841,9 @@ OURS_SEGMENTS = [
     ("dispatch → trigger looks at the pair", "disp", "detected"),
     ("trigger: top check, breaker, sizing", "detected", "fire"),
     ("fire → executor task runs", "fire", "task"),
-    ("executor: gate + sizing", "task", "planned"),
-    ("build order → prepare request", "planned", "sign0"),
+    ("executor: plan check + gate (both legs)", "task", "gated"),
+    ("executor: leg orders → trader.prepare", "gated", "prep0"),
+    ("trader: order struct → signer call", "prep0", "sign0"),
     ("sign + body + L2 round trip (one signer call)", "sign0", "sign1"),
     ("HTTP: POST → arrival at the sim", "sign1", "t1"),
 ]

@@ -18,8 +18,10 @@ from crossbook.book.service import MarketData
 from crossbook.config import Config
 from crossbook.execution import (
     Executor,
+    IntentRefused,
     KalshiTrader,
     LocalSigner,
+    PairIntent,
     PairMarkets,
     PolymarketTrader,
     UnwindPolicy,
@@ -306,3 +308,53 @@ async def test_a_pair_the_breaker_does_not_watch_never_fires_and_spoils_nothing(
     assert [f.pair_id for f in rig.fired] == [rig.pair_id]
     assert rig.trigger.state("pair-unwatched") == "armed"
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_the_executor_trades_the_triggers_plan_without_sizing_again(rig: Rig) -> None:
+    walks: list[object] = []
+    plan_pair = rig.executor.plan
+    rig.executor.plan = lambda intent: walks.append(intent) or plan_pair(intent)  # type: ignore[method-assign]
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    (firing,) = rig.done
+    assert firing.plan is not None and firing.result is not None and firing.result.plan is firing.plan
+    assert walks == []  # the executor did not walk the books a second time
+    assert firing.intent.limit == Decimal("0.60") and firing.plan.size == INTENT_SIZE
+    yes, no = firing.plan.legs
+    assert (yes.venue, yes.limit, no.venue, no.limit) == ("polymarket", Decimal("0.40"), "kalshi", Decimal("0.52"))
+    # The first leg went out at its planned limit (the hedge may add the executor's hedge slippage).
+    first = firing.result.legs[0]
+    assert (first.venue, first.order.price) == ("polymarket", yes.limit)
+    assert firing.result.status == "hedged"
+
+
+async def test_a_given_plan_still_passes_the_limit_and_the_gate(rig: Rig) -> None:
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.40"), what="the 0.40 ask on our book")
+    intent = PairIntent(rig.pair_id, INTENT_SIZE, Decimal("0.02"), "polymarket", limit=Decimal("0.60"))
+    plan = rig.executor.plan(intent)
+    assert max(lp.limit for lp in plan.legs) <= Decimal("0.60")
+    # A plan above the intent's limit, or bigger than the intent, is refused before anything is sent.
+    for bad, why in (
+        (PairIntent(rig.pair_id, INTENT_SIZE, Decimal("0.02"), "polymarket", limit=Decimal("0.45")), "limit 0.52"),
+        (PairIntent(rig.pair_id, Decimal(10), Decimal("0.02"), "polymarket", limit=Decimal("0.60")), "plan size"),
+        (PairIntent(rig.pair_id, INTENT_SIZE, Decimal("0.02"), "kalshi", limit=Decimal("0.60")), "YES on kalshi"),
+    ):
+        with pytest.raises(IntentRefused) as refused:
+            await rig.executor.pair_trade(bad, plan=plan)
+        assert refused.value.step == "plan" and why in str(refused.value)
+    # The gate is checked when the plan is traded, not when it was made: a halted pair sends nothing.
+    rig.breaker.set_halted(rig.pair_id, True)
+    with pytest.raises(IntentRefused) as refused:
+        await rig.executor.pair_trade(intent, plan=plan)
+    assert refused.value.step == "gate" and "halted" in str(refused.value)
+    rig.breaker.set_halted(rig.pair_id, False)
+    # The book moves away after the plan was made: the orders go out at the plan's limits (never higher),
+    # so the first leg is killed (FOK) rather than paying more; nothing is filled, nothing else sent.
+    poly_level(rig.poly, "ask", 40 * CENT, 0)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.52"), what="the 0.40 ask gone from our book")
+    res = await rig.executor.pair_trade(intent, plan=plan)
+    assert res.status == "no_fill" and [leg.order.price for leg in res.legs] == [Decimal("0.40")]
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+    assert rig.poly.stats["orders_killed"] == 1

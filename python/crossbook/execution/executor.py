@@ -44,7 +44,7 @@ from crossbook.execution.models import (
     UnwindPolicy,
     Venue,
 )
-from crossbook.execution.sizing import BookSource, asks, bids, plan_pair, plan_route
+from crossbook.execution.sizing import BookSource, CappedBooks, asks, bids, plan_pair, plan_route
 from crossbook.execution.store import ExecutionStore
 from crossbook.execution.venues import VenueTrader
 from crossbook.safety.gate import Gate
@@ -179,13 +179,15 @@ class Executor:
 
     # -- pair trades --------------------------------------------------------------------------------
     def plan(self, intent: PairIntent) -> PairPlan:
-        """Size the pair trade on the live books (no orders). IntentRefused at ``gate``/``book``/``sizing``."""
+        """Size the pair trade on the live books (no orders), no leg above ``intent.limit``. IntentRefused at
+        ``gate``/``book``/``sizing``."""
         pm = self._pair(intent.pair_id)
         state = self.gate.breaker.evaluate(intent.pair_id)
         if not state.enabled:
             raise IntentRefused("gate", state.reasons)
         directions: tuple[Venue, ...] = (intent.yes_venue,) if intent.yes_venue else ("polymarket", "kalshi")
-        plans = [p for v in directions if (p := plan_pair(self.books, pm, v, intent.size, intent.edge,
+        books = self.books if intent.limit is None else CappedBooks(self.books, intent.limit)
+        plans = [p for v in directions if (p := plan_pair(books, pm, v, intent.size, intent.edge,
                                                            self.poly_fee_bps)) is not None]  # fmt: skip
         if not plans:
             quotes = []
@@ -198,10 +200,18 @@ class Executor:
             raise IntentRefused("sizing", [f"no size keeps an edge of {intent.edge} after fees", *quotes])
         return max(plans, key=lambda p: (p.edge * p.size, p.size))
 
-    async def pair_trade(self, intent: PairIntent) -> PairResult:
+    async def pair_trade(self, intent: PairIntent, plan: PairPlan | None = None) -> PairResult:
+        """Trade the pair: sized here on the live books, or along ``plan`` when the caller sized it already
+        (the edge trigger, on the same books a moment earlier). A given plan must fit the intent (pair,
+        direction, size, no leg above ``intent.limit``: IntentRefused at ``plan``); either way every leg
+        passes the gate now, and each order is sent at its planned limit (FOK/FAK at that price: a book that
+        moved since the plan can fill it no worse, or not at all)."""
         self._check_kill()
         pm = self._pair(intent.pair_id)
-        plan = self.plan(intent)
+        if plan is None:
+            plan = self.plan(intent)
+        else:
+            _check_plan(intent, plan)
         for lp in plan.legs:
             self._check_gate("gate", intent.pair_id, lp.venue, "buy", lp.outcome, lp.limit, plan.size)
         intent_id = str(uuid.uuid4())
@@ -551,6 +561,26 @@ class Executor:
             maybe = self.after_leg(result)
             if maybe is not None:
                 await maybe
+
+
+def _check_plan(intent: PairIntent, plan: PairPlan) -> None:
+    """A plan made elsewhere must be one this intent allows."""
+    yes, no = plan.legs
+    reasons: list[str] = []
+    if plan.pair_id != intent.pair_id:
+        reasons.append(f"plan is for pair {plan.pair_id}, intent for {intent.pair_id}")
+    if not ZERO < plan.size <= intent.size:
+        reasons.append(f"plan size {plan.size} is not within (0, {intent.size}]")
+    if yes.venue == no.venue or (intent.yes_venue is not None and yes.venue != intent.yes_venue):
+        reasons.append(f"plan buys YES on {yes.venue} and NO on {no.venue}; the intent says YES on "
+                       f"{intent.yes_venue or 'either venue'}, NO on the other")  # fmt: skip
+    if plan.edge < intent.edge:
+        reasons.append(f"plan edge {plan.edge:.4f} is below the intent's {intent.edge}")
+    if intent.limit is not None:
+        reasons += [f"{lp.venue} leg limit {lp.limit} is above the intent's limit {intent.limit}"
+                    for lp in plan.legs if lp.limit > intent.limit]  # fmt: skip
+    if reasons:
+        raise IntentRefused("plan", reasons)
 
 
 def _order_from_row(row: Mapping[str, Any]) -> LegOrder:

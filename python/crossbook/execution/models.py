@@ -77,13 +77,15 @@ class LimitIntent:
 class PairIntent:
     """Buy YES on one venue and NO on the other (one share of each pays exactly 1) when the combined
     cost after both venues' fees is below ``1 - edge``. ``size`` is the most to buy of each;
-    ``yes_venue`` fixes the direction (None: the cheaper one)."""
+    ``yes_venue`` fixes the direction (None: the cheaper one); ``limit`` the most either planned leg may
+    pay per share (None: only the edge bounds it)."""
 
     pair_id: str
     size: Decimal
     edge: Decimal = Decimal("0.01")
     yes_venue: Venue | None = None
     tif: TimeInForce = "FOK"
+    limit: Decimal | None = None
 
 
 @dataclass(frozen=True)

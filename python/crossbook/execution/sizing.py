@@ -36,6 +36,31 @@ class BookSource(Protocol):
     def book(self, venue: str, market: str, depth: int | None = None) -> Mapping[str, object]: ...
 
 
+class CappedBooks:
+    """A view of the books without the levels a leg may not take: asks above ``limit`` and bids below
+    ``1 - limit`` (a NO ask is ``1 - YES bid``), at most ``depth`` levels a side (None: as asked)."""
+
+    def __init__(self, books: BookSource, limit: Decimal | None, depth: int | None = None) -> None:
+        self.books = books
+        self.limit = limit
+        self.depth = depth
+
+    def book(self, venue: str, market: str, depth: int | None = None) -> Mapping[str, object]:
+        if self.depth is not None:
+            depth = self.depth if depth is None else min(depth, self.depth)
+        b = self.books.book(venue, market, depth)
+        if self.limit is None:
+            return b
+        cap, floor = self.limit, ONE - self.limit
+        asks = [lv for lv in _seq(b.get("asks")) if Decimal(str(lv[0])) <= cap]
+        bids = [lv for lv in _seq(b.get("bids")) if Decimal(str(lv[0])) >= floor]
+        return {**b, "asks": asks, "bids": bids}
+
+
+def _seq(raw: object) -> list[list[object]]:
+    return list(raw) if isinstance(raw, list) else []
+
+
 def kalshi_fee(contracts: Decimal, price: Decimal) -> Decimal:
     """Kalshi's taker fee for one fill: ceil(0.07 × C × P × (1 − P)) to the cent."""
     return (KALSHI_TAKER_RATE * contracts * price * (ONE - price) / CENT).to_integral_value(ROUND_CEILING) * CENT
@@ -130,6 +155,28 @@ def plan_pair(
         if total < size * per_share_cap:
             return PairPlan(markets.pair_id, size, legs, total, ONE - total / size)
         size -= 1
+    return None
+
+
+def plan_at_top(
+    markets: PairMarkets, yes_venue: Venue, size: Decimal, yes_ask: Decimal, no_ask: Decimal, edge: Decimal,
+    poly_fee_bps: int = 0,
+) -> PairPlan | None:  # fmt: skip
+    """The plan when both best asks hold the whole ``size`` (what :func:`plan_pair` finds on such books,
+    without reading depth): every share at the best ask of each leg, fees per fill as the venues charge
+    them. None if the fees eat the edge at that size (then :func:`plan_pair` may find a smaller one)."""
+    no_venue = other(yes_venue)
+    yes_market, yes_outcome = markets.instrument(yes_venue, "yes")
+    no_market, no_outcome = markets.instrument(no_venue, "no")
+    if size < max(ONE, markets.poly_min_size) or size != size.to_integral_value(ROUND_FLOOR):
+        return None
+    legs = (
+        _leg(yes_venue, yes_market, yes_outcome, [(yes_ask, size)], size, poly_fee_bps),
+        _leg(no_venue, no_market, no_outcome, [(no_ask, size)], size, poly_fee_bps),
+    )
+    total = sum((leg.cost + leg.fee for leg in legs), ZERO)
+    if total < size * (ONE - edge):
+        return PairPlan(markets.pair_id, size, legs, total, ONE - total / size)
     return None
 
 

@@ -13,15 +13,15 @@ The hot path is ordered cheapest first, because almost every change shows no edg
    for any size, so a miss here is exact, not a heuristic;
 2. the breaker (fresh, valid, not halted, undisputed): a stale or tripped pair never fires;
 3. sizing: when both best levels hold the whole ``size`` (the common case for a modest size) the top
-   of book is the plan; otherwise full sizing over both books (``plan_pair``) within ``limit``, over
-   at most ``depth`` levels;
-4. fire ``Executor.pair_trade`` for exactly the size found, in a task the trigger owns.
+   of book is the plan (``plan_at_top``: fees per fill, no depth read); otherwise full sizing over both
+   books (``plan_pair``) within ``limit``, over at most ``depth`` levels;
+4. fire ``Executor.pair_trade`` with that plan, in a task the trigger owns.
 
-The executor sizes again when its task runs (its ``pair_trade`` takes an intent, not a plan): on the
-same books a loop turn later, so with ``size`` capped to what the trigger found within ``limit`` it
-walks the same levels. If a frame lands in that loop turn and removes them, the executor's own walk
-(still bounded by the edge) decides; an executor that accepted the trigger's plan would close that gap
-and save the second walk.
+The executor takes the trigger's plan instead of sizing again: it checks the plan against the intent
+(direction, size, edge, no leg above ``limit``), then every leg passes the gate when its task runs, and
+each order goes out at its planned limit. A frame landing between the trigger and the executor cannot
+make it pay more: the FOK/FAK limit price is the plan's (≤ ``limit``), so a moved book fills it no
+worse or not at all.
 
 Firing policy: once per arming. While an intent is in flight the pair is not looked at again. When it
 finishes, ``rearm`` decides: ``"manual"`` (default) leaves the pair spent until :meth:`EdgeTrigger.arm`
@@ -48,7 +48,7 @@ from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import ONE, Outcome, PairIntent, PairMarkets, PairPlan, PairResult, TimeInForce, Venue
 from crossbook.execution.models import other as other_venue
-from crossbook.execution.sizing import KALSHI_TAKER_RATE, BookSource, plan_pair
+from crossbook.execution.sizing import KALSHI_TAKER_RATE, BookSource, CappedBooks, plan_at_top, plan_pair
 
 log = logging.getLogger("crossbook.execution.trigger")
 
@@ -101,6 +101,7 @@ class Firing:
     pair_id: str
     intent: PairIntent
     detected_ns: int  # time.monotonic_ns() when the change that showed the edge was looked at
+    plan: PairPlan | None = None  # the sizing the executor trades along
     result: PairResult | None = None
     refused: str = ""  # IntentRefused text: nothing was sent
     error: str = ""  # anything else: the intent may be partly done; see the executor's records
@@ -112,6 +113,8 @@ class _Edge:
     cost: Decimal  # per share, fee rates included
     yes_venue: Venue
     depth: Decimal  # shares both best levels hold
+    yes_ask: Decimal
+    no_ask: Decimal
 
 
 @dataclass
@@ -125,29 +128,6 @@ class _Armed:
     last_refusal: str = ""
     fires: int = 0
     disarmed: bool = False
-
-
-class _Capped:
-    """A view of the books without the levels a leg may not take: asks above ``limit`` and bids below
-    ``1 - limit`` (a NO ask is ``1 - YES bid``), at most ``depth`` levels a side."""
-
-    def __init__(self, books: BookSource, limit: Decimal | None, depth: int) -> None:
-        self.books = books
-        self.limit = limit
-        self.depth = depth
-
-    def book(self, venue: str, market: str, depth: int | None = None) -> Mapping[str, object]:
-        b = self.books.book(venue, market, self.depth if depth is None else min(depth, self.depth))
-        if self.limit is None:
-            return b
-        cap, floor = self.limit, ONE - self.limit
-        asks = [lv for lv in _seq(b.get("asks")) if Decimal(str(lv[0])) <= cap]
-        bids = [lv for lv in _seq(b.get("bids")) if Decimal(str(lv[0])) >= floor]
-        return {**b, "asks": asks, "bids": bids}
-
-
-def _seq(raw: object) -> list[list[object]]:
-    return list(raw) if isinstance(raw, list) else []
 
 
 class EdgeTrigger:
@@ -280,17 +260,18 @@ class EdgeTrigger:
             return False  # stale, invalid, halted, disputed or unwatched: no data is better than stale data
         whole = a.intent.size.to_integral_value(ROUND_FLOOR)
         best = directions[0]
-        if best.depth >= a.intent.size and whole >= max(ONE, a.markets.poly_min_size):
-            # Both best levels hold the whole size: the executor's walk stays on them, within the limit,
-            # so the top of book is the sizing (no depth read here; the executor checks fees per fill).
-            size, yes_venue = whole, best.yes_venue
-        else:
+        plan = None
+        if best.depth >= a.intent.size:
+            # Both best levels hold the whole size: the walk would stay on them (within the limit, checked at
+            # the top), so the top of book is the plan; no depth is read.
+            plan = plan_at_top(a.markets, best.yes_venue, whole, best.yes_ask, best.no_ask, a.intent.edge,
+                               self.executor.poly_fee_bps)  # fmt: skip
+        if plan is None:
             plan = self._size(a, tuple(e.yes_venue for e in directions))
             if plan is None:
                 return False
-            size, yes_venue = plan.size, plan.legs[0].venue
-        intent = PairIntent(pair_id, size, a.intent.edge, yes_venue, a.intent.tif)
-        firing = Firing(pair_id, intent, now)
+        intent = PairIntent(pair_id, plan.size, a.intent.edge, plan.legs[0].venue, a.intent.tif, a.intent.limit)
+        firing = Firing(pair_id, intent, now, plan)
         a.state = "in_flight"
         a.fires += 1
         self.firings.append(firing)
@@ -330,7 +311,7 @@ class EdgeTrigger:
             if cost < cap:
                 depth = min(_ask_size(tops[yes_venue], pm.instrument(yes_venue, "yes")[1]),
                             _ask_size(tops[no_venue], pm.instrument(no_venue, "no")[1]))  # fmt: skip
-                found.append(_Edge(cost, yes_venue, depth))
+                found.append(_Edge(cost, yes_venue, depth, ya, na))
         found.sort(key=lambda e: e.cost)
         return found
 
@@ -343,7 +324,7 @@ class EdgeTrigger:
     def _size(self, a: _Armed, directions: tuple[Venue, ...]) -> PairPlan | None:
         """Full sizing, only in the directions the top of book showed an edge in (a direction without
         one at the top has none deeper: the walk would stop at its first share)."""
-        view = _Capped(self.books, a.intent.limit, self.depth)
+        view = CappedBooks(self.books, a.intent.limit, self.depth)
         plans: list[PairPlan] = []
         for v in directions:
             try:
@@ -357,7 +338,7 @@ class EdgeTrigger:
     # -- the fired intent --------------------------------------------------------------------------
     async def _run(self, a: _Armed, firing: Firing) -> None:
         try:
-            firing.result = await self.executor.pair_trade(firing.intent)
+            firing.result = await self.executor.pair_trade(firing.intent, plan=firing.plan)
         except IntentRefused as refused:
             firing.refused = str(refused)
         except Exception as exc:  # the pair may be half traded: never re-armed by itself
