@@ -322,3 +322,60 @@ async def test_kalshi_on_demand_only_opens_then_closes_its_connection(node_facto
     assert all(node.kal.stats[f"unsubscribe:{t}"] == 1 for t in (a, b, c))
     await eventually(lambda: not [c for c in node.md.connections if c.venue == "kalshi"], timeout=5,
                      what="the empty Kalshi connection closed")
+
+
+async def test_kalshi_feed_finds_the_unknown_ticker_in_a_refused_batch_and_adds_while_subscribing() -> None:
+    """Feed level, against the real simulator: the venue refuses a whole `subscribe` for one unknown
+    ticker (error 16); the feed subscribes one ticker, then adds the others one per command, so the
+    unknown one is named by its own refusal and the rest stream. A market added while a subscribe is
+    still unacknowledged joins the sid once the ack names it."""
+    from crossbook._core import BookSet
+    from crossbook.venues.kalshi.feed import KalshiConnection
+
+    kal = KalshiSim(seed=3, markets=3, tick_interval=0.05, api_keys={KEY_ID: KEY.public_key()})
+    await kal.start()
+    cfg = Config()
+    cfg.kalshi.ws_url, cfg.kalshi.ping_interval_s = kal.ws_url, 0.2
+    books = BookSet()
+    a, b, c = kal.markets
+
+    class AddOnConnect(KalshiConnection):
+        """Adds a market in the very callback that sends the subscribe: before any ack can exist."""
+
+        add_on_connect: str | None = None
+
+        def subscribe_messages(self) -> list[bytes]:
+            msgs = super().subscribe_messages()
+            if self.add_on_connect is not None:
+                market, self.add_on_connect = self.add_on_connect, None
+                assert self._subscribing and self._sid is None
+                self.add_market(market)
+            return msgs
+
+    conn = AddOnConnect("kalshi#t", [a, "KXNOPE-1", b], books, cfg.kalshi, cfg.feed, LocalHeaderSigner(KEY_ID, KEY))
+    refused: list[tuple[str, str]] = []
+    conn.on_rejected = lambda market, reason: refused.append((market, reason))
+    conn.start()
+    try:
+        await eventually(lambda: refused, timeout=10, what="the unknown ticker refused")
+        assert [m for m, _ in refused] == ["KXNOPE-1"] and "error 16" in refused[0][1]
+        await eventually(lambda: all(_valid(books, t) for t in (a, b)), timeout=10, what="the known ones stream")
+        assert conn.markets() == (a, b)
+        # a fresh connection: c is added while its subscribe is unacknowledged
+        conn.add_on_connect = c
+        conn.kick("test: reconnect")
+        await eventually(lambda: conn.stats.connects == 2 and conn.add_on_connect is None, timeout=10,
+                         what="reconnected")
+        await eventually(lambda: all(_valid(books, t) for t in (a, b, c)), timeout=10, what="all three valid")
+        subs = [s for s in kal.subscriptions() if s["channel"] == "orderbook_delta"]
+        assert len(subs) == 1 and sorted(subs[0]["markets"]) == sorted([a, b, c]), subs
+    finally:
+        await conn.stop()
+        await kal.stop()
+
+
+def _valid(books: Any, market: str) -> bool:
+    try:
+        return bool(books.top("kalshi", market)["valid"])
+    except KeyError:
+        return False
