@@ -44,6 +44,9 @@ class FeedConfig:
     # An upstream connection left with no market is closed this long after (a market asked for
     # again meanwhile reuses it instead of paying a new handshake).
     empty_connection_grace_s: float = 5.0
+    # At most this many markets per venue streamed on demand (beyond the configured ones): hub users
+    # cannot make the daemon hold an unbounded number of upstream subscriptions.
+    max_on_demand_markets: int = 2000
 
 
 @dataclass

@@ -233,7 +233,7 @@ async def test_released_leg_of_a_pair_is_not_healthy_and_a_pinned_one_is_never_r
     await u.close()
     await eventually(lambda: not node.md.is_streamed("kalshi", km), timeout=10, what="legs released")
     st = breaker.evaluate("dyn")
-    assert not st.enabled and any("unsubscribed" in r or "disconnected" in r for r in st.reasons), st
+    assert not st.enabled and any("book invalid: unsubscribed" in r for r in st.reasons), st
     # releasing a configured market is refused
     assert node.md.remove_market("kalshi", node.kal.markets[0]) is False
     assert node.md.is_streamed("kalshi", node.kal.markets[0])
@@ -379,3 +379,16 @@ def _valid(books: Any, market: str) -> bool:
         return bool(books.top("kalshi", market)["valid"])
     except KeyError:
         return False
+
+
+async def test_on_demand_markets_are_bounded_per_venue(node_factory: Any) -> None:
+    node: Node = await node_factory(feed__max_on_demand_markets=1)
+    first, second = (f"kalshi:{m}" for m in node.kal.markets[1:3])
+    u, ack = await user(node, [first, second])
+    assert ack["topics"] == [first] and [f["topic"] for f in ack["failed"]] == [second], ack
+    assert ack["failed"][0]["code"] == "unknown_market"
+    assert node.kal.stats[f"subscribe:{node.kal.markets[2]}"] == 0
+    # configured markets are not counted against the bound
+    pinned = f"kalshi:{node.kal.markets[0]}"
+    assert (await u.subscribe([pinned]))["topics"] == [pinned]
+    await u.close()

@@ -163,7 +163,8 @@ class MarketData:
             valid, reason, last = False, "no data received yet", 0
         if (venue, market) in self._released:
             # Released on purpose (no user wants it): whatever the book says, nobody keeps it current.
-            return Freshness(venue, market, False, False, float("inf"), "unsubscribed (released: no user demand)")
+            # Not a link failure, so `connected` stays true and the breaker names the real reason.
+            return Freshness(venue, market, False, True, float("inf"), "unsubscribed (released: no user demand)")
         connected = conn is not None and conn.connected
         hb = conn.last_heartbeat_ns if conn is not None else 0
         newest = max(last, hb) if connected else last
@@ -184,7 +185,12 @@ class MarketData:
 
     def can_add(self, venue: str) -> bool:
         """Whether :meth:`add_market` can stream a new market of ``venue`` right now."""
-        return self._started and self.venue_enabled(venue)
+        return (self._started and self.venue_enabled(venue)
+                and self.on_demand(venue) < self.cfg.feed.max_on_demand_markets)
+
+    def on_demand(self, venue: str) -> int:
+        """How many markets of ``venue`` are streamed on demand (not pinned) right now."""
+        return sum(1 for k in self._by_market if k[0] == venue and k not in self.pinned)
 
     def is_streamed(self, venue: str, market: str) -> bool:
         return (venue, market) in self._by_market
@@ -197,8 +203,10 @@ class MarketData:
         if key in self._by_market:
             return
         if not self.can_add(venue):
-            raise FeedError(f"cannot stream {venue} market {market!r}: "
-                            + ("market data is not running" if not self._started else f"{venue} is disabled"))
+            why = ("market data is not running" if not self._started
+                   else f"{venue} is disabled" if not self.venue_enabled(venue)
+                   else f"already {self.cfg.feed.max_on_demand_markets} on-demand markets (feed.max_on_demand_markets)")
+            raise FeedError(f"cannot stream {venue} market {market!r}: {why}")
         self._released.discard(key)
         # Fill existing connections first (an empty one inside its grace is reused, not replaced).
         conn = next((c for c in self.connections if c.venue == venue and c.has_room()), None)

@@ -165,7 +165,10 @@ class KalshiConnection(UpstreamConnection):
             self._sent.difference_update(tickers)
         elif action == "add_markets":
             self._sent.difference_update(tickers)
-        if code == 16 and action in ("subscribe", "add_markets"):  # Market not found
+        # "Market not found": code 16 at the venue's spec; the text too, since Kalshi has retired and
+        # renumbered codes before (a venue that says nothing is caught by MarketData's snapshot timeout).
+        not_found = code == 16 or (isinstance(text, str) and "not found" in text.lower())
+        if not_found and action in ("subscribe", "add_markets"):
             if len(tickers) == 1:
                 self._reject(tickers[0], f"Kalshi has no market {tickers[0]!r} (venue error 16: {text})")
             # A batch with an unknown ticker is refused whole: _reconcile subscribes one ticker, then
