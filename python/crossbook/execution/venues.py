@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
@@ -121,6 +122,7 @@ class _Http:
         self._warmer: asyncio.Task[None] | None = None
         self._rewarm = asyncio.Event()
         self.warmed = 0  # warm-up requests answered (tests, stats)
+        self._post_urls: dict[str, URL] = {}  # parsed once: the few fixed POST paths (orders, heartbeats)
         if proxy and not proxy.startswith(("http://", "https://")):
             raise ExecutionError(f"order traffic proxy {proxy_label(proxy)}: only http:// proxies (HTTP CONNECT) are "
                                  "supported for venue REST; socks is for the WebSocket tunnels")  # fmt: skip
@@ -185,7 +187,9 @@ class _Http:
         POST failures after sending raise SubmitUncertain; GET failures raise VenueUnavailable."""
         bucket = self.reads if method == "GET" else self.writes
         session = self.session()
-        url = self.base_url + path + (f"?{query}" if query else "")
+        url: str | URL = self.base_url + path + (f"?{query}" if query else "")
+        if method == "POST" and not query:  # the order path: aiohttp would parse the same string every time
+            url = self._post_urls.get(path) or self._post_urls.setdefault(path, URL(str(url)))
         for attempt in range(self.max_429_retries + 1):
             if bucket is not None:
                 await bucket.acquire()
