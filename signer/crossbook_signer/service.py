@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import os
@@ -20,13 +21,13 @@ from crossbook._proto import signer_pb2 as pb
 from crossbook.errors import SignerError
 from crossbook.signing import (
     ApiCreds,
+    HmacKey,
     PrivateKey,
     RsaKey,
     SigningInputError,
     kalshi_headers,
     l1_headers,
     l2_headers,
-    polymarket_order_body,
     prepare_polymarket_order,
     sign_eip1559,
     sign_polymarket_order,
@@ -144,6 +145,7 @@ class SignerService:
         self._done: OrderedDict[str, _Outcome] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._warm_key: PrivateKey | None = None
+        self._warm_creds: ApiCreds | None = None
         self.calls = 0  # requests handled; the keep-warm timer skips a tick that saw one
         self.methods: dict[str, _Method] = {
             "SignPolymarketOrder": _Method(self._sign_order, False),
@@ -260,18 +262,26 @@ class SignerService:
     # --- keeping warm ---------------------------------------------------------------------------
 
     def warm(self) -> None:
-        """Run the order path once with a throwaway key and a fixed order (nothing remembered, nothing
-        logged, no real key touched), so code, caches and the CPU are warm when a real order comes."""
-        if self._warm_key is None:
+        """Run the order path once with a throwaway key, throwaway API credentials and a fixed order
+        (nothing remembered, nothing logged, no real key touched), so code, caches and the CPU are warm
+        when a real order comes: the whole PreparePolymarketOrder path (request parse, fingerprint,
+        signature, body, L2 HMAC, reply) and the SignPolymarketOrder reply."""
+        if self._warm_key is None or self._warm_creds is None:
             self._warm_key = PrivateKey(bytearray(os.urandom(32)))
-        order = {**_WARM_ORDER, "maker": self._warm_key.address, "signer": self._warm_key.address}
-        req = pb.SignPolymarketOrderRequest(request_id="warm", key=pb.KeyRef(wallet="warm"), order=order)
-        request = pb.SignPolymarketOrderRequest.FromString(req.SerializeToString())
+            self._warm_creds = ApiCreds("warm", HmacKey(base64.urlsafe_b64encode(os.urandom(32)).decode()), "warm")
+        key, creds = self._warm_key, self._warm_creds
+        order = {**_WARM_ORDER, "maker": key.address, "signer": key.address}
+        req = pb.PreparePolymarketOrderRequest(
+            request_id="warm", key=pb.KeyRef(wallet="warm"), order=order, account="warm", order_type="FOK"
+        )
+        request = pb.PreparePolymarketOrderRequest.FromString(req.SerializeToString())
         hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
-        signed = sign_polymarket_order(_order_dict(request.order), self._warm_key)
-        pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature).SerializeToString()
-        body = polymarket_order_body(_order_dict(request.order), signed.signature, "warm", "FOK")
-        pb.PreparePolymarketOrderReply(hash=signed.hash, signature=signed.signature, body=body).SerializeToString()
+        ready = prepare_polymarket_order(_order_dict(request.order), key, creds, key.address, request.order_type)
+        pb.SignPolymarketOrderReply(hash=ready.hash, signature=ready.signature).SerializeToString()
+        audit = self._audit("warm", "wallet:warm", "1")
+        pb.PreparePolymarketOrderReply(
+            hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit
+        ).SerializeToString()
 
     # --- helpers -------------------------------------------------------------------------------
 
