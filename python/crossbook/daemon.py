@@ -22,7 +22,7 @@ from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
 from crossbook.hub.accounts import build_tunnels
 from crossbook.hub.auth import FileUserStore, PgUserStore, UserStore
-from crossbook.hub.bridge import RedisBridgePublisher
+from crossbook.hub.bridge import RedisBridgePublisher, RemoteDemand
 from crossbook.hub.demand import DemandTracker
 from crossbook.hub.feed import BookFeed, HubExecuteState, TopicPublisher
 from crossbook.hub.proxies import ProxyPool
@@ -173,8 +173,11 @@ class HubNode:
     bridge: RedisBridgePublisher | None
     proxies: ProxyPool | None = None
     closers: list[Callable[[], Awaitable[Any]]] = dataclasses.field(default_factory=list)
+    remote: RemoteDemand | None = None  # the leases of the hub nodes fed through Redis
 
     async def stop(self) -> None:
+        if self.remote is not None:
+            await self.remote.stop()
         await self.hub.stop()  # closes the private tunnels too
         if self.proxies is not None:
             await self.proxies.stop()
@@ -198,12 +201,17 @@ async def start_hub(
     # yet opens its one upstream subscription; the last user leaving releases it after the grace
     # (configured markets stay pinned). A market the venue refuses reaches its users as unknown_market.
     upstream = DemandUpstream(md)
+    demand = DemandTracker(upstream, grace_s=cfg.hub.upstream_grace_s)
     hub = Hub(users, host=cfg.hub.host, port=cfg.hub.port,
               certfile=cfg.hub.certfile or None, keyfile=cfg.hub.keyfile or None,
-              tunnels=private[0] if private else None,
-              demand=DemandTracker(upstream, grace_s=cfg.hub.upstream_grace_s))
+              tunnels=private[0] if private else None, demand=demand)
     md.add_rejection_listener(
         lambda venue, market, reason: hub.drop_topic(f"{venue}:{market}", "unknown_market", reason))
+    # Hub nodes fed through Redis lease their users' markets there: each lease counts like a user here.
+    remote = RemoteDemand(redis_url, demand) if redis_url else None
+    if remote is not None:
+        md.add_rejection_listener(remote.on_rejected)
+        remote.start()
     if private is not None:
         private[1].start()
         log.info("hub private tunnels via %s", private[1])
@@ -219,7 +227,7 @@ async def start_hub(
         st.pair_id, st.enabled, None if st.enabled else "; ".join(st.reasons)))
     await hub.start()
     log.info("hub serving users at %s (tokens: crossbook users add NAME)", hub.url)
-    return HubNode(hub, bridge, private[1] if private else None, closers)
+    return HubNode(hub, bridge, private[1] if private else None, closers, remote)
 
 
 async def open_pg_users(url: str) -> tuple[PgUserStore, Callable[[], Awaitable[Any]]]:

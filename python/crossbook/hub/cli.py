@@ -35,6 +35,15 @@ def register(subparsers: Any) -> None:
     h.add_argument("--config", default=None, metavar="FILE",
                    help="daemon config: its [hub] certfile/keyfile, private tunnels (proxies + accounts_file) "
                    "and postgres.url apply to this node unless the flags above say otherwise")
+    h.add_argument("--node-id", default=None,
+                   help="this node's name in its Redis leases (default host-pid-random: unique per run)")
+    h.add_argument("--lease", type=float, default=15.0, metavar="S",
+                   help="the markets this node's users watch are leased in Redis for S seconds, refreshed every "
+                   "S/3: the feed node streams them while leased and releases them when a dead node's leases "
+                   "expire (default 15)")
+    h.add_argument("--demand-grace", type=float, default=0.0, metavar="S",
+                   help="keep a market leased S seconds after its last user here leaves (default 0: the feed "
+                   "node's hub.upstream_grace_s applies anyway)")
     h.add_argument("--seconds", type=float, default=None, help="stop by itself after N seconds")
     h.set_defaults(func=_run_hub)
 
@@ -99,7 +108,8 @@ def _run_hub(args: argparse.Namespace) -> int:
 
 async def _hub_main(args: argparse.Namespace) -> int:
     from crossbook.hub.auth import FileUserStore, UserStore
-    from crossbook.hub.bridge import RedisBridgeSubscriber
+    from crossbook.hub.bridge import RedisBridgeSubscriber, RedisDemandUpstream
+    from crossbook.hub.demand import DemandTracker
     from crossbook.hub.server import Hub
 
     cfg = None
@@ -126,13 +136,17 @@ async def _hub_main(args: argparse.Namespace) -> int:
         from crossbook.hub.accounts import build_tunnels
 
         private = build_tunnels(cfg)  # this node's users get their own tunnels, dialled from here
+    # The markets this node's users watch are leased in Redis: the feed node streams them on demand.
+    leases = RedisDemandUpstream(args.redis, prefix=args.prefix, node_id=args.node_id, lease_s=args.lease)
     hub = await Hub(users, host=args.host, port=args.port, certfile=args.cert, keyfile=args.key,
-                    tunnels=private[0] if private else None).start()
+                    tunnels=private[0] if private else None,
+                    demand=DemandTracker(leases, grace_s=args.demand_grace)).start()
     if private is not None:
         private[1].start()
-    sub = RedisBridgeSubscriber(args.redis, hub, prefix=args.prefix)
+    leases.start()
+    sub = RedisBridgeSubscriber(args.redis, hub, prefix=args.prefix, leases=leases)
     sub.start()
-    print(f"hub listening on {hub.url} (fed by {args.redis})", flush=True)
+    print(f"hub listening on {hub.url} (fed by {args.redis}, node {leases.node_id})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -144,6 +158,7 @@ async def _hub_main(args: argparse.Namespace) -> int:
     finally:
         await sub.stop()
         await hub.stop()
+        await leases.stop()  # withdraws the leases: the feed node releases them after its grace
         if private is not None:
             await private[1].stop()
         if pg_pool is not None:
