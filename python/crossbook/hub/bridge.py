@@ -3,6 +3,9 @@
 One channel (``<prefix>``) carries every topic, so Redis keeps their relative order; the hash
 ``<prefix>:last`` keeps the latest update per topic so a hub node that starts (or reconnects) late
 can seed a topic before its next update. Sequence numbers travel inside the payload, unchanged.
+
+The other way, hub nodes lease the markets their users watch (:class:`RedisDemandUpstream`) and the
+feed node streams them while leased (:class:`RemoteDemand`); see "demand from hub nodes" below.
 """
 
 from __future__ import annotations
@@ -163,6 +166,8 @@ class RedisBridgeSubscriber:
                 await pubsub.subscribe(self.prefix, control_channel(self.prefix))
                 await self.seed()  # after subscribing, so nothing falls between seed and stream
                 self.ready.set()
+                if self.leases is not None:
+                    self.leases.nudge()  # (re)connected: Redis may have restarted empty, lease again now
                 backoff = 0.05
                 while True:
                     m = await pubsub.get_message(timeout=1.0)
@@ -277,6 +282,10 @@ class RedisDemandUpstream:
     def unsubscribe(self, topic: str) -> None:
         self.unsubscribes += 1
         self.active.discard(topic)
+        self._wake.set()
+
+    def nudge(self) -> None:
+        """Rewrite the lease now rather than at the next refresh."""
         self._wake.set()
 
     def refused(self, topic: str) -> None:
