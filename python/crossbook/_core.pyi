@@ -42,8 +42,13 @@ class BookSet:
         (live feeds: Polymarket has no sequence numbers, so this is the only in-band sign of a lost
         message). Every disagreement is counted in ``stats()['bba_mismatch']`` either way.
         """
-    def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0) -> int:
+    def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0, *, stream: int = 0) -> int:
         """Parse one WebSocket frame and apply every event in it, atomically.
+
+        ``stream`` (>= 0) names the WebSocket connection the frame came on: Kalshi numbers its
+        subscriptions per connection (sids restart at 1 on every connection), so sequence numbers
+        are tracked per (stream, sid). Give each connection, and each reconnect, its own stream id,
+        and :meth:`forget_stream` it when it closes. Replays of one connection can leave it at 0.
 
         Returns how many events of known types it held (0 for ``PONG`` or a frame of unknown
         events, which are counted in ``stats()['unknown']``). ``recv_ns`` is the arrival time
@@ -69,6 +74,16 @@ class BookSet:
         """(venue, market) of books whose top of book or validity changed since the last call."""
     def take_resync(self) -> list[tuple[int, str]]:
         """Kalshi (sid, market_ticker) pairs that lost sequence and need a fresh snapshot."""
+    def take_resync_streams(self) -> list[tuple[int, int, str]]:
+        """Kalshi (stream, sid, market_ticker) triples that need a fresh snapshot: ask on the
+        connection of that stream, on that sid. Drains the same queue as ``take_resync``."""
+    def forget_stream(
+        self, venue: str, stream: int, reason: str = "feed disconnected; waiting for a fresh snapshot"
+    ) -> int:
+        """Forget a closed connection's stream: its Kalshi sequence state and queued resyncs (a new
+        connection reusing the id starts clean). Books whose snapshot came on it and are still valid
+        become invalid with ``reason``; books already invalid keep theirs. Returns how many books
+        were invalidated (always 0 for Polymarket, which keeps no per-stream state)."""
     def take_poly_resync(self) -> list[str]:
         """Polymarket asset ids found corrupt (``polymarket_verify_top``) that need a fresh snapshot."""
     def last_update_ns(self, venue: str, market: str) -> int:

@@ -60,7 +60,8 @@ pub struct Market {
     ts_ms: u64,
     tick: Option<i64>,
     epoch: u32,
-    sid: Option<i64>,
+    /// Kalshi (stream, sid) the book's snapshot came on.
+    sub: Option<(u64, i64)>,
     queued: bool,
 }
 
@@ -75,7 +76,7 @@ impl Market {
             ts_ms: 0,
             tick: None,
             epoch: 0,
-            sid: None,
+            sub: None,
             queued: false,
         }
     }
@@ -113,7 +114,11 @@ impl Market {
     }
     /// Kalshi subscription id the book's snapshot came on.
     pub fn sid(&self) -> Option<i64> {
-        self.sid
+        self.sub.map(|(_, sid)| sid)
+    }
+    /// Stream (the caller's connection id) the book's snapshot came on, with its sid.
+    pub fn stream(&self) -> Option<u64> {
+        self.sub.map(|(stream, _)| stream)
     }
 
     fn state(&self) -> (Top, bool) {
@@ -173,12 +178,14 @@ pub struct BookSet {
     poly: Markets,
     kalshi: Markets,
     kalshi_use_yes_price: bool,
-    /// Kalshi orderbook subscriptions: sid -> last seq.
-    book_seq: FxHashMap<i64, i64>,
-    /// Other Kalshi subscriptions: sid -> last seq (tracked, never acted on).
-    other_seq: FxHashMap<i64, i64>,
+    /// Kalshi orderbook subscriptions: (stream, sid) -> last seq. Sids are numbered per WebSocket
+    /// connection (each starts at 1), so the caller names the connection: the stream.
+    book_seq: FxHashMap<(u64, i64), i64>,
+    /// Other Kalshi subscriptions: (stream, sid) -> last seq (tracked, never acted on).
+    other_seq: FxHashMap<(u64, i64), i64>,
     changed: Vec<(Venue, u32)>,
-    resync: Vec<(i64, u32)>,
+    /// Kalshi markets that need a snapshot: ((stream, sid), market index).
+    resync: Vec<((u64, i64), u32)>,
     /// Polymarket: treat a venue best bid/ask that disagrees with our book as corruption.
     poly_verify_top: bool,
     /// Polymarket markets (indexes) whose book must be rebuilt from a fresh snapshot.
@@ -231,10 +238,24 @@ impl BookSet {
     }
 
     /// Parses one frame and applies it atomically; returns the number of known events in it.
+    /// The frame is read as coming on stream 0 (see [`BookSet::apply_on`]).
     pub fn apply(&mut self, venue: Venue, frame: &[u8], recv_ns: u64) -> Result<usize, FrameError> {
+        self.apply_on(venue, frame, recv_ns, 0)
+    }
+
+    /// [`BookSet::apply`] for a frame that arrived on `stream`: the caller's id of the WebSocket
+    /// connection, unique per connection (a reconnect is a new stream). Kalshi sequence numbers are
+    /// tracked per (stream, sid), since every connection numbers its subscriptions from 1.
+    pub fn apply_on(
+        &mut self,
+        venue: Venue,
+        frame: &[u8],
+        recv_ns: u64,
+        stream: u64,
+    ) -> Result<usize, FrameError> {
         // SIMD validation on the hot path; the std validator only runs to locate an error.
         match simdutf8::basic::from_utf8(frame) {
-            Ok(s) => self.apply_str(venue, s, recv_ns),
+            Ok(s) => self.apply_str_on(venue, s, recv_ns, stream),
             Err(_) => {
                 let at = std::str::from_utf8(frame)
                     .err()
@@ -257,10 +278,21 @@ impl BookSet {
         frame: &str,
         recv_ns: u64,
     ) -> Result<usize, FrameError> {
+        self.apply_str_on(venue, frame, recv_ns, 0)
+    }
+
+    /// [`BookSet::apply_on`] for a frame that is already text.
+    pub fn apply_str_on(
+        &mut self,
+        venue: Venue,
+        frame: &str,
+        recv_ns: u64,
+        stream: u64,
+    ) -> Result<usize, FrameError> {
         self.stats.frames += 1;
         let r = match venue {
             Venue::Polymarket => self.apply_poly(frame, recv_ns),
-            Venue::Kalshi => self.apply_kalshi(frame, recv_ns),
+            Venue::Kalshi => self.apply_kalshi(frame, recv_ns, stream),
         };
         if r.is_err() {
             self.stats.malformed += 1;
@@ -460,7 +492,12 @@ impl BookSet {
         }
     }
 
-    fn apply_kalshi(&mut self, frame: &str, recv_ns: u64) -> Result<usize, FrameError> {
+    fn apply_kalshi(
+        &mut self,
+        frame: &str,
+        recv_ns: u64,
+        stream: u64,
+    ) -> Result<usize, FrameError> {
         let mut out = KalshiFrame {
             levels: std::mem::take(&mut self.levels),
             ..Default::default()
@@ -470,7 +507,7 @@ impl BookSet {
         let result = match r {
             Err(e) => Err(e),
             Ok(()) => {
-                let n = self.kalshi_msg(&out, recv_ns);
+                let n = self.kalshi_msg(&out, recv_ns, stream);
                 self.stats.events += n as u64;
                 Ok(n)
             }
@@ -480,16 +517,17 @@ impl BookSet {
         result
     }
 
-    fn kalshi_msg(&mut self, f: &KalshiFrame<'_>, recv_ns: u64) -> usize {
+    fn kalshi_msg(&mut self, f: &KalshiFrame<'_>, recv_ns: u64, stream: u64) -> usize {
         const VN: Venue = Venue::Kalshi;
+        let sub = f.sid.map(|sid| (stream, sid));
         match &f.msg {
             KalshiMsg::Unknown => {
                 self.stats.unknown += 1;
                 return 0;
             }
             KalshiMsg::Other => {
-                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
-                    self.other_seq.insert(sid, seq);
+                if let (Some(sub), Some(seq)) = (sub, f.seq) {
+                    self.other_seq.insert(sub, seq);
                 }
             }
             KalshiMsg::Snapshot {
@@ -499,8 +537,8 @@ impl BookSet {
                 ts_ms,
             } => {
                 let i = self.kalshi.get_or_create(ticker);
-                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
-                    self.check_seq(sid, seq, Some(i));
+                if let (Some(sub), Some(seq)) = (sub, f.seq) {
+                    self.check_seq(sub, seq, Some(i));
                 }
                 self.resync.retain(|&(_, m)| m as usize != i);
                 let use_yes = self.kalshi_use_yes_price;
@@ -519,8 +557,8 @@ impl BookSet {
                 }
                 m.valid = true;
                 m.reason = None;
-                if f.sid.is_some() {
-                    m.sid = f.sid;
+                if sub.is_some() {
+                    m.sub = sub;
                 }
                 m.touch(recv_ns, *ts_ms);
                 self.note_change(VN, i, before);
@@ -533,8 +571,8 @@ impl BookSet {
                 ts_ms,
             } => {
                 let i = self.kalshi.get_or_create(ticker);
-                if let (Some(sid), Some(seq)) = (f.sid, f.seq) {
-                    self.check_seq(sid, seq, None);
+                if let (Some(sub), Some(seq)) = (sub, f.seq) {
+                    self.check_seq(sub, seq, None);
                 }
                 let use_yes = self.kalshi_use_yes_price;
                 let Some(m) = self.kalshi.list.get_mut(i) else {
@@ -566,8 +604,8 @@ impl BookSet {
                     }
                     reason.push_str("; waiting for a snapshot");
                     m.invalidate(reason);
-                    if let Some(sid) = f.sid.or(m.sid) {
-                        self.queue_resync(sid, i);
+                    if let Some(sub) = sub.or(m.sub) {
+                        self.queue_resync(sub, i);
                     }
                 }
                 self.note_change(VN, i, before);
@@ -576,19 +614,25 @@ impl BookSet {
         1
     }
 
-    /// Checks a Kalshi orderbook seq against the sid's last one; on a gap invalidates every market
-    /// attached to the sid (except `fresh`, the market a snapshot is about to rebuild).
-    fn check_seq(&mut self, sid: i64, seq: i64, fresh: Option<usize>) {
-        let expected = self.book_seq.get(&sid).map(|s| s.saturating_add(1));
-        self.book_seq.insert(sid, seq);
+    /// Checks a Kalshi orderbook seq against the last one of its (stream, sid); on a gap invalidates
+    /// every market attached to that (stream, sid) (except `fresh`, the market a snapshot is about to
+    /// rebuild).
+    fn check_seq(&mut self, sub: (u64, i64), seq: i64, fresh: Option<usize>) {
+        let expected = self.book_seq.get(&sub).map(|s| s.saturating_add(1));
+        self.book_seq.insert(sub, seq);
         let Some(expected) = expected else { return };
         if seq == expected {
             return;
         }
         self.stats.gaps += 1;
-        let reason = format!(
-            "sequence gap on sid {sid}: expected {expected}, got {seq}; waiting for a snapshot"
-        );
+        let (stream, sid) = sub;
+        let on = if stream == 0 {
+            format!("sid {sid}")
+        } else {
+            format!("sid {sid} (stream {stream})")
+        };
+        let reason =
+            format!("sequence gap on {on}: expected {expected}, got {seq}; waiting for a snapshot");
         for i in 0..self.kalshi.list.len() {
             if Some(i) == fresh {
                 continue;
@@ -596,21 +640,53 @@ impl BookSet {
             let Some(m) = self.kalshi.list.get_mut(i) else {
                 continue;
             };
-            if m.sid != Some(sid) {
+            if m.sub != Some(sub) {
                 continue;
             }
             let before = m.state();
             m.invalidate(reason.clone());
             self.note_change(Venue::Kalshi, i, before);
-            self.queue_resync(sid, i);
+            self.queue_resync(sub, i);
         }
     }
 
-    fn queue_resync(&mut self, sid: i64, i: usize) {
+    fn queue_resync(&mut self, sub: (u64, i64), i: usize) {
         let i = u32::try_from(i).unwrap_or(u32::MAX);
-        if !self.resync.contains(&(sid, i)) {
-            self.resync.push((sid, i));
+        if !self.resync.contains(&(sub, i)) {
+            self.resync.push((sub, i));
         }
+    }
+
+    /// Forgets a closed stream (connection) of a venue: its sequence state and queued resyncs, and
+    /// the tie of its markets to it. Markets whose snapshot came on it and are still valid become
+    /// invalid with `reason` (nobody keeps them current any more); markets already invalid keep their
+    /// reason. A later stream with the same id starts clean (seq restarting at 1 is not a gap).
+    /// Returns how many markets were invalidated. Polymarket keeps no per-stream state: a no-op.
+    pub fn forget_stream(&mut self, venue: Venue, stream: u64, reason: &str) -> usize {
+        if venue != Venue::Kalshi {
+            return 0;
+        }
+        self.book_seq.retain(|&(s, _), _| s != stream);
+        self.other_seq.retain(|&(s, _), _| s != stream);
+        self.resync.retain(|&((s, _), _)| s != stream);
+        let mut n = 0;
+        for i in 0..self.kalshi.list.len() {
+            let Some(m) = self.kalshi.list.get_mut(i) else {
+                continue;
+            };
+            if m.stream() != Some(stream) {
+                continue;
+            }
+            m.sub = None;
+            if !m.valid {
+                continue;
+            }
+            let before = m.state();
+            m.invalidate(reason.to_string());
+            n += 1;
+            self.note_change(Venue::Kalshi, i, before);
+        }
+        n
     }
 
     /// The market, if it was ever seen.
@@ -642,11 +718,26 @@ impl BookSet {
             .collect()
     }
 
-    /// Kalshi (sid, ticker) pairs that need a fresh snapshot.
+    /// Kalshi (sid, ticker) pairs that need a fresh snapshot (the stream dropped: see
+    /// [`BookSet::take_resync_streams`]).
     pub fn take_resync(&mut self) -> Vec<(i64, &str)> {
+        self.take_resync_streams()
+            .into_iter()
+            .map(|(_, sid, k)| (sid, k))
+            .collect()
+    }
+
+    /// Kalshi (stream, sid, ticker) triples that need a fresh snapshot: ask on that stream's
+    /// connection, on that sid.
+    pub fn take_resync_streams(&mut self) -> Vec<(u64, i64, &str)> {
         let q = std::mem::take(&mut self.resync);
         q.iter()
-            .filter_map(|&(sid, i)| self.kalshi.list.get(i as usize).map(|m| (sid, m.key())))
+            .filter_map(|&((stream, sid), i)| {
+                self.kalshi
+                    .list
+                    .get(i as usize)
+                    .map(|m| (stream, sid, m.key()))
+            })
             .collect()
     }
 

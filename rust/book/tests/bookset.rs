@@ -417,3 +417,138 @@ fn invalidate_clear_and_change_queue() {
         .unwrap();
     assert_eq!(bs.stats().gaps, 0);
 }
+
+fn ksnap(sid: i64, seq: i64, ticker: &str) -> String {
+    KSNAP
+        .replace("\"sid\":2", &format!("\"sid\":{sid}"))
+        .replace("\"seq\":2", &format!("\"seq\":{seq}"))
+        .replace("FED", ticker)
+}
+
+#[test]
+fn kalshi_streams_with_the_same_sid_interleave_without_gaps() {
+    // Two connections (streams 1 and 2), each with its own sid 1 numbered from seq 1.
+    let mut bs = BookSet::new(false);
+    bs.apply_on(K, ksnap(1, 1, "A").as_bytes(), 0, 1).unwrap();
+    bs.apply_on(K, ksnap(1, 1, "B").as_bytes(), 0, 2).unwrap();
+    for seq in 2..20 {
+        bs.apply_on(
+            K,
+            kdelta(1, seq, "A", "yes", "0.0100", "1").as_bytes(),
+            0,
+            1,
+        )
+        .unwrap();
+        bs.apply_on(
+            K,
+            kdelta(1, seq, "B", "yes", "0.0100", "1").as_bytes(),
+            0,
+            2,
+        )
+        .unwrap();
+    }
+    assert_eq!(bs.stats().gaps, 0);
+    assert!(bs.take_resync_streams().is_empty());
+    for t in ["A", "B"] {
+        let m = bs.market(K, t).unwrap();
+        assert!(m.valid(), "{t}: {:?}", m.reason());
+        assert_eq!(levels(&bs, K, t).0.last(), Some(&l("0.0100", "18.00")));
+    }
+    assert_eq!(bs.market(K, "A").unwrap().stream(), Some(1));
+    assert_eq!(bs.market(K, "B").unwrap().stream(), Some(2));
+    assert_eq!(bs.market(K, "B").unwrap().sid(), Some(1));
+
+    // The same interleaving on one stream (the old, sid-only keying) is a gap: stream matters.
+    let mut one = BookSet::new(false);
+    one.apply(K, ksnap(1, 1, "A").as_bytes(), 0).unwrap();
+    one.apply(K, ksnap(1, 1, "B").as_bytes(), 0).unwrap();
+    assert_eq!(one.stats().gaps, 1);
+}
+
+#[test]
+fn kalshi_gap_on_one_stream_invalidates_only_its_markets() {
+    let mut bs = BookSet::new(false);
+    bs.apply_on(K, ksnap(1, 1, "A").as_bytes(), 0, 7).unwrap();
+    bs.apply_on(K, ksnap(1, 2, "A2").as_bytes(), 0, 7).unwrap();
+    bs.apply_on(K, ksnap(1, 1, "B").as_bytes(), 0, 8).unwrap();
+    bs.take_changed();
+    // Stream 7 skips seq 3.
+    bs.apply_on(K, kdelta(1, 4, "A", "yes", "0.0100", "1").as_bytes(), 0, 7)
+        .unwrap();
+    assert_eq!(bs.stats().gaps, 1);
+    for t in ["A", "A2"] {
+        let m = bs.market(K, t).unwrap();
+        assert!(!m.valid());
+        assert_eq!(
+            m.reason(),
+            Some("sequence gap on sid 1 (stream 7): expected 3, got 4; waiting for a snapshot")
+        );
+    }
+    assert!(bs.market(K, "B").unwrap().valid());
+    let mut changed = bs.take_changed();
+    changed.sort_unstable();
+    assert_eq!(changed, vec![(K, "A"), (K, "A2")]);
+    assert_eq!(bs.take_resync_streams(), vec![(7, 1, "A"), (7, 1, "A2")]);
+    // Stream 8 carries on from its own seq.
+    bs.apply_on(K, kdelta(1, 2, "B", "yes", "0.0100", "1").as_bytes(), 0, 8)
+        .unwrap();
+    assert_eq!(bs.stats().gaps, 1);
+    assert!(bs.market(K, "B").unwrap().valid());
+    // The snapshot on stream 7 heals A (and unqueues it), A2 waits for its own.
+    bs.apply_on(K, ksnap(1, 5, "A").as_bytes(), 0, 7).unwrap();
+    assert!(bs.market(K, "A").unwrap().valid());
+    assert!(!bs.market(K, "A2").unwrap().valid());
+    assert_eq!(bs.stats().gaps, 1);
+
+    // A negative level queues the frame's (stream, sid); take_resync still reports (sid, ticker).
+    bs.apply_on(K, kdelta(1, 3, "B", "yes", "0.9000", "-1").as_bytes(), 0, 8)
+        .unwrap();
+    assert!(!bs.market(K, "B").unwrap().valid());
+    assert_eq!(bs.take_resync(), vec![(1, "B")]);
+}
+
+#[test]
+fn kalshi_forget_stream_then_seq_restarts_clean() {
+    let mut bs = BookSet::new(false);
+    bs.apply_on(K, ksnap(1, 1, "A").as_bytes(), 0, 1).unwrap();
+    bs.apply_on(K, kdelta(1, 2, "A", "yes", "0.0100", "1").as_bytes(), 0, 1)
+        .unwrap();
+    bs.apply_on(K, ksnap(1, 1, "B").as_bytes(), 0, 2).unwrap();
+    bs.apply_on(K, ksnap(1, 2, "C").as_bytes(), 0, 2).unwrap();
+    // A gap queued on stream 2 is dropped with the stream.
+    bs.apply_on(K, kdelta(1, 9, "B", "yes", "0.0100", "1").as_bytes(), 0, 2)
+        .unwrap();
+    assert!(bs.invalidate(K, Some("C"), "unsubscribed"));
+    assert_eq!(bs.stats().gaps, 1);
+    bs.take_changed();
+    assert_eq!(bs.forget_stream(P, 1, "x"), 0);
+    assert_eq!(bs.forget_stream(K, 1, "feed disconnected"), 1);
+    let a = bs.market(K, "A").unwrap();
+    assert_eq!(
+        (a.valid(), a.reason(), a.stream()),
+        (false, Some("feed disconnected"), None)
+    );
+    assert!(!bs.market(K, "B").unwrap().valid());
+    assert_eq!(bs.take_changed(), vec![(K, "A")]);
+    assert_eq!(bs.forget_stream(K, 2, "feed disconnected"), 0);
+    assert!(bs.take_resync_streams().is_empty());
+    // Already invalid books keep their reason.
+    assert_eq!(bs.market(K, "C").unwrap().reason(), Some("unsubscribed"));
+    // The same stream id again (or a new one) numbers from seq 1: no gap, books rebuilt.
+    bs.apply_on(K, ksnap(1, 1, "A").as_bytes(), 0, 1).unwrap();
+    bs.apply_on(K, kdelta(1, 2, "A", "yes", "0.0100", "1").as_bytes(), 0, 1)
+        .unwrap();
+    bs.apply_on(K, ksnap(1, 1, "B").as_bytes(), 0, 3).unwrap();
+    assert_eq!(bs.stats().gaps, 1);
+    assert!(bs.market(K, "A").unwrap().valid());
+    assert!(bs.market(K, "B").unwrap().valid());
+    assert_eq!(bs.market(K, "B").unwrap().stream(), Some(3));
+    // Other streams are untouched by forgetting one.
+    bs.apply_on(K, kdelta(1, 2, "B", "yes", "0.0100", "1").as_bytes(), 0, 3)
+        .unwrap();
+    assert_eq!(bs.forget_stream(K, 1, "gone"), 1);
+    bs.apply_on(K, kdelta(1, 3, "B", "yes", "0.0100", "1").as_bytes(), 0, 3)
+        .unwrap();
+    assert!(bs.market(K, "B").unwrap().valid());
+    assert_eq!(bs.stats().gaps, 1);
+}

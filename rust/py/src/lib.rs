@@ -74,20 +74,22 @@ impl BookSet {
         BookSet { inner }
     }
 
-    /// Parse one WebSocket frame and apply every event in it, atomically.
-    #[pyo3(signature = (venue, frame, recv_ns = 0))]
+    /// Parse one WebSocket frame and apply every event in it, atomically. ``stream`` names the
+    /// connection it came on (Kalshi sequence numbers are tracked per (stream, sid)).
+    #[pyo3(signature = (venue, frame, recv_ns = 0, *, stream = 0))]
     fn apply(
         &mut self,
         py: Python<'_>,
         venue: &str,
         frame: &Bound<'_, PyAny>,
         recv_ns: u64,
+        stream: u64,
     ) -> PyResult<usize> {
         let v = venue_of(venue)?;
         let r = if let Ok(b) = frame.cast::<PyBytes>() {
-            self.inner.apply(v, b.as_bytes(), recv_ns)
+            self.inner.apply_on(v, b.as_bytes(), recv_ns, stream)
         } else if let Ok(s) = frame.cast::<PyString>() {
-            self.inner.apply_str(v, s.to_str()?, recv_ns)
+            self.inner.apply_str_on(v, s.to_str()?, recv_ns, stream)
         } else {
             return Err(PyTypeError::new_err(format!(
                 "frame must be bytes or str, not {}",
@@ -178,6 +180,25 @@ impl BookSet {
             .into_iter()
             .map(|(s, k)| (s, k.to_string()))
             .collect()
+    }
+
+    /// Kalshi (stream, sid, market_ticker) triples that need a fresh snapshot: ask on the
+    /// connection of that stream. Drains the same queue as ``take_resync``.
+    fn take_resync_streams(&mut self) -> Vec<(u64, i64, String)> {
+        self.inner
+            .take_resync_streams()
+            .into_iter()
+            .map(|(st, s, k)| (st, s, k.to_string()))
+            .collect()
+    }
+
+    /// Forget a closed connection's stream: its Kalshi sequence state and queued resyncs. Books
+    /// whose snapshot came on it and are still valid become invalid with ``reason``. Returns how
+    /// many books were invalidated.
+    #[pyo3(signature = (venue, stream, reason = "feed disconnected; waiting for a fresh snapshot"))]
+    fn forget_stream(&mut self, venue: &str, stream: u64, reason: &str) -> PyResult<usize> {
+        let v = venue_of(venue)?;
+        Ok(self.inner.forget_stream(v, stream, reason))
     }
 
     /// Polymarket asset ids whose book disagreed with the venue's best bid/ask (only with
