@@ -8,6 +8,7 @@ frame's bytes go to the Rust ``BookSet`` with their arrival time, and nothing el
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import socket
@@ -24,6 +25,10 @@ from crossbook.config import FeedConfig
 from crossbook.errors import FeedError, FrameError
 
 log = logging.getLogger("crossbook.feed")
+
+# Stream ids: one per WebSocket connection (every connect takes a new one), unique in the process, so
+# connections sharing a BookSet never mix their sequence state (Kalshi numbers sids per connection).
+_stream_ids = itertools.count(1)
 
 
 @dataclass
@@ -90,6 +95,8 @@ class UpstreamConnection:
         self.on_update = on_update
         self.stats = ConnectionStats()
         self.connected = False
+        # The current connection's stream id (BookSet.apply(..., stream=)): 0 before the first one.
+        self.stream = 0
         self.last_rx_ns = 0
         self.last_heartbeat_ns = 0  # last pong (ours) or server ping: proof the pipe is alive
         self.connected_at_ns = 0  # when the current connection came up (subscription deadlines count from it)
@@ -144,7 +151,8 @@ class UpstreamConnection:
         command replies here)."""
 
     def on_reconnect(self) -> None:
-        """Books of this connection can no longer be trusted: venues mark them invalid."""
+        """Books of this connection can no longer be trusted: venues mark them invalid (and forget
+        the closed connection's ``stream``; the next connect takes a new one)."""
 
     def integrity_event(self, reason: str) -> None:
         """Tell whoever listens (the breaker) at once that books just went invalid."""
@@ -254,6 +262,7 @@ class UpstreamConnection:
             except OSError as exc:
                 log.debug("%s: socket options not applied: %s", self.name, exc)
         self._transport = transport
+        self.stream = next(_stream_ids)
         self.connected = True
         self.stats.connects += 1
         now = time.time_ns()
@@ -282,7 +291,7 @@ class UpstreamConnection:
         self.stats.frames += 1
         payload = frame.get_payload_as_bytes()
         try:
-            self.books.apply(self.venue, payload, now)
+            self.books.apply(self.venue, payload, now, stream=self.stream)
         except FrameError as exc:
             self.stats.malformed += 1
             if len(self.stats.malformed_samples) < 20:

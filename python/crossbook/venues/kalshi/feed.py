@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -17,6 +18,10 @@ from crossbook.venues.wsfeed import UpstreamConnection
 
 VENUE = "kalshi"
 log = logging.getLogger("crossbook.feed")
+
+# stream id -> the connection it belongs to: a sequence gap is healed with a get_snapshot on the
+# connection (and sid) the gap was seen on, whichever connection's frame revealed it.
+_owners: weakref.WeakValueDictionary[int, KalshiConnection] = weakref.WeakValueDictionary()
 
 
 class KalshiConnection(UpstreamConnection):
@@ -78,6 +83,7 @@ class KalshiConnection(UpstreamConnection):
 
     def subscribe_messages(self) -> list[bytes]:
         # A new connection: no sid yet, and the CURRENT set is what gets subscribed.
+        _owners[self.stream] = self
         self._sid, self._subscribing, self._sent = None, False, set()
         self._cmds.clear()
         if not self._markets:
@@ -193,27 +199,46 @@ class KalshiConnection(UpstreamConnection):
         # commands. Two substring scans keep the book path free of a second JSON parse.
         if b'"seq"' not in payload or b'"id"' in payload:
             self._on_control(payload)
-        gaps = self.books.take_resync()
+        gaps = self.books.take_resync_streams()
         if not gaps:
             return
-        by_sid: dict[int, list[str]] = {}
-        for sid, market in gaps:
-            by_sid.setdefault(sid, []).append(market)
+        by_sub: dict[tuple[int, int], list[str]] = {}
+        for stream, sid, market in gaps:
+            by_sub.setdefault((stream, sid), []).append(market)
         self.integrity_event(f"{self.name}: sequence gap")
-        for sid, markets in by_sid.items():
-            self.snapshot_requests += 1
-            log.warning("%s: sequence gap on sid %d (%s); asking for a snapshot", self.name, sid,
-                        ", ".join(markets))
-            msg = {
-                "id": next(self._ids),
-                "cmd": "update_subscription",
-                "params": {"sids": [sid], "market_tickers": markets, "action": "get_snapshot"},
-            }
-            transport.send(WSMsgType.TEXT, orjson.dumps(msg))
+        for (stream, sid), markets in by_sub.items():
+            # The sid is only meaningful on the connection that numbered it.
+            owner = self if stream == self.stream else _owners.get(stream)
+            if owner is None or owner.stream != stream or not owner.connected:
+                # That connection is gone: its books were invalidated when it closed, and its
+                # successor's subscribe brings fresh snapshots.
+                log.info("%s: sequence gap on a closed connection's sid %d (%s); no snapshot asked",
+                         self.name, sid, ", ".join(markets))
+                continue
+            owner._ask_snapshot(transport if owner is self else None, sid, markets)
+
+    def _ask_snapshot(self, transport: WSTransport | None, sid: int, markets: list[str]) -> None:
+        self.snapshot_requests += 1
+        log.warning("%s: sequence gap on sid %d (%s); asking for a snapshot", self.name, sid, ", ".join(markets))
+        msg = orjson.dumps({
+            "id": next(self._ids),
+            "cmd": "update_subscription",
+            "params": {"sids": [sid], "market_tickers": markets, "action": "get_snapshot"},
+        })
+        if transport is not None:
+            transport.send(WSMsgType.TEXT, msg)
+        else:
+            self.send_text(msg)
 
     def on_reconnect(self) -> None:
+        reason = "feed disconnected; waiting for a fresh snapshot"
         for ticker in self._markets:
-            self.books.invalidate(VENUE, ticker, "feed disconnected; waiting for a fresh snapshot")
+            self.books.invalidate(VENUE, ticker, reason)
+        # The closed connection's sids and seqs mean nothing on the next one (which takes a new
+        # stream id): drop them, and any snapshot still queued for them.
+        self.books.forget_stream(VENUE, self.stream, reason)
+        if _owners.get(self.stream) is self:
+            del _owners[self.stream]
 
 
 def connections_for(
