@@ -42,7 +42,7 @@ class BookSet:
         (live feeds: Polymarket has no sequence numbers, so this is the only in-band sign of a lost
         message). Every disagreement is counted in ``stats()['bba_mismatch']`` either way.
         """
-    def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0, *, stream: int = 0) -> int:
+    def apply(self, venue: str, frame: bytes | str, recv_ns: int = 0, stream: int = 0) -> int:
         """Parse one WebSocket frame and apply every event in it, atomically.
 
         ``stream`` (>= 0) names the WebSocket connection the frame came on: Kalshi numbers its

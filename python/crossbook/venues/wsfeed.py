@@ -291,7 +291,7 @@ class UpstreamConnection:
         self.stats.frames += 1
         payload = frame.get_payload_as_bytes()
         try:
-            self.books.apply(self.venue, payload, now, stream=self.stream)
+            self.books.apply(self.venue, payload, now, self.stream)  # stream: positional is cheaper
         except FrameError as exc:
             self.stats.malformed += 1
             if len(self.stats.malformed_samples) < 20:

@@ -76,7 +76,7 @@ impl BookSet {
 
     /// Parse one WebSocket frame and apply every event in it, atomically. ``stream`` names the
     /// connection it came on (Kalshi sequence numbers are tracked per (stream, sid)).
-    #[pyo3(signature = (venue, frame, recv_ns = 0, *, stream = 0))]
+    #[pyo3(signature = (venue, frame, recv_ns = 0, stream = 0))]
     fn apply(
         &mut self,
         py: Python<'_>,
