@@ -179,7 +179,7 @@ async def test_a_killed_node_s_leases_expire_and_are_released(
         proc.kill()  # no goodbye: the leases stay in Redis until their TTL runs out
         await proc.wait()
         killed = time.monotonic()
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(0.5)
         assert remote(node).leases(topics[0]) == 1 and node.kal.stats[f"unsubscribe:{market}"] == 0
         await eventually(lambda: node.kal.stats[f"unsubscribe:{market}"] == 1, timeout=15,
                          what="the dead node's market released")
@@ -275,3 +275,64 @@ async def test_redis_down_keeps_the_leases_until_they_expire_and_they_come_back_
                      what="valid updates on the node again")
     assert remote(node).leases(topic) == 1
     await u.close()
+
+
+async def test_a_node_that_stops_cleanly_withdraws_its_leases_at_once(
+    node_factory: Any, redis_server: EmbeddedRedis, tmp_path: Path  # noqa: F811
+) -> None:
+    node: Node = await node_factory(hub__upstream_grace_s=0.5)
+    users_file = tmp_path / "users.json"
+    token = FileUserStore(users_file).add_user_sync("lea")
+    market = node.poly.markets[1]
+    topic = f"polymarket:{market}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crossbook", "hub", "--redis", redis_server.url, "--port", "0",
+        "--users", str(users_file), "--lease", "60", "--seconds", "120",
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=ENV)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        u, _ = await ws_user(line.split()[3], token, [topic])
+        await eventually(lambda: u.data(topic), timeout=15, what="data through the node process")
+        assert node.poly.stats[f"subscribe:{market}"] == 1
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        # a 60 s lease, yet released after the daemon's grace: the node withdrew it on its way out
+        await eventually(lambda: node.poly.stats[f"unsubscribe:{market}"] == 1, timeout=10,
+                         what="released after a clean stop")
+        assert not remote(node).held
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_leases_already_in_redis_are_picked_up_and_junk_is_ignored(
+    node_factory: Any, remote_factory: Any, redis_server: EmbeddedRedis  # noqa: F811
+) -> None:
+    node: Node = await node_factory()
+    far: RemoteNode = await remote_factory(lease_s=30.0)
+    await remote(node).stop()  # the daemon is away (restarting) while the node's users subscribe
+    market = node.kal.markets[1]
+    topic = f"kalshi:{market}"
+    u, ack = await ws_user(far.hub.url, far.token, [topic])
+    assert ack["topics"] == [topic], ack
+    await eventually(lambda: _lease_there(node.redis, topic), timeout=5, what="the node leased it")
+    junk = demand_key(DEFAULT_PREFIX, "junk")  # a confused node: nothing here is a market to stream
+    await node.redis.sadd(junk, "kalshi:", "execute:p", "private:kalshi", "nonsense")
+    await node.redis.pexpire(junk, 30_000)
+    await node.redis.sadd(demand_nodes_key(DEFAULT_PREFIX), "junk")
+    assert node.kal.stats[f"subscribe:{market}"] == 0 and not u.data(topic)
+
+    back = RemoteDemand(redis_server.url, node.hub.hub.demand)  # the daemon is back: it reads what is leased
+    node.hub.remote = back
+    back.start()
+    await eventually(lambda: len(u.data(topic)) >= 3, timeout=15, what="data once the daemon read the lease")
+    assert u.data(topic)[0]["data"]["valid"] is True and consecutive(u.data(topic))
+    assert node.kal.stats[f"subscribe:{market}"] == 1 and back.held == {"n1": {topic}}
+    assert node.hub.hub.demand.held() == {topic} and back.refusals == 0
+    await u.close()
+
+
+async def _lease_there(r: aioredis.Redis, topic: str) -> bool:
+    return bool(await r.sismember(demand_key(DEFAULT_PREFIX, "n1"), topic))

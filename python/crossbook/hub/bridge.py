@@ -35,6 +35,18 @@ log = logging.getLogger("crossbook.hub.bridge")
 DEFAULT_PREFIX = "crossbook:hub"
 
 
+async def _finish(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling again if the cancel was swallowed:
+    redis-py's ``PubSub.get_message(timeout=...)`` can swallow one that races its read timeout, which
+    left ``crossbook hub`` hanging on SIGTERM."""
+    for _ in range(100):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            return
+    log.error("hub bridge: task %s did not stop", task.get_name())
+
+
 class RedisBridgePublisher:
     """A :class:`~crossbook.hub.feed.Sink` that forwards updates to Redis without blocking the feed.
 
@@ -95,8 +107,7 @@ class RedisBridgePublisher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await _finish(self._task)
             self._task = None
         try:
             while await self.flush():
@@ -188,8 +199,7 @@ class RedisBridgeSubscriber:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await _finish(self._task)
             self._task = None
         await self._redis.aclose()
 
@@ -318,8 +328,10 @@ class RedisDemandUpstream:
     async def _run(self) -> None:
         backoff = 0.05
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel racing a set event
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+                async with asyncio.timeout(self.refresh_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 n = await self.publish()
@@ -342,8 +354,7 @@ class RedisDemandUpstream:
     async def stop(self) -> None:
         """Stop refreshing and withdraw the leases (the feed node releases them after its grace)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await _finish(self._task)
             self._task = None
         self.active.clear()
         with contextlib.suppress(RedisError, OSError):
@@ -487,7 +498,8 @@ class RemoteDemand:
         while True:
             timeout = max(0.0, next_full - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 if loop.time() >= next_full:
@@ -530,7 +542,6 @@ class RemoteDemand:
 
     async def stop(self) -> None:
         for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await _finish(t)
         self._tasks = []
         await self._redis.aclose()

@@ -107,6 +107,9 @@ def _run_hub(args: argparse.Namespace) -> int:
 
 
 async def _hub_main(args: argparse.Namespace) -> int:
+    if args.lease <= 0 or args.demand_grace < 0:
+        print("crossbook hub: --lease must be positive and --demand-grace not negative", file=sys.stderr)
+        return 2
     from crossbook.hub.auth import FileUserStore, UserStore
     from crossbook.hub.bridge import RedisBridgeSubscriber, RedisDemandUpstream
     from crossbook.hub.demand import DemandTracker
