@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -244,8 +245,9 @@ async def test_a_market_past_the_daemon_s_bound_is_refused_to_the_node(
 
 
 async def test_redis_down_keeps_the_leases_until_they_expire_and_they_come_back_with_it(
-    node_factory: Any, remote_factory: Any, redis_server: EmbeddedRedis  # noqa: F811
+    node_factory: Any, remote_factory: Any, redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture  # noqa: F811
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="crossbook.hub.bridge")
     node: Node = await node_factory(hub__upstream_grace_s=0.3)
     far: RemoteNode = await remote_factory(lease_s=3.0)
     market = node.kal.markets[1]
@@ -274,6 +276,10 @@ async def test_redis_down_keeps_the_leases_until_they_expire_and_they_come_back_
     await eventually(lambda: len(u.data(topic)) >= n + 3 and u.data(topic)[-1]["data"]["valid"], timeout=15,
                      what="valid updates on the node again")
     assert remote(node).leases(topic) == 1
+    said = [r.getMessage() for r in caplog.records if r.name == "crossbook.hub.bridge"]
+    assert sum("hub node n1: cannot lease its 1 market(s) in Redis" in m for m in said) == 1, said  # once
+    assert any("hub node n1: Redis is back; re-published 1 lease(s)" in m for m in said), said
+    assert any("hub remote demand: cannot read the hub nodes' leases" in m for m in said), said
     await u.close()
 
 

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
                    help="daemon config: its [hub] certfile/keyfile, private tunnels (proxies + accounts_file) "
                    "and postgres.url apply to this node unless the flags above say otherwise")
     h.add_argument("--node-id", default=None,
-                   help="this node's name in its Redis leases (default host-pid-random: unique per run)")
+                   help="this node's name in its Redis leases, unique among the nodes (default host-pid-random: "
+                   "unique per run)")
     h.add_argument("--lease", type=float, default=15.0, metavar="S",
                    help="the markets this node's users watch are leased in Redis for S seconds, refreshed every "
                    "S/3: the feed node streams them while leased and releases them when a dead node's leases "
