@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -93,6 +93,7 @@ _WARM_ORDER = {
     "timestamp": "1700000000",
 }
 
+_T = TypeVar("_T")
 Handler = Callable[[Any], Message | Awaitable[Message]]
 
 
@@ -309,6 +310,27 @@ class SignerService:
 
     # --- request handlers (one per method; called only through call()) -------------------------
 
+    def _sign_under_key(
+        self, r: pb.SignPolymarketOrderRequest | pb.PreparePolymarketOrderRequest, sign: Callable[[PrivateKey], _T]
+    ) -> tuple[_T, pb.Audit, dict[str, bytes]]:
+        """Sign with the key an order request names. The one place every order signature passes: a session's
+        policy is checked before signing and its spend recorded after; the reply fields it adds come back."""
+        which = r.key.WhichOneof("key")
+        if which == "session_id":
+            session = self._session(r.key.session_id)
+            notional = order_notional(r.order)
+            check_order(session.policy, session.usage, str(r.order.get("tokenId", "")), notional, time.time())
+            out = sign(session.key)
+            session.usage.spent += notional
+            session.usage.seq += 1
+            audit = self._audit(r.request_id, f"session:{session.sid}", str(notional), str(session.usage.spent))
+            return out, audit, {"session_blob": session.blob()}
+        if which == "wallet":
+            out = sign(self._wallet(r.key.wallet))
+            notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
+            return out, self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s), {}
+        raise SigningInputError("key: set wallet or session_id")
+
     def _sign_order(self, r: pb.SignPolymarketOrderRequest) -> pb.SignPolymarketOrderReply:
         order = _order_dict(r.order)
         kwargs: dict[str, Any] = {
@@ -317,24 +339,8 @@ class SignerService:
             "neg_risk": r.neg_risk,
             "exchange": r.exchange or None,
         }
-        which = r.key.WhichOneof("key")
-        if which == "session_id":
-            session = self._session(r.key.session_id)
-            notional = order_notional(r.order)
-            check_order(session.policy, session.usage, str(r.order.get("tokenId", "")), notional, time.time())
-            signed = sign_polymarket_order(order, session.key, **kwargs)
-            session.usage.spent += notional
-            session.usage.seq += 1
-            audit = self._audit(r.request_id, f"session:{session.sid}", str(notional), str(session.usage.spent))
-            return pb.SignPolymarketOrderReply(
-                hash=signed.hash, signature=signed.signature, audit=audit, session_blob=session.blob()
-            )
-        if which == "wallet":
-            signed = sign_polymarket_order(order, self._wallet(r.key.wallet), **kwargs)
-            notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
-            audit = self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s)
-            return pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature, audit=audit)
-        raise SigningInputError("key: set wallet or session_id")
+        signed, audit, extra = self._sign_under_key(r, lambda key: sign_polymarket_order(order, key, **kwargs))
+        return pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature, audit=audit, **extra)
 
     def _prepare_order(self, r: pb.PreparePolymarketOrderRequest) -> pb.PreparePolymarketOrderReply:
         """Sign the order (the same key rules and session policy as :meth:`_sign_order`), build its POST body
@@ -353,27 +359,12 @@ class SignerService:
             "neg_risk": r.neg_risk,
             "exchange": r.exchange or None,
         }
-        which = r.key.WhichOneof("key")
-        if which == "session_id":
-            session = self._session(r.key.session_id)
-            notional = order_notional(r.order)
-            check_order(session.policy, session.usage, str(r.order.get("tokenId", "")), notional, time.time())
-            ready = prepare_polymarket_order(order, session.key, creds, address, r.order_type, **kwargs)
-            session.usage.spent += notional
-            session.usage.seq += 1
-            audit = self._audit(r.request_id, f"session:{session.sid}", str(notional), str(session.usage.spent))
-            return pb.PreparePolymarketOrderReply(
-                hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit,
-                session_blob=session.blob(),
-            )  # fmt: skip
-        if which == "wallet":
-            ready = prepare_polymarket_order(order, self._wallet(r.key.wallet), creds, address, r.order_type, **kwargs)
-            notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
-            audit = self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s)
-            return pb.PreparePolymarketOrderReply(
-                hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit
-            )
-        raise SigningInputError("key: set wallet or session_id")
+        ready, audit, extra = self._sign_under_key(
+            r, lambda key: prepare_polymarket_order(order, key, creds, address, r.order_type, **kwargs)
+        )
+        return pb.PreparePolymarketOrderReply(
+            hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit, **extra
+        )
 
     def _l1_headers(self, r: pb.PolymarketL1HeadersRequest) -> pb.HeadersReply:
         headers = l1_headers(
