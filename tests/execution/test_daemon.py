@@ -57,6 +57,17 @@ async def start_daemon(r: ProcRig) -> asyncio.subprocess.Process:
     return proc
 
 
+async def stop_daemon(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within 20 s."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> None:
     r = drig
     cfg = load_config(r.config)
@@ -96,10 +107,4 @@ async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> 
                 "kalshi": sum(Decimal(f["count_fp"]) for f in r.kal.fills)}  # fmt: skip
         assert {t["venue"]: t["n"] for t in trades} == sims  # every venue fill recorded once
     finally:
-        if daemon.returncode is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(daemon.wait(), 20)
-            except TimeoutError:
-                daemon.kill()
-                await daemon.wait()
+        await stop_daemon(daemon)

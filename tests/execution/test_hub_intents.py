@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from crossbook.daemon import runtime_file
 from crossbook.store.embedded_redis import EmbeddedRedis
 from crossbook.store.postgres import migrate
 from tests.execution.procs import ProcRig, make_proc_rig
-from tests.execution.test_daemon import start_daemon
+from tests.execution.test_daemon import start_daemon, stop_daemon
 
 
 @pytest.fixture
@@ -81,9 +80,4 @@ async def test_intents_over_the_hub(hrig: ProcRig) -> None:
             assert unknown["result"]["refused"]["step"] == "pair", unknown
         assert r.poly.stats["orders_duplicate"] == r.kal.stats["orders_duplicate"] == 0
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(daemon.wait(), 20)
-        except TimeoutError:
-            daemon.kill()
-            await daemon.wait()
+        await stop_daemon(daemon)
