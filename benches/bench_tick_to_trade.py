@@ -216,23 +216,23 @@ async def child_ours(spec: dict[str, Any]) -> None:
     sys.stdout.flush()
 
     async def http_probe(n: int) -> dict[str, Any]:
-        # The executor's HTTP client (its aiohttp session, connections kept alive as at the venues) against
-        # the floor: the same request bytes written on a connection opened beforehand (closed after the reply).
-        session = traders["polymarket"].http.session()  # type: ignore[attr-defined]
-        url = spec["poly_rest"] + "/_bench/http"
+        # The executor's HTTP client (crossbook.execution.http1: its pool, connections kept alive as at the
+        # venues) against the floor: the same request bytes written on a connection opened beforehand
+        # (closed after the reply). The pool adds Content-Type itself (a fixed header of the venue client).
+        http = traders["polymarket"].http  # type: ignore[attr-defined]
+        pool = http.pool
+        target = http.base_path + "/_bench/http"
         body = b'{"order":' + b"0" * 900 + b"}"
         headers = {"POLY_ADDRESS": spec["address"], "POLY_SIGNATURE": "x" * 44, "POLY_TIMESTAMP": "1700000000",
-                   "POLY_API_KEY": API_KEY, "POLY_PASSPHRASE": "p" * 64,
-                   "Content-Type": "application/json"}  # fmt: skip
+                   "POLY_API_KEY": API_KEY, "POLY_PASSPHRASE": "p" * 64}  # fmt: skip
         host, port = spec["poly_rest"].removeprefix("http://").split(":")
-        raw = (f"POST /_bench/http HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-               + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body  # fmt: skip
+        raw = pool.build("POST", target, headers, body).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+        # "aiohttp": the key the parent reads (named for the client this probe measured before http1).
         starts: dict[str, list[int]] = {"aiohttp": [], "raw": []}
+        await pool.warm(1)
         for _ in range(n):
             t = _now()
-            async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
+            await pool.request("POST", target, headers, body)
             starts["aiohttp"].append(t)
             r, w = await asyncio.open_connection(host, int(port))
             w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -42,9 +42,9 @@ async def test_a_post_on_a_dropped_kept_alive_connection_is_never_resent(rig: Ri
     assert isinstance(trader, PolymarketTrader)
     await trader.warm()
     warmed = trader.http.warmed
-    # The connection carrying the order dies before the venue looked at it. aiohttp retries a request whose
-    # kept-alive connection was closed under it only for idempotent methods; a POST must reach the executor
-    # as uncertain, be looked up, and never be sent again.
+    # The connection carrying the order dies before the venue looked at it. The HTTP client never retries a
+    # request whose kept-alive connection was closed under it; a POST must reach the executor as uncertain,
+    # be looked up, and never be sent again.
     rig.poly.disconnect_next("before_accept")
     res = await rig.executor.place(LimitIntent(rig.pair_id, "polymarket", "buy", "yes", best_ask(rig, "polymarket"),
                                                Decimal(5), tif="FAK"))  # fmt: skip

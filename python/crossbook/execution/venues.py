@@ -5,12 +5,14 @@ A submit that times out or loses its connection raises :class:`SubmitUncertain`:
 the venue, so it is never resent; the executor asks the venue instead (:meth:`lookup`). A 429 means
 the venue took nothing, so the same order (same client id) is retried after the venue's Retry-After.
 
-Connections are kept alive (HTTP/1.1, as the venues do) and kept warm: :meth:`_Http.warm` opens
-``spares`` connections ahead of need with a cheap public GET and a background task repeats it every
-``ping_s`` (and at once after a request that lost its connection), so an order is written on an open
-connection instead of paying a TCP connect. aiohttp retries a request on a kept-alive connection the
-server closed only for idempotent methods (GET, DELETE...), never for POST: a POST that may have left
-is still resolved by lookup, never resent.
+Requests go through :mod:`crossbook.execution.http1` (our own HTTP/1.1 client: an order on a warm
+connection is one bytes build and one write). Connections are kept alive (as the venues do) and kept
+warm: :meth:`_Http.warm` opens ``spares`` connections ahead of need with a cheap public GET and a
+background task repeats it every ``ping_s`` (and at once after a request that lost its connection), so
+an order is written on an open connection instead of paying a TCP connect. Nothing is retried on another
+connection: a connection that could not be opened means the request certainly did not leave
+(:class:`VenueUnavailable`, even for a POST); one that broke after the request was written makes a POST
+uncertain (resolved by lookup, never resent) and a GET or DELETE unavailable.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from crossbook.aio import cancel_and_wait
+from crossbook.execution import http1
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
 from crossbook.execution.signer import ExecutionSigner
@@ -98,7 +99,7 @@ Rate = tuple[float, float]  # (requests per second, burst)
 
 
 # Connections: how many to keep open ahead of need, how often to touch them (venues close idle ones), and how
-# long aiohttp keeps an idle one (longer than the ping interval, so a pinged connection is never dropped).
+# long the pool keeps an idle one (longer than the ping interval, so a pinged connection is never dropped).
 SPARE_CONNECTIONS = 2
 PING_S = 15.0
 KEEPALIVE_S = 60.0
@@ -112,51 +113,39 @@ class _Http:
     ) -> None:  # fmt: skip
         self.venue = venue
         self.base_url = base_url.rstrip("/")
-        self.base_path = urlsplit(self.base_url).path
+        parts = urlsplit(self.base_url)
+        self.base_path = parts.path
         self.timeout = timeout
         self.max_429_retries = max_429_retries
         self.warm_path = warm_path  # a public, cheap GET (no key, no rate-limit cost worth counting)
         self.spares = spares
         self.ping_s = ping_s
-        self._session: aiohttp.ClientSession | None = None
         self._warmer: asyncio.Task[None] | None = None
         self._rewarm = asyncio.Event()
         self.warmed = 0  # warm-up requests answered (tests, stats)
-        self._post_urls: dict[str, URL] = {}  # parsed once: the few fixed POST paths (orders, heartbeats)
         if proxy and not proxy.startswith(("http://", "https://")):
             raise ExecutionError(f"order traffic proxy {proxy_label(proxy)}: only http:// proxies (HTTP CONNECT) are "
                                  "supported for venue REST; socks is for the WebSocket tunnels")  # fmt: skip
         self.proxy = proxy or None  # the user's egress: every REST call of this key goes through it
+        # Kept-alive connections to the venue; the headers every request carries are formatted once.
+        self.pool = http1.Pool(f"{parts.scheme}://{parts.netloc}", timeout=timeout, connect_timeout=timeout,
+                               proxy=self.proxy, max_idle_s=KEEPALIVE_S,
+                               fixed_headers={"User-Agent": "crossbook", "Accept": "*/*",
+                                              "Content-Type": "application/json"})  # fmt: skip
         self.writes = TokenBucket(*write_rate) if write_rate else None
         self.reads = TokenBucket(*read_rate) if read_rate else None
         self.retried_429 = 0
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S)
-            # No cookies: the venues authenticate every request by its headers, and the jar costs per request.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
-                                                  connector=connector, cookie_jar=aiohttp.DummyCookieJar())  # fmt: skip
+    def _start_warmer(self) -> None:
         if self._warmer is None and self.spares > 0:
             self._warmer = asyncio.get_running_loop().create_task(self._keep_warm(), name=f"{self.venue} http warm")
-        return self._session
 
     async def warm(self) -> int:
         """Open ``spares`` connections to the venue (or touch the open ones) with concurrent public GETs, so
         the next requests are written on open connections. Returns how many were answered; failures are
         not errors here (the next request connects by itself)."""
-        session = self.session()
-        url = self.base_url + self.warm_path
-
-        async def one() -> bool:
-            try:
-                async with session.get(url, proxy=self.proxy) as resp:
-                    await resp.read()
-                    return resp.status < 500
-            except (TimeoutError, aiohttp.ClientError):
-                return False
-
-        answered = sum(await asyncio.gather(*(one() for _ in range(max(1, self.spares)))))
+        self._start_warmer()
+        answered = await self.pool.warm(max(1, self.spares), self.base_path + self.warm_path, timeout=self.timeout)
         self.warmed += answered
         return answered
 
@@ -174,8 +163,7 @@ class _Http:
         if self._warmer is not None:
             await cancel_and_wait(self._warmer)
             self._warmer = None
-        if self._session is not None:
-            await self._session.close()
+        await self.pool.close()
 
     async def call(
         self, method: str, path: str, headers_for: Any, body: bytes = b"", query: str = "",
@@ -186,42 +174,38 @@ class _Http:
 
         POST failures after sending raise SubmitUncertain; GET failures raise VenueUnavailable."""
         bucket = self.reads if method == "GET" else self.writes
-        session = self.session()
-        url: str | URL = self.base_url + path + (f"?{query}" if query else "")
-        if method == "POST" and not query:  # the order path: aiohttp would parse the same string every time
-            url = self._post_urls.get(path) or self._post_urls.setdefault(path, URL(str(url)))
+        if self._warmer is None:
+            self._start_warmer()
+        target = self.base_path + path + (f"?{query}" if query else "")
         for attempt in range(self.max_429_retries + 1):
             if bucket is not None:
                 await bucket.acquire()
             if signed is not None and attempt == 0:
-                headers = dict(signed)
+                headers: Mapping[str, str] = signed
             else:  # a retry after a 429 signs again (a fresh timestamp)
-                headers = dict(await headers_for(method, self.base_path + path, body))
-            headers["Content-Type"] = "application/json"
+                headers = await headers_for(method, self.base_path + path, body)
             try:
-                async with session.request(method, url, data=body or None, headers=headers,
-                                           proxy=self.proxy) as resp:  # fmt: skip
-                    raw = await resp.read()
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After", "")
-                    if resp.headers.get("Connection", "").lower() == "close":
-                        self._rewarm.set()  # this connection is gone: open a spare now, not at the next order
-            except aiohttp.ClientConnectorError as exc:
+                resp = await self.pool.request(method, target, headers, body, timeout=self.timeout)
+            except http1.ConnectFailed as exc:
                 self._rewarm.set()
-                # The TCP (or proxy) connection never opened: the request cannot have left, so even a POST
-                # is certainly not at the venue.
-                raise VenueUnavailable(f"{self.venue} unreachable for {method} {path} ({type(exc).__name__}"
-                                       f"{' via proxy ' + proxy_label(self.proxy) if self.proxy else ''})") from exc
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                # The TCP (or proxy, or TLS) connection never opened: the request cannot have left, so even a
+                # POST is certainly not at the venue.
+                via = f" via proxy {proxy_label(self.proxy)}" if self.proxy else ""
+                raise VenueUnavailable(f"{self.venue} unreachable for {method} {path} ({exc.reason}{via})") from exc
+            except http1.RequestUncertain as exc:
                 self._rewarm.set()  # the connection was closed under this request
-                what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
+                what = "timed out" if exc.timed_out else f"failed ({exc.reason})"
                 if method == "POST":
                     raise SubmitUncertain(f"{self.venue} {method} {path} {what}; resolving by lookup") from exc
                 raise VenueUnavailable(f"{self.venue} {method} {path} {what}") from exc
+            status, raw = resp.status, resp.body
+            if "close" in resp.headers.get("connection", "").lower():
+                self._rewarm.set()  # this connection is gone: open a spare now, not at the next order
             if status == 429 and attempt < self.max_429_retries:
                 # The venue took nothing: the same request (same client order id / order hash) again after
                 # the venue's Retry-After, or an exponential backoff with jitter when it gives none.
                 self.retried_429 += 1
+                retry_after = resp.headers.get("retry-after", "")
                 backoff = 0.1 * 2**attempt * (1 + random.random())
                 wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else backoff
                 await asyncio.sleep(min(wait, 2.0))
