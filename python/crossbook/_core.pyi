@@ -202,3 +202,62 @@ def sign_eip1559(key: PrivateKey, tx: Mapping[str, object]) -> tuple[bytes, str]
 
 def make_non_dumpable() -> None:
     """prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace by non-root."""
+
+# --- the signer's compiled PreparePolymarketOrder (rust/py/src/prepare.rs over rust/keys) ---------
+
+__all__ += ["PolymarketOrderRequest"]
+
+@final
+class PolymarketOrderRequest:
+    """A decoded ``PreparePolymarketOrderRequest`` (proto/signer.proto) and, after :meth:`sign`, its order
+    ready to send. The signer's order step with no protobuf runtime: bytes in, reply bytes out."""
+
+    def __new__(cls, data: bytes) -> Self:
+        """Decode the serialized message. ``ValueError`` naming the problem and its byte offset if it is
+        not one; accepts exactly what protobuf's ``FromString`` accepts."""
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def key_kind(self) -> str | None:
+        """``KeyRef.WhichOneof("key")``: ``"wallet"``, ``"session_id"`` or None."""
+    @property
+    def key_name(self) -> str:
+        """The wallet name or session id ("" when neither is set)."""
+    @property
+    def account(self) -> str: ...
+    @property
+    def order_type(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def neg_risk(self) -> bool: ...
+    @property
+    def defer_exec(self) -> bool: ...
+    @property
+    def post_only(self) -> bool: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def needs_python_rules(self) -> bool:
+        """Some order value is read only under Python's rules (Unicode digits in side, signatureType or an
+        amount; an amount past Decimal's 28 digits; a decimal salt past 64 bits): use the Python path."""
+    @property
+    def fingerprint(self) -> bytes:
+        """``sha256(b"PreparePolymarketOrder\\0" + canonical())``: the service's idempotency fingerprint."""
+    def canonical(self) -> bytes:
+        """The deterministic serialization, as ``SerializeToString(deterministic=True)`` gives it."""
+    def order(self) -> dict[str, str]:
+        """The order map."""
+    def sign(self, key: PrivateKey, secret: HmacKey, api_key: str, passphrase: str, address: str) -> None:
+        """Sign the V2 order with ``key``, build its POST body (owner ``api_key``) and the L2 headers over it
+        for ``address``: what ``prepare_polymarket_order`` gives, byte for byte, with the same refusals
+        (``SigningInputError`` naming the field). The L2 timestamp is the request's, or now."""
+    def reply(
+        self, audit_key: str, notional: str | None = None, cumulative: str = "", session_blob: bytes = b""
+    ) -> bytes:
+        """The serialized ``PreparePolymarketOrderReply`` of the signed order, ``audit.signed_at_ms`` now.
+        ``notional=None``: the order's own notional, as a wallet signature's audit shows it."""

@@ -6,6 +6,8 @@
 //! - [`hmac_l2::HmacKey`]: Polymarket L2 HMAC headers.
 //! - [`rsa_pss::RsaKey`]: Kalshi RSA-PSS request signatures.
 //! - [`eip1559::Eip1559Tx`]: Polygon type-2 transactions.
+//! - [`prepare`]: the signer's `PreparePolymarketOrder` step compiled (request decode, order
+//!   signature, POST body, L2 headers, reply encode), over the protobuf [`wire`] format.
 //!
 //! Nothing here panics on caller input: every fallible step returns [`KeyError`], whose messages
 //! never include secret bytes.
@@ -17,8 +19,10 @@ pub mod error;
 pub mod hex;
 pub mod hmac_l2;
 pub mod keccak;
+pub mod prepare;
 pub mod rsa_pss;
 pub mod secp;
 pub mod secret;
+pub mod wire;
 
 pub use error::KeyError;

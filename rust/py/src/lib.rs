@@ -1,6 +1,7 @@
 //! `crossbook._core`: thin PyO3 wrappers over the domain crates. Logic lives in the crates; this
 //! file only converts arguments and results and maps errors onto `crossbook.errors`.
 
+mod prepare;
 mod signing;
 
 use crossbook_book::{BookSet as Inner, FrameError, Market, Venue};
@@ -260,5 +261,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<BookSet>()?;
     signing::register(m)?;
+    prepare::register(m)?;
     Ok(())
 }

@@ -25,7 +25,7 @@ static INPUT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static SIGNER_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 #[cold]
-fn key_err(py: Python<'_>, e: &KeyError) -> PyErr {
+pub(crate) fn key_err(py: Python<'_>, e: &KeyError) -> PyErr {
     let msg = e.to_string();
     match e {
         KeyError::Input { .. } | KeyError::Key(_) => {
@@ -60,7 +60,7 @@ impl<T> OrPy<T> for Result<T, KeyError> {
 /// A secp256k1 private key held in locked memory (mlock, MADV_DONTDUMP, zeroed on drop).
 #[pyclass(module = "crossbook._core", frozen)]
 pub struct PrivateKey {
-    inner: Arc<EthKey>,
+    pub(crate) inner: Arc<EthKey>,
 }
 
 #[pymethods]
@@ -433,7 +433,7 @@ fn clob_auth_signature(
 /// A Polymarket API secret (L2 HMAC key) in locked memory.
 #[pyclass(module = "crossbook._core", frozen)]
 pub struct HmacKey {
-    inner: InnerHmac,
+    pub(crate) inner: InnerHmac,
 }
 
 #[pymethods]

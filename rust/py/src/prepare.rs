@@ -1,0 +1,223 @@
+//! The signer's compiled `PreparePolymarketOrder` (`crossbook_keys::prepare`): the request comes in
+//! as the bytes of its protobuf message, the reply goes out as bytes; Python in between only looks
+//! up keys and applies session policy.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbook_keys::prepare::{
+    encode_reply, prepare, wallet_notional, Audit, KeyChoice, L2Creds, PrepareRequest, Prepared,
+};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::signing::{key_err, HmacKey, PrivateKey};
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn unix_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A decoded ``PreparePolymarketOrderRequest``; after :meth:`sign`, also its order ready to send.
+#[pyclass(module = "crossbook._core")]
+pub struct PolymarketOrderRequest {
+    req: PrepareRequest,
+    prepared: Option<Prepared>,
+}
+
+#[pymethods]
+impl PolymarketOrderRequest {
+    /// Decode the serialized message; ``ValueError`` (naming the problem and its byte offset) if it
+    /// is not one. Accepts exactly what protobuf's ``FromString`` accepts.
+    #[new]
+    fn new(data: &[u8]) -> PyResult<Self> {
+        let req = PrepareRequest::decode(data).map_err(|e| {
+            PyValueError::new_err(format!("not a valid PreparePolymarketOrderRequest: {e}"))
+        })?;
+        Ok(Self {
+            req,
+            prepared: None,
+        })
+    }
+
+    #[getter]
+    fn request_id(&self) -> &str {
+        &self.req.request_id
+    }
+
+    /// ``KeyRef.WhichOneof("key")``: "wallet", "session_id" or None.
+    #[getter]
+    fn key_kind(&self) -> Option<&'static str> {
+        match self.req.key.as_ref().map(|k| &k.choice) {
+            Some(KeyChoice::Wallet(_)) => Some("wallet"),
+            Some(KeyChoice::Session(_)) => Some("session_id"),
+            _ => None,
+        }
+    }
+
+    /// The wallet name or session id the key names ("" when none is set).
+    #[getter]
+    fn key_name(&self) -> &str {
+        match self.req.key.as_ref().map(|k| &k.choice) {
+            Some(KeyChoice::Wallet(s) | KeyChoice::Session(s)) => s,
+            _ => "",
+        }
+    }
+
+    #[getter]
+    fn account(&self) -> &str {
+        &self.req.account
+    }
+
+    #[getter]
+    fn order_type(&self) -> &str {
+        &self.req.order_type
+    }
+
+    #[getter]
+    fn exchange(&self) -> &str {
+        &self.req.exchange
+    }
+
+    #[getter]
+    fn path(&self) -> &str {
+        &self.req.path
+    }
+
+    #[getter]
+    fn chain_id(&self) -> u64 {
+        self.req.chain_id
+    }
+
+    #[getter]
+    fn neg_risk(&self) -> bool {
+        self.req.neg_risk
+    }
+
+    #[getter]
+    fn defer_exec(&self) -> bool {
+        self.req.defer_exec
+    }
+
+    #[getter]
+    fn post_only(&self) -> bool {
+        self.req.post_only
+    }
+
+    #[getter]
+    fn timestamp(&self) -> i64 {
+        self.req.timestamp
+    }
+
+    /// Some order value is read here only under Python's rules (Unicode digits, a notional past
+    /// Decimal's precision, a salt past 64 bits): hand the request to the Python path.
+    #[getter]
+    fn needs_python_rules(&self) -> bool {
+        self.req.needs_python_rules()
+    }
+
+    /// ``sha256(b"PreparePolymarketOrder\0" + canonical())``.
+    #[getter]
+    fn fingerprint<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.req.fingerprint())
+    }
+
+    /// The deterministic serialization (``SerializeToString(deterministic=True)``).
+    fn canonical<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.req.canonical())
+    }
+
+    /// The order map as a dict.
+    fn order<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.req.order {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Sign the V2 order with ``key``, build its POST body (owner ``api_key``) and the L2 headers
+    /// over it for ``address``: ``prepare_polymarket_order``, the same bytes and the same refusals
+    /// (``SigningInputError`` naming the field). Keeps the result for :meth:`reply`.
+    fn sign(
+        &mut self,
+        py: Python<'_>,
+        key: &PrivateKey,
+        secret: &HmacKey,
+        api_key: &str,
+        passphrase: &str,
+        address: &str,
+    ) -> PyResult<()> {
+        let creds = L2Creds {
+            secret: &secret.inner,
+            api_key,
+            passphrase,
+            address,
+        };
+        let (req, k) = (&self.req, &key.inner);
+        let prepared = py.detach(|| prepare(req, k, &creds, unix_s));
+        self.prepared = Some(prepared.map_err(|e| key_err(py, &e))?);
+        Ok(())
+    }
+
+    /// The serialized ``PreparePolymarketOrderReply`` of the signed order, with the audit record
+    /// (``signed_at_ms`` now). ``notional=None``: the order's own, as a wallet signature reports it.
+    #[pyo3(
+        signature = (audit_key, notional = None, cumulative = "", session_blob = b"".as_slice()),
+        text_signature = "(self, /, audit_key, notional=None, cumulative='', session_blob=b'')"
+    )]
+    fn reply<'py>(
+        &self,
+        py: Python<'py>,
+        audit_key: &str,
+        notional: Option<&str>,
+        cumulative: &str,
+        session_blob: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(p) = &self.prepared else {
+            return Err(PyRuntimeError::new_err(
+                "reply() before a successful sign()",
+            ));
+        };
+        let own;
+        let notional = match notional {
+            Some(n) => n,
+            None => {
+                own = wallet_notional(&self.req).map_err(|e| key_err(py, &e))?;
+                &own
+            }
+        };
+        let audit = Audit {
+            request_id: &self.req.request_id,
+            key: audit_key,
+            notional,
+            cumulative,
+            signed_at_ms: unix_ms(),
+        };
+        Ok(PyBytes::new(py, &encode_reply(p, &audit, session_blob)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PolymarketOrderRequest(request_id={:?}, account={:?}, signed={})",
+            self.req.request_id,
+            self.req.account,
+            if self.prepared.is_some() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PolymarketOrderRequest>()
+}
