@@ -5,12 +5,15 @@ because Python gRPC costs hundreds of µs per call (docs/signer.md, "Fast path")
 signer process itself, on the same event loop as gRPC, with no relay: the peer's uid is checked with
 ``SO_PEERCRED`` when it connects, then every frame (``crossbook.signing.fastframe``) goes to
 :meth:`SignerService.call` — the same request handling, policy and idempotency as the gRPC servicer.
+PreparePolymarketOrder (a method of ``SignerService.raw_methods``) skips protobuf altogether: its
+payload goes as bytes to :meth:`SignerService.prepare_order_raw`, whose reply bytes are the frame's
+payload, as on the gRPC servicer.
 
 A synchronous method (everything but AuthorizeSession) is answered inside ``data_received``, in the
 loop turn that read the request: no task, no stream objects. Malformed input never reaches the
-service: an unknown method id or a payload that does not parse as the method's request message gets
-an error frame naming the problem (the connection stays usable); an impossible frame length loses
-the framing, so it gets an error frame with call id 0 and the connection is closed.
+request handling: an unknown method id or a payload that does not parse as the method's request
+message gets an error frame naming the problem (the connection stays usable); an impossible frame
+length loses the framing, so it gets an error frame with call id 0 and the connection is closed.
 """
 
 from __future__ import annotations
@@ -83,17 +86,23 @@ class _Connection(asyncio.Protocol):
         if method is None:
             self._send_error(call_id, grpc.StatusCode.UNIMPLEMENTED, f"unknown fast-path method id {kind}")
             return
+        service = self.server.service
+        raw = service.raw_methods.get(method.name)
+        result: Message | bytes | Awaitable[Message] | Awaitable[bytes]
         try:
-            request = method.request.FromString(payload)
-        except DecodeError:
-            self._send_error(
-                call_id,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{method.name}: the payload is not a valid {method.request.DESCRIPTOR.name} message",
-            )
-            return
-        try:
-            result = self.server.service.call(method.name, request)
+            if raw is not None:  # bytes in, bytes out; a payload that does not parse comes back as a Refusal
+                result = raw(payload)
+            else:
+                try:
+                    request = method.request.FromString(payload)
+                except DecodeError:
+                    self._send_error(
+                        call_id,
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{method.name}: the payload is not a valid {method.request.DESCRIPTOR.name} message",
+                    )
+                    return
+                result = service.call(method.name, request)
         except Refusal as exc:
             self._send_error(call_id, exc.code, exc.message, exc.rule)
             return
@@ -101,12 +110,14 @@ class _Connection(asyncio.Protocol):
             log.error("fast path: %s failed: %s", method.name, type(exc).__name__)
             self._send_error(call_id, grpc.StatusCode.INTERNAL, f"internal signer error ({type(exc).__name__})")
             return
-        if isinstance(result, Message):
+        if isinstance(result, bytes):
+            self._send(OK, call_id, result)
+        elif isinstance(result, Message):
             self._send(OK, call_id, result.SerializeToString())
         else:
             self.server.spawn(self._finish(method.name, call_id, result))
 
-    async def _finish(self, name: str, call_id: int, pending: Awaitable[Message]) -> None:
+    async def _finish(self, name: str, call_id: int, pending: Awaitable[Message] | Awaitable[bytes]) -> None:
         try:
             reply = await pending
         except Refusal as exc:
@@ -116,7 +127,7 @@ class _Connection(asyncio.Protocol):
             log.error("fast path: %s failed: %s", name, type(exc).__name__)
             self._send_error(call_id, grpc.StatusCode.INTERNAL, f"internal signer error ({type(exc).__name__})")
             return
-        self._send(OK, call_id, reply.SerializeToString())
+        self._send(OK, call_id, reply if isinstance(reply, bytes) else reply.SerializeToString())
 
     def _send(self, kind: int, call_id: int, payload: bytes) -> None:
         transport = self.transport

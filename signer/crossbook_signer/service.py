@@ -1,4 +1,9 @@
-"""The Signer gRPC service: policy checks, idempotency by request id, audit records in replies."""
+"""The Signer gRPC service: policy checks, idempotency by request id, audit records in replies.
+
+PreparePolymarketOrder, the order path, runs compiled (``crossbook._core.PolymarketOrderRequest``):
+both transports hand :meth:`SignerService.prepare_order_raw` the request's bytes and send the reply
+bytes it returns, with no protobuf objects on the way; key lookups, session policy and idempotency
+stay here, the same code as for every other method."""
 
 from __future__ import annotations
 
@@ -11,12 +16,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
+from crossbook._core import PolymarketOrderRequest
 from crossbook._proto import signer_pb2 as pb
 from crossbook.errors import SignerError
 from crossbook.signing import (
@@ -42,6 +48,7 @@ log = logging.getLogger("crossbook.signer")
 SERVICE_NAME = "crossbook.signer.v1.Signer"
 RULE_METADATA = "x-crossbook-rule"
 MAX_REMEMBERED = 200_000
+PREPARE = "PreparePolymarketOrder"
 
 
 class NotFound(SignerError, LookupError):
@@ -94,7 +101,10 @@ _WARM_ORDER = {
 }
 
 _T = TypeVar("_T")
-Handler = Callable[[Any], Message | Awaitable[Message]]
+_Reply = Message | bytes  # a reply message, or its serialization (the compiled path's)
+Handler = Callable[[Any], _Reply | Awaitable[_Reply]]
+# A method both transports hand the request's bytes, answering the reply's bytes (or an awaitable of them).
+RawHandler = Callable[[bytes], bytes | Awaitable[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,38 @@ class _Method:
     fn: Handler
     is_async: bool  # the handler awaits (a KMS call); otherwise it finishes without yielding
     idempotent: bool = True  # remembered by request id (every method but Health and ProbeOpen)
+
+
+class _Signed(NamedTuple):
+    """What signing under a key adds to an order reply: the audit's key, notional and cumulative strings,
+    and the session's new sealed state (b"" for a wallet). ``notional`` None: a wallet signature, whose
+    audit shows the order's own notional (:func:`_wallet_notional`; informative, no policy applies)."""
+
+    key: str
+    notional: str | None
+    cumulative: str
+    session_blob: bytes
+
+
+def _wallet_notional(order: Any) -> str:
+    return str(order_notional(order)) if order.get("side") else ""
+
+
+def _serialized(reply: _Reply) -> bytes:
+    return reply if isinstance(reply, bytes) else reply.SerializeToString()
+
+
+async def _bytes_of(pending: Awaitable[_Reply]) -> bytes:
+    return _serialized(await pending)
+
+
+async def _message_of(reply_type: type[Message], pending: Awaitable[bytes]) -> Message:
+    return reply_type.FromString(await pending)
+
+
+def _require_id(rid: str) -> None:
+    if not rid:
+        raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, "request_id is required (a unique id per request)")
 
 
 def _order_dict(order: Any) -> dict[str, object]:
@@ -126,7 +168,10 @@ def _log_soon(level: int, msg: str, *args: object) -> None:
 
 class SignerService:
     """The request handling of the signer, independent of the transport: :meth:`call` is the one entry
-    the gRPC servicer (:func:`generic_handler`) and the fast path (:mod:`crossbook_signer.fast`) use."""
+    the gRPC servicer (:func:`generic_handler`) and the fast path (:mod:`crossbook_signer.fast`) use for a
+    request message; a method in :attr:`raw_methods` (PreparePolymarketOrder: :meth:`prepare_order_raw`)
+    is handed the request's bytes by both instead, and answers the reply's bytes. Either way the same
+    idempotency, refusals and log (:meth:`_run`)."""
 
     def __init__(
         self,
@@ -160,6 +205,7 @@ class SignerService:
             "Health": _Method(self._health, False, idempotent=False),
             "ProbeOpen": _Method(self._probe_open, False, idempotent=False),
         }
+        self.raw_methods: dict[str, RawHandler] = {PREPARE: self.prepare_order_raw}
 
     # --- the one entry point -------------------------------------------------------------------
 
@@ -169,30 +215,65 @@ class SignerService:
 
         A synchronous handler with no duplicate in flight runs to completion here, without yielding to
         the loop, so nothing can interleave between the idempotency lookup and the signature (the fast
-        path relies on this to answer in the same loop turn, without a task)."""
+        path relies on this to answer in the same loop turn, without a task). A method of
+        :attr:`raw_methods` is served by it: the message is serialized for it and its reply parsed."""
+        raw = self.raw_methods.get(name)
+        if raw is not None:
+            result = raw(request.SerializeToString())
+            reply_type = _REPLY_TYPES[name]
+            return reply_type.FromString(result) if isinstance(result, bytes) else _message_of(reply_type, result)
         method = self.methods[name]
         self.calls += 1
         if not method.idempotent:
-            return method.fn(request)
+            return cast("Message", method.fn(request))  # Health, ProbeOpen
         rid: str = request.request_id
-        if not rid:
-            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, "request_id is required (a unique id per request)")
+        _require_id(rid)
         fp = hashlib.sha256(name.encode() + b"\0" + request.SerializeToString(deterministic=True)).digest()
-        if method.is_async or rid in self._inflight:
-            return self._call_async(name, rid, fp, request, method.fn)
+        # A message handler answers messages (only a raw method answers bytes).
+        return cast("Message | Awaitable[Message]", self._run(name, rid, fp, request, method.fn, method.is_async))
+
+    def prepare_order_raw(self, payload: bytes) -> bytes | Awaitable[bytes]:
+        """PreparePolymarketOrder from the request's bytes to the reply's bytes, both transports' entry:
+        what :meth:`call` does (request id, fingerprint, idempotency, refusals, log) around the compiled
+        order step (:meth:`_prepare_compiled`). A payload that is not a request message is refused
+        (INVALID_ARGUMENT, naming the problem) and not remembered: it has no request id.
+
+        The fingerprint is the same as for a message through :meth:`call`: ``PolymarketOrderRequest``
+        reproduces ``SerializeToString(deterministic=True)`` byte for byte, so a request first sent on one
+        transport and retried on the other is recognized."""
+        try:
+            req = PolymarketOrderRequest(payload)
+        except ValueError as exc:
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"{PREPARE}: {exc}") from None
+        self.calls += 1
+        rid = req.request_id
+        _require_id(rid)
+        result = self._run(PREPARE, rid, req.fingerprint, req, lambda r: self._prepare_compiled(r, payload), False)
+        if isinstance(result, bytes):
+            return result
+        if isinstance(result, Message):  # a replay
+            return result.SerializeToString()
+        return _bytes_of(result)
+
+    def _run(
+        self, name: str, rid: str, fp: bytes, request: Any, fn: Handler, is_async: bool
+    ) -> _Reply | Awaitable[_Reply]:
+        """One idempotent request, remembered under its id with its fingerprint (see :meth:`call`)."""
+        if is_async or rid in self._inflight:
+            return self._call_async(name, rid, fp, request, fn)
         done = self._done.get(rid)
         if done is not None:
             return self._replay(name, rid, fp, done)
         try:
-            result = method.fn(request)
-            assert isinstance(result, Message), f"{name} is marked synchronous"
+            result = fn(request)
+            assert isinstance(result, Message | bytes), f"{name} is marked synchronous"
         except Exception as exc:  # a remembered refusal, or re-raised as INTERNAL
             raise self._refused(name, rid, fp, exc) from None
-        self._remember(rid, (fp, result.SerializeToString(), 0, "", ""))
+        self._remember(rid, (fp, _serialized(result), 0, "", ""))
         _log_soon(logging.INFO, "signed request_id=%s method=%s", rid, name)
         return result
 
-    async def _call_async(self, name: str, rid: str, fp: bytes, request: Any, fn: Handler) -> Message:
+    async def _call_async(self, name: str, rid: str, fp: bytes, request: Any, fn: Handler) -> _Reply:
         while rid in self._inflight:
             await asyncio.shield(self._inflight[rid])
         done = self._done.get(rid)
@@ -204,9 +285,9 @@ class SignerService:
             try:
                 result = fn(request)
                 reply = await result if isinstance(result, Awaitable) else result
-            except Exception as exc:  # as in call()
+            except Exception as exc:  # as in _run()
                 raise self._refused(name, rid, fp, exc) from None
-            self._remember(rid, (fp, reply.SerializeToString(), 0, "", ""))
+            self._remember(rid, (fp, _serialized(reply), 0, "", ""))
             log.info("signed request_id=%s method=%s", rid, name)
             return reply
         finally:
@@ -265,24 +346,21 @@ class SignerService:
     def warm(self) -> None:
         """Run the order path once with a throwaway key, throwaway API credentials and a fixed order
         (nothing remembered, nothing logged, no real key touched), so code, caches and the CPU are warm
-        when a real order comes: the whole PreparePolymarketOrder path (request parse, fingerprint,
-        signature, body, L2 HMAC, reply) and the SignPolymarketOrder reply."""
+        when a real order comes: the whole compiled PreparePolymarketOrder path (request decode,
+        fingerprint, signature, body, L2 HMAC, reply) and the SignPolymarketOrder reply."""
         if self._warm_key is None or self._warm_creds is None:
             self._warm_key = PrivateKey(bytearray(os.urandom(32)))
             self._warm_creds = ApiCreds("warm", HmacKey(base64.urlsafe_b64encode(os.urandom(32)).decode()), "warm")
         key, creds = self._warm_key, self._warm_creds
         order = {**_WARM_ORDER, "maker": key.address, "signer": key.address}
-        req = pb.PreparePolymarketOrderRequest(
+        payload = pb.PreparePolymarketOrderRequest(
             request_id="warm", key=pb.KeyRef(wallet="warm"), order=order, account="warm", order_type="FOK"
-        )
-        request = pb.PreparePolymarketOrderRequest.FromString(req.SerializeToString())
-        hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
-        ready = prepare_polymarket_order(_order_dict(request.order), key, creds, key.address, request.order_type)
-        pb.SignPolymarketOrderReply(hash=ready.hash, signature=ready.signature).SerializeToString()
-        audit = self._audit("warm", "wallet:warm", "1")
-        pb.PreparePolymarketOrderReply(
-            hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit
         ).SerializeToString()
+        req = PolymarketOrderRequest(payload)
+        req.fingerprint  # noqa: B018  # computed on access
+        req.sign(key, creds.secret, creds.api_key, creds.passphrase, key.address)
+        reply = pb.PreparePolymarketOrderReply.FromString(req.reply("wallet:warm"))
+        pb.SignPolymarketOrderReply(hash=reply.hash, signature=reply.signature).SerializeToString()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -311,25 +389,32 @@ class SignerService:
     # --- request handlers (one per method; called only through call()) -------------------------
 
     def _sign_under_key(
-        self, r: pb.SignPolymarketOrderRequest | pb.PreparePolymarketOrderRequest, sign: Callable[[PrivateKey], _T]
-    ) -> tuple[_T, pb.Audit, dict[str, bytes]]:
-        """Sign with the key an order request names. The one place every order signature passes: a session's
-        policy is checked before signing and its spend recorded after; the reply fields it adds come back."""
-        which = r.key.WhichOneof("key")
+        self, which: str | None, name: str, order: Callable[[], Any], sign: Callable[[PrivateKey], _T]
+    ) -> tuple[_T, _Signed]:
+        """Sign with the key an order request names (``which``: its ``KeyRef`` oneof, ``name`` its value;
+        ``order()`` gives the order map). The one place every order signature passes, message or compiled:
+        a session's policy is checked before signing and its spend recorded after; the reply fields it adds
+        come back."""
         if which == "session_id":
-            session = self._session(r.key.session_id)
-            notional = order_notional(r.order)
-            check_order(session.policy, session.usage, str(r.order.get("tokenId", "")), notional, time.time())
+            session = self._session(name)
+            o = order()
+            notional = order_notional(o)
+            check_order(session.policy, session.usage, str(o.get("tokenId", "")), notional, time.time())
             out = sign(session.key)
             session.usage.spent += notional
             session.usage.seq += 1
-            audit = self._audit(r.request_id, f"session:{session.sid}", str(notional), str(session.usage.spent))
-            return out, audit, {"session_blob": session.blob()}
+            return out, _Signed(f"session:{session.sid}", str(notional), str(session.usage.spent), session.blob())
         if which == "wallet":
-            out = sign(self._wallet(r.key.wallet))
-            notional_s = str(order_notional(r.order)) if r.order.get("side") else ""
-            return out, self._audit(r.request_id, f"wallet:{r.key.wallet}", notional_s), {}
+            return sign(self._wallet(name)), _Signed(f"wallet:{name}", None, "", b"")
         raise SigningInputError("key: set wallet or session_id")
+
+    def _order_audit(self, r: pb.SignPolymarketOrderRequest | pb.PreparePolymarketOrderRequest, s: _Signed) -> pb.Audit:
+        notional = _wallet_notional(r.order) if s.notional is None else s.notional
+        return self._audit(r.request_id, s.key, notional, s.cumulative)
+
+    def _key_of(self, r: pb.SignPolymarketOrderRequest | pb.PreparePolymarketOrderRequest) -> tuple[str | None, str]:
+        which = r.key.WhichOneof("key")
+        return which, getattr(r.key, which) if which else ""
 
     def _sign_order(self, r: pb.SignPolymarketOrderRequest) -> pb.SignPolymarketOrderReply:
         order = _order_dict(r.order)
@@ -339,12 +424,38 @@ class SignerService:
             "neg_risk": r.neg_risk,
             "exchange": r.exchange or None,
         }
-        signed, audit, extra = self._sign_under_key(r, lambda key: sign_polymarket_order(order, key, **kwargs))
-        return pb.SignPolymarketOrderReply(hash=signed.hash, signature=signed.signature, audit=audit, **extra)
+        signed, s = self._sign_under_key(
+            *self._key_of(r), lambda: r.order, lambda key: sign_polymarket_order(order, key, **kwargs)
+        )
+        audit = self._order_audit(r, s)
+        return pb.SignPolymarketOrderReply(
+            hash=signed.hash, signature=signed.signature, audit=audit, session_blob=s.session_blob
+        )
+
+    def _prepare_compiled(self, req: PolymarketOrderRequest, payload: bytes) -> bytes:
+        """PreparePolymarketOrder on the compiled order step: :meth:`_prepare_order` check for check (the
+        same lookups in the same order, the same policy through :meth:`_sign_under_key`), the hash,
+        signature, body and headers byte for byte, the reply serialized in Rust. A request whose order
+        needs Python's own reading of Unicode digits or big numbers (``needs_python_rules``, never a real
+        order) is handed to :meth:`_prepare_order` whole."""
+        account = self.keys.polymarket_api.get(req.account)
+        if account is None:
+            raise NotFound(f"no Polymarket API account named {req.account!r} is loaded in the signer")
+        if req.needs_python_rules:  # serialized as the compiled reply is: deterministically
+            reply = self._prepare_order(pb.PreparePolymarketOrderRequest.FromString(payload))
+            return reply.SerializeToString(deterministic=True)
+        creds, address = account
+
+        def sign(key: PrivateKey) -> None:
+            req.sign(key, creds.secret, creds.api_key, creds.passphrase, address)
+
+        _, s = self._sign_under_key(req.key_kind, req.key_name, req.order, sign)
+        return req.reply(s.key, s.notional, s.cumulative, s.session_blob)
 
     def _prepare_order(self, r: pb.PreparePolymarketOrderRequest) -> pb.PreparePolymarketOrderReply:
         """Sign the order (the same key rules and session policy as :meth:`_sign_order`), build its POST body
-        and sign the L2 headers over it: what the daemon sends, in one call."""
+        and sign the L2 headers over it: what the daemon sends, in one call. The reference for
+        :meth:`_prepare_compiled`, which serves the method, and its fallback."""
         account = self.keys.polymarket_api.get(r.account)
         if account is None:
             raise NotFound(f"no Polymarket API account named {r.account!r} is loaded in the signer")
@@ -359,11 +470,19 @@ class SignerService:
             "neg_risk": r.neg_risk,
             "exchange": r.exchange or None,
         }
-        ready, audit, extra = self._sign_under_key(
-            r, lambda key: prepare_polymarket_order(order, key, creds, address, r.order_type, **kwargs)
+        ready, s = self._sign_under_key(
+            *self._key_of(r),
+            lambda: r.order,
+            lambda key: prepare_polymarket_order(order, key, creds, address, r.order_type, **kwargs),
         )
+        audit = self._order_audit(r, s)
         return pb.PreparePolymarketOrderReply(
-            hash=ready.hash, signature=ready.signature, body=ready.body, headers=ready.headers, audit=audit, **extra
+            hash=ready.hash,
+            signature=ready.signature,
+            body=ready.body,
+            headers=ready.headers,
+            audit=audit,
+            session_blob=s.session_blob,
         )
 
     def _l1_headers(self, r: pb.PolymarketL1HeadersRequest) -> pb.HeadersReply:
@@ -468,13 +587,16 @@ class SignerService:
             return pb.ProbeOpenReply(opened=False, error=f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}")
 
 
-GrpcHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
+GrpcHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def _grpc_method(service: SignerService, name: str) -> GrpcHandler:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+    raw = service.raw_methods.get(name)
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message | bytes:
+        # A raw method gets the request's bytes and answers bytes, exactly as on the fast path.
         try:
-            result = service.call(name, request)
+            result = raw(request) if raw is not None else service.call(name, request)
             return await result if isinstance(result, Awaitable) else result
         except Refusal as exc:
             if exc.rule:
@@ -486,12 +608,13 @@ def _grpc_method(service: SignerService, name: str) -> GrpcHandler:
 
 
 def generic_handler(service: SignerService) -> grpc.GenericRpcHandler:
-    # One table of methods and message types for both transports (crossbook.signing.fastframe).
+    # One table of methods and message types for both transports (crossbook.signing.fastframe); a raw
+    # method (SignerService.raw_methods) is handed the request bytes unparsed and returns reply bytes.
     handlers = {
         m.name: grpc.unary_unary_rpc_method_handler(
             _grpc_method(service, m.name),
-            request_deserializer=m.request.FromString,
-            response_serializer=m.reply.SerializeToString,
+            request_deserializer=None if m.name in service.raw_methods else m.request.FromString,
+            response_serializer=None if m.name in service.raw_methods else m.reply.SerializeToString,
         )
         for m in METHODS.values()
     }
