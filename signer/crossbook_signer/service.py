@@ -248,7 +248,7 @@ class SignerService:
         self.calls += 1
         rid = req.request_id
         _require_id(rid)
-        result = self._run(PREPARE, rid, req.fingerprint, req, lambda r: self._prepare_compiled(r, payload), False)
+        result = self._run(PREPARE, rid, req.fingerprint, req, self._prepare_compiled, False)
         if isinstance(result, bytes):
             return result
         if isinstance(result, Message):  # a replay
@@ -432,7 +432,7 @@ class SignerService:
             hash=signed.hash, signature=signed.signature, audit=audit, session_blob=s.session_blob
         )
 
-    def _prepare_compiled(self, req: PolymarketOrderRequest, payload: bytes) -> bytes:
+    def _prepare_compiled(self, req: PolymarketOrderRequest) -> bytes:
         """PreparePolymarketOrder on the compiled order step: :meth:`_prepare_order` check for check (the
         same lookups in the same order, the same policy through :meth:`_sign_under_key`), the hash,
         signature, body and headers byte for byte, the reply serialized in Rust. A request whose order
@@ -441,8 +441,8 @@ class SignerService:
         account = self.keys.polymarket_api.get(req.account)
         if account is None:
             raise NotFound(f"no Polymarket API account named {req.account!r} is loaded in the signer")
-        if req.needs_python_rules:  # serialized as the compiled reply is: deterministically
-            reply = self._prepare_order(pb.PreparePolymarketOrderRequest.FromString(payload))
+        if req.needs_python_rules:  # the same message, re-read by protobuf; the reply serialized as Rust does
+            reply = self._prepare_order(pb.PreparePolymarketOrderRequest.FromString(req.canonical()))
             return reply.SerializeToString(deterministic=True)
         creds, address = account
 

@@ -401,7 +401,7 @@ def test_compiled_answers_what_the_python_path_answers() -> None:
         p = PolymarketOrderRequest(data)
         counts["python rules"] += p.needs_python_rules
         kind_a, a = outcome(lambda: py._prepare_order(m))  # noqa: B023
-        kind_b, b = outcome(lambda: compiled._prepare_compiled(p, data))  # noqa: B023
+        kind_b, b = outcome(lambda: compiled._prepare_compiled(p))  # noqa: B023
         assert kind_a == kind_b, (i, m, a, b)
         counts[kind_a] += 1
         if kind_a == "error":
