@@ -142,7 +142,13 @@ async def test_killed_while_first_leg_in_flight_recovers_by_unwinding(prig: Proc
     assert r.poly.stats["orders_duplicate"] == 0
     pos = await fetch(r.pg_url, "SELECT quantity, realized_pnl, bought, sold FROM positions")
     assert len(pos) == 1 and pos[0]["quantity"] == 0 and pos[0]["bought"] == pos[0]["sold"] > 0
-    assert pos[0]["realized_pnl"] <= 0  # sold back below the entry (band) and no fees on this sim market
+    # Realized PnL is exactly what the venue's fills say: proceeds of the unwind minus the entry's cost and
+    # every fee (its sign depends on where the book walked while the daemon was down).
+    sql = "SELECT o.side, t.price, t.size, t.fee FROM trades t JOIN orders o ON o.id = t.order_id"
+    fills = await fetch(r.pg_url, sql)
+    assert {f["side"] for f in fills} == {"buy", "sell"}
+    cash = sum((f["price"] * f["size"] * (1 if f["side"] == "sell" else -1) - f["fee"] for f in fills), Decimal(0))
+    assert pos[0]["realized_pnl"] == cash
 
 
 async def test_killed_with_first_leg_in_flight_completes_the_pair_under_the_complete_policy(
