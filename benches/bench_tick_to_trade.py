@@ -20,11 +20,15 @@ Method (same run, same box; shared/reference/performance-anchors.md §4, G6 carr
   ``Executor.pair_trade`` (gate, sizing over both books) → the signer service in **its own process**
   (``crossbook-signer`` with KMS-sealed keys from moto in server mode, pinned to ``--cpu-signer``) over
   its Unix socket through ``ServiceSigner``/``SignerClient`` (its fast path when the signer offers it;
-  ``--signer fast,grpc`` runs one ``ours`` pipeline per transport) → aiohttp POST to the sim. Store off:
+  ``--signer fast,grpc`` runs one ``ours`` pipeline per transport) → ``crossbook.execution.http1`` POST to
+  the sim on a kept-alive connection. The trigger begins the intent in the loop turn that saw the edge
+  (``Executor.start_pair_trade``: gate, first leg, signing request written), so the signer signs while
+  the daemon returns to its loop. Store off:
   the PostgreSQL records the executor writes before an order are a separate cost (see README).
 * **baseline** (a child process, same pinning): picows client + orjson + a plain Python dict book
   (scaled ints) + the same edge rule and sizing in Python + eth-account signing in process (EIP-712) +
-  ``hmac`` L2 headers + ``cryptography`` RSA-PSS for Kalshi + the same aiohttp POST.
+  ``hmac`` L2 headers + ``cryptography`` RSA-PSS for Kalshi + an aiohttp POST (kept-alive session: what
+  a Python trading bot usually sends with).
 * Pipelines alternate in blocks (ABAB…). Each sample waits for the pipeline to report its pair intent
   finished, then restores both sims' books (frames the pipeline applies; it re-arms when the edge has
   closed) and sleeps ``--gap-ms`` (warm) or ``--idle-ms`` (after an idle gap) before the next frame.
@@ -162,30 +166,47 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
         setattr(obj, name, wrapped)
 
-    pair_trade = executor.pair_trade
+    start_pair_trade = executor.start_pair_trade
 
-    async def timed_pair_trade(intent: Any, plan: Any = None) -> Any:
-        cur["task"] = _now()
-        return await pair_trade(intent, plan=plan)
+    def timed_start(*a: Any, **kw: Any) -> Any:
+        cur.clear()
+        cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), start=_now())
+        return start_pair_trade(*a, **kw)
 
-    executor.pair_trade = timed_pair_trade  # type: ignore[method-assign]
-    check_gate = executor._check_gate
+    executor.start_pair_trade = timed_start  # type: ignore[method-assign]
+    check_all = executor.gate.check_all
 
-    def timed_check_gate(*a: Any, **kw: Any) -> None:
+    def timed_check_all(*a: Any, **kw: Any) -> Any:
         try:
-            check_gate(*a, **kw)
+            return check_all(*a, **kw)
         finally:
-            if "prep0" not in cur:  # the first leg's gate checks (the trigger's plan is not re-sized)
+            if "prep0" not in cur:  # the first leg's gate check (both legs; the trigger's plan is not re-sized)
                 cur["gated"] = _now()
 
-    executor._check_gate = timed_check_gate  # type: ignore[method-assign]
-    wrap_async(traders["polymarket"], "prepare", "prep0", "prep1")
-    wrap_async(signer, "prepare_polymarket_order", "sign0", "sign1")  # one call: signature, body, L2 headers
+    executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
+    begin_prepare = traders["polymarket"].begin_prepare
+
+    def timed_begin_prepare(order: Any) -> Any:
+        cur.setdefault("prep0", _now())
+        return begin_prepare(order)
+
+    traders["polymarket"].begin_prepare = timed_begin_prepare  # type: ignore[method-assign]
+    begin_sign = signer.begin_prepare_polymarket_order
+
+    def timed_begin_sign(*a: Any, **kw: Any) -> Any:
+        # One signer call (signature, body, L2 headers): sign0 = asked, sent = its request written (the
+        # trigger then returns to the loop), sign1 = its reply handled in the daemon.
+        cur.setdefault("sign0", _now())
+        task = begin_sign(*a, **kw)
+        cur.setdefault("sent", _now())
+        task.add_done_callback(lambda _t: cur.setdefault("sign1", _now()))
+        return task
+
+    signer.begin_prepare_polymarket_order = timed_begin_sign  # type: ignore[method-assign]
     wrap_async(signer, "kalshi_headers", "k0", "k1")
 
     def on_fire(f: Firing) -> None:
-        cur.clear()
-        cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), detected=f.detected_ns, fire=_now())
+        cur.update(detected=f.detected_ns, fire=_now())
 
     def on_done(f: Firing) -> None:
         res = f.result
@@ -227,13 +248,12 @@ async def child_ours(spec: dict[str, Any]) -> None:
                    "POLY_API_KEY": API_KEY, "POLY_PASSPHRASE": "p" * 64}  # fmt: skip
         host, port = spec["poly_rest"].removeprefix("http://").split(":")
         raw = pool.build("POST", target, headers, body).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
-        # "aiohttp": the key the parent reads (named for the client this probe measured before http1).
-        starts: dict[str, list[int]] = {"aiohttp": [], "raw": []}
+        starts: dict[str, list[int]] = {"client": [], "raw": []}
         await pool.warm(1)
         for _ in range(n):
             t = _now()
             await pool.request("POST", target, headers, body)
-            starts["aiohttp"].append(t)
+            starts["client"].append(t)
             r, w = await asyncio.open_connection(host, int(port))
             w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await asyncio.sleep(0.001)
@@ -276,7 +296,7 @@ async def _serve_stdin(commands: dict[str, Callable[[int], Any]]) -> None:
 
 
 # =====================================================================================================
-# child: baseline (picows + orjson + dict book + eth-account in process + the same aiohttp POST)
+# child: baseline (picows + orjson + dict book + eth-account in process + an aiohttp POST)
 # =====================================================================================================
 S6 = 10**6  # baseline fixed point: micro-dollars and micro-shares
 
@@ -752,7 +772,7 @@ async def one_sample(p: Pipeline, kind: str, round_no: int = -1) -> None:
 
 
 async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
-    """Send → arrival at the sim for the executor's aiohttp client (kept-alive connections) vs. a write on a
+    """Send → arrival at the sim for the executor's HTTP client (http1, kept-alive connections) vs. a write on a
     connection opened beforehand."""
     assert p.proc is not None and p.proc.stdin is not None
     while not p.arrivals.empty():
@@ -764,9 +784,9 @@ async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
     arrived = [a.t for a in got if a.venue == "probe"]
     if len(arrived) != 2 * n:
         return {"error": f"{len(arrived)} probe arrivals for {2 * n} requests"}
-    aio = [(arrived[2 * i] - t) / 1000 for i, t in enumerate(starts["aiohttp"])]
+    aio = [(arrived[2 * i] - t) / 1000 for i, t in enumerate(starts["client"])]
     raw = [(arrived[2 * i + 1] - t) / 1000 for i, t in enumerate(starts["raw"])]
-    return {"aiohttp_executor_session_us": summary(aio), "write_on_open_connection_us": summary(raw)}
+    return {"executor_client_us": summary(aio), "write_on_open_connection_us": summary(raw)}
 
 
 def start_moto(cpu: int | None, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -839,13 +859,13 @@ OURS_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
     ("feed → BookSet → change dispatch", "rx", "disp"),
     ("dispatch → trigger looks at the pair", "disp", "detected"),
-    ("trigger: top check, breaker, sizing", "detected", "fire"),
-    ("fire → executor task runs", "fire", "task"),
-    ("executor: plan check + gate (both legs)", "task", "gated"),
-    ("executor: leg orders → trader.prepare", "gated", "prep0"),
+    ("trigger: top check, breaker, sizing", "detected", "start"),
+    ("executor: plan check + gate (both legs)", "start", "gated"),
+    ("executor: leg orders → trader", "gated", "prep0"),
     ("trader: order struct → signer call", "prep0", "sign0"),
-    ("sign + body + L2 round trip (one signer call)", "sign0", "sign1"),
-    ("HTTP: POST → arrival at the sim", "sign1", "t1"),
+    ("signing request written (one call: sign+body+L2)", "sign0", "sent"),
+    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
+    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
 ]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
@@ -1053,9 +1073,9 @@ def print_table(res: dict[str, Any]) -> None:
         if name.startswith("ours"):
             print(f"  signer fast path connected: {r['ready'].get('fast_connected')}")
     probe = res.get("http_probe") or {}
-    if "aiohttp_executor_session_us" in probe:
-        a, w = probe["aiohttp_executor_session_us"], probe["write_on_open_connection_us"]
-        print(f"\nHTTP client, request handed over → first bytes at the sim (µs, n={a['n']}): the executor's aiohttp "
+    if "executor_client_us" in probe:
+        a, w = probe["executor_client_us"], probe["write_on_open_connection_us"]
+        print(f"\nHTTP client, request handed over → first bytes at the sim (µs, n={a['n']}): the executor's http1 "
               f"session p50 {a['p50']:.1f} p99 {a['p99']:.1f}; same bytes written on an already open "
               f"connection p50 {w['p50']:.1f} p99 {w['p99']:.1f}")  # fmt: skip
     elif probe:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 log = logging.getLogger("crossbook.aio")
 
@@ -46,3 +47,21 @@ async def join(task: asyncio.Task[None] | None, timeout: float = 2.0) -> None:
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
         await cancel_and_wait(task, timeout)
+
+
+def poll_until_done(fut: asyncio.Future[object] | asyncio.Future[Any], max_s: float) -> None:
+    """Keep the running loop busy-polling (one ``call_soon`` per turn, so every turn polls its sockets
+    with a zero timeout) until ``fut`` is done or ``max_s`` has passed. For a reply due within a fraction
+    of a millisecond (the signer's): an idle CPU that halted while waiting takes a hundred µs or more to
+    wake on some machines (virtual ones above all), longer than the wait itself. Costs at most ``max_s``
+    of this core; other callbacks still run at every turn."""
+    if fut.done() or max_s <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_s
+
+    def poll() -> None:
+        if not fut.done() and loop.time() < deadline:
+            loop.call_soon(poll)
+
+    loop.call_soon(poll)

@@ -358,3 +358,63 @@ async def test_a_given_plan_still_passes_the_limit_and_the_gate(rig: Rig) -> Non
     assert res.status == "no_fill" and [leg.order.price for leg in res.legs] == [Decimal("0.40")]
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
     assert rig.poly.stats["orders_killed"] == 1
+
+
+async def test_the_first_legs_signing_request_leaves_in_the_turn_that_saw_the_edge(rig: Rig) -> None:
+    # The trigger begins the intent synchronously (Executor.start_pair_trade): gate, first leg, and the
+    # signing request, all before evaluate() returns; the task only finishes what was begun.
+    begun: list[str] = []
+    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
+    begin = signer.begin_prepare_polymarket_order
+
+    def spy(order: object, **kw: object) -> object:
+        begun.append(str(kw["request_id"]))
+        return begin(order, **kw)
+
+    signer.begin_prepare_polymarket_order = spy
+    at_fire: list[int] = []
+    rig.trigger.on_fire = lambda f: at_fire.append(len(begun))  # on_fire runs at the end of evaluate()
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    assert at_fire == [1], "the signing request was not begun inside the trigger's evaluation"
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    assert begun == [firing.result.legs[0].order.client_order_id]
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_a_gate_refusal_signs_nothing_and_keeps_the_pair_armed(rig: Rig) -> None:
+    signs: list[object] = []
+    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
+    begin = signer.begin_prepare_polymarket_order
+    signer.begin_prepare_polymarket_order = lambda order, **kw: signs.append(order) or begin(order, **kw)
+    rig.executor.gate.catalog.pairs[rig.pair_id].logic_status = "Unverified"  # type: ignore[attr-defined]
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the refusal to be reported")
+    (firing,) = rig.done
+    assert "gate" in firing.refused and "Unverified" in firing.refused and firing.result is None
+    assert signs == [] and rig.trigger.state(rig.pair_id) == "armed"
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_keep_warm_dry_runs_the_order_path_and_never_signs_or_sends(rig: Rig) -> None:
+    warmed: list[str] = []
+    warm = rig.executor.warm_pair_trade
+
+    def spy(intent: PairIntent, *a: object, **kw: object) -> None:
+        warmed.append(intent.pair_id)
+        warm(intent, *a, **kw)  # type: ignore[arg-type]
+
+    rig.executor.warm_pair_trade = spy  # type: ignore[method-assign]
+    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
+    signed: list[object] = []
+    for name in ("prepare_polymarket_order", "begin_prepare_polymarket_order"):
+        orig = getattr(signer, name)
+        setattr(signer, name, lambda *a, _o=orig, **kw: signed.append(a) or _o(*a, **kw))
+    await rig.executor.kill("test: the dry run ignores the kill switch and still sends nothing")
+    rig.trigger.arm(rig.intent())
+    await eventually(lambda: len(warmed) >= 5, timeout=5, what="several dry runs")
+    assert rig.fired == [] and signed == []
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)

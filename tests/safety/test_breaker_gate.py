@@ -142,3 +142,26 @@ async def test_disconnected_feed_disables(rig: Rig) -> None:
     st = await eventually(lambda: next((e for e in rig.events if not e.enabled and
                                         any("Kalshi" in r for r in e.reasons)), None), what="trip on disconnect")
     assert any(r in ("Kalshi feed disconnected",) or r.startswith("Kalshi book") for r in st.reasons)
+
+
+async def test_both_legs_are_judged_on_one_breaker_reading(rig: Rig) -> None:
+    await eventually(lambda: rig.breaker.evaluate("pair-1").enabled, what="pair enabled")
+    rig.catalog.pairs["pair-1"].last_undisputed_price = Decimal("0.5690")
+    yes = buy_yes("0.5695", reduce_only=True)
+    no = Intent("kalshi", "buy", "no", Decimal("0.4290"), Decimal("1"), True)  # YES 0.5710 on the YES scale
+    assert rig.gate.check_all("pair-1", [yes, no]).allowed  # no dispute: no slippage cap
+    rig.breaker.set_dispute("0xcond", Dispute("0xabc123", 81234567))
+    d = rig.gate.check_all("pair-1", [yes, no])
+    # the breaker's reason is not listed (every leg reduce-only); the cap names the leg that broke it
+    assert d.reasons == ("kalshi leg: price 0.5710 is 0.35 % from last undisputed 0.5690, cap 0.10 %",)
+    d = rig.gate.check_all("pair-1", [buy_yes("0.5695"), no])  # one leg adds risk: the dispute refuses it
+    assert d.reasons[0] == "UMA dispute on 0xabc123, since block 81234567" and len(d.reasons) == 2
+    rig.breaker.set_dispute("0xcond", None)
+    # A reading the caller took in the same synchronous stretch is used as is (not read again) ...
+    taken = rig.breaker.evaluate("pair-1")
+    assert taken.enabled
+    stale = PairState("pair-1", False, ("Kalshi book stale for 600 ms",), taken.at_ns, False, True)
+    assert rig.gate.check_all("pair-1", [buy_yes("0.5")], stale).reasons == ("Kalshi book stale for 600 ms",)
+    # ... but never one of another pair
+    other = PairState("pair-2", False, ("pair halted",), taken.at_ns)
+    assert rig.gate.check_all("pair-1", [buy_yes("0.5")], other).allowed

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -43,10 +42,12 @@ from crossbook.execution.models import (
     RouteResult,
     UnwindPolicy,
     Venue,
+    new_id,
 )
 from crossbook.execution.sizing import BookSource, CappedBooks, asks, bids, plan_pair, plan_route
 from crossbook.execution.store import ExecutionStore
 from crossbook.execution.venues import VenueTrader
+from crossbook.safety.breaker import PairState
 from crossbook.safety.gate import Gate
 from crossbook.safety.gate import Intent as GateIntent
 
@@ -126,7 +127,7 @@ class Executor:
         pm = self._pair(intent.pair_id)
         self._check_gate("gate", intent.pair_id, intent.venue, intent.side, intent.outcome, intent.price,
                          intent.size, intent.reduce_only)  # fmt: skip
-        intent_id = str(uuid.uuid4())
+        intent_id = new_id()
         market = self._order_market(pm, intent.venue, intent.outcome)
         order = LegOrder(intent.venue, market, intent.side, intent.outcome, intent.price, intent.size, intent.tif,
                          "entry", "single", intent_id, intent.pair_id, user_ref=self.user_ref)  # fmt: skip
@@ -156,7 +157,7 @@ class Executor:
                                            "on either venue (after the venues' size rules)"])  # fmt: skip
         for leg in legs:
             self._check_gate("gate", intent.pair_id, leg.venue, intent.side, leg.outcome, leg.limit, leg.size)
-        intent_id = str(uuid.uuid4())
+        intent_id = new_id()
         orders = [LegOrder(leg.venue, leg.market, intent.side, leg.outcome, leg.limit, leg.size, intent.tif,
                            "entry", f"route{i + 1}", intent_id, intent.pair_id, user_ref=self.user_ref)
                   for i, leg in enumerate(legs)]  # fmt: skip
@@ -207,35 +208,77 @@ class Executor:
         passes the gate now, and each order is sent at its planned limit (FOK/FAK at that price: a book that
         moved since the plan can fill it no worse, or not at all)."""
         self._check_kill()
-        pm = self._pair(intent.pair_id)
+        self._pair(intent.pair_id)
         if plan is None:
             plan = self.plan(intent)
-        else:
-            _check_plan(intent, plan)
-        for lp in plan.legs:
-            self._check_gate("gate", intent.pair_id, lp.venue, "buy", lp.outcome, lp.limit, plan.size)
-        intent_id = str(uuid.uuid4())
+        return await self.start_pair_trade(intent, plan)
+
+    def start_pair_trade(
+        self, intent: PairIntent, plan: PairPlan, state: PairState | None = None
+    ) -> Coroutine[Any, Any, PairResult]:
+        """:meth:`pair_trade` along ``plan``, begun synchronously: the kill switch, the plan and the gate (both
+        legs) are checked here (IntentRefused at once), the first leg is built and its signing request
+        leaves for the signer before this returns; the returned coroutine does the rest (records, the send,
+        the second leg, any unwind). The signer signs while the caller returns to the loop and the records
+        are written; nothing is sent to a venue before all of that is done. ``state``: the breaker's
+        reading of this pair taken in the same synchronous stretch (the trigger's), so it is not read twice."""
+        self._check_kill()
+        pm = self._pair(intent.pair_id)
+        _check_plan(intent, plan)
+        # Both legs against one reading of the breaker (the second is checked again before it is sent).
+        decision = self.gate.check_all(intent.pair_id, [GateIntent(lp.venue, "buy", lp.outcome, lp.limit, plan.size)
+                                                        for lp in plan.legs], state)  # fmt: skip
+        if not decision:
+            raise IntentRefused("gate", decision.reasons)
+        intent_id = new_id()
         first, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
         # Client order ids are fixed now and stored with the intent before the first order leaves: a
         # restarted executor asks the venues about exactly these (and never invents new ones for them).
-        cids = {"leg1": str(uuid.uuid4()), "leg2": str(uuid.uuid4())}
+        cids = {"leg1": new_id(), "leg2": new_id()}
 
         def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
             market = self._order_market(pm, lp.venue, lp.outcome)
             purpose: Purpose = "entry" if name == "leg1" else "hedge"
             return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
-                            intent.pair_id, cids.get(name) or str(uuid.uuid4()), user_ref=self.user_ref)  # fmt: skip
+                            intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
 
         order1 = leg_order(first, plan.size, "leg1", first.limit)
+        signing = self.traders[order1.venue].begin_prepare(order1)
+        return self._pair_trade(intent, plan, pm, first, second, order1, leg_order, signing)
+
+    def warm_pair_trade(self, intent: PairIntent, plan: PairPlan, state: PairState | None = None) -> None:
+        """Run :meth:`start_pair_trade`'s synchronous path dry: the plan check, the gate, both leg orders and
+        the first leg's order struct and signing request, built and dropped (nothing is signed or sent, no
+        record is written, the kill switch is not consulted). Between edges this code never runs; a tick
+        after a quiet spell finds it cold, several times slower (the edge trigger's ``keep_warm_s``)."""
+        pm = self._pair(intent.pair_id)
+        _check_plan(intent, plan)
+        self.gate.check_all(intent.pair_id, [GateIntent(lp.venue, "buy", lp.outcome, lp.limit, plan.size)
+                                             for lp in plan.legs], state)  # fmt: skip
+        for lp in sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue):
+            order = LegOrder(lp.venue, self._order_market(pm, lp.venue, lp.outcome), "buy", lp.outcome, lp.limit,
+                             plan.size, intent.tif, "entry", "warm", new_id(), intent.pair_id, new_id(),
+                             user_ref=self.user_ref)  # fmt: skip
+            self.traders[lp.venue].warm_prepare(order)
+
+    async def _pair_trade(
+        self, intent: PairIntent, plan: PairPlan, pm: PairMarkets, first: LegPlan, second: LegPlan, order1: LegOrder,
+        leg_order: Callable[[LegPlan, Decimal, str, Decimal], LegOrder], signing: Coroutine[Any, Any, None],
+    ) -> PairResult:  # fmt: skip
+        intent_id = order1.intent_id
         if self.store is not None:
-            await self.store.intent_started(intent_id, "pair", intent.pair_id, {
-                **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
-            }, legs=[_planned(order1), {**_planned(leg_order(second, plan.size, "leg2", second.limit)),
-                                        "size": f"<= leg1 filled ({plan.size})"}],
-                user_ref=self.user_ref)  # fmt: skip
+            try:
+                await self.store.intent_started(intent_id, "pair", intent.pair_id, {
+                    **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
+                }, legs=[_planned(order1), {**_planned(leg_order(second, plan.size, "leg2", second.limit)),
+                                            "size": f"<= leg1 filled ({plan.size})"}],
+                    user_ref=self.user_ref)  # fmt: skip
+            except BaseException:
+                signing.close()  # never sent: its signature is dropped
+                raise
         res = PairResult(intent_id, "no_fill", plan)
 
-        r1 = await self._execute(order1)
+        r1 = await self._execute(order1, signing)
         res.legs.append(r1)
         if r1.status == "refused":
             if self.store is not None:
@@ -471,10 +514,11 @@ class Executor:
         return c.filled
 
     # -- one order, idempotently ---------------------------------------------------------------------
-    async def _execute(self, order: LegOrder) -> OrderResult:
+    async def _execute(self, order: LegOrder, prepared: Awaitable[None] | None = None) -> OrderResult:
+        """Prepare (or finish the preparation ``prepared`` begun earlier), record, send, resolve."""
         trader = self.traders[order.venue]
         try:
-            await trader.prepare(order)
+            await (prepared if prepared is not None else trader.prepare(order))
         except (PolicyViolation, SignerError, ExecutionError) as exc:
             # Refused before anything left: the signer's session policy (or the signer being down), or an
             # order the venue format cannot express. Recorded, never sent.

@@ -6,7 +6,7 @@ on the outcome actually traded (a NO order's price is the NO price).
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -21,6 +21,13 @@ OrderStatus = Literal["filled", "partial", "open", "cancelled", "rejected", "ref
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in its canonical text form: what ``str(uuid.uuid4())`` gives, in a
+    third of its time (ids are made on the order path)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def other(venue: Venue) -> Venue:
@@ -159,7 +166,7 @@ class LegOrder:
     leg: str = ""
     intent_id: str = ""
     pair_id: str = ""
-    client_order_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    client_order_id: str = field(default_factory=new_id)
     venue_order_id: str | None = None
     payload: bytes = b""
     user_ref: str = ""

@@ -12,7 +12,8 @@ over it (the L2 HMAC covers the body, which holds the signature: two calls other
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from crossbook.signing import (
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
     from crossbook.signing.client import SignerClient
 
 
+class Prepared(Protocol):
+    """What an order's preparation gives the trader (``PreparedOrder``, or the signer client's reply)."""
+
+    @property
+    def hash(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 class ExecutionSigner(Protocol):
     @property
     def polymarket_address(self) -> str: ...
@@ -40,6 +52,12 @@ class ExecutionSigner(Protocol):
         self, order: Mapping[str, object], *, order_type: str, request_id: str
     ) -> PreparedOrder:
         """Sign a V2 order, build its ``POST /order`` body and the L2 headers over it, in one call."""
+        ...
+
+    def begin_prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> Awaitable[Prepared]:
+        """:meth:`prepare_polymarket_order` started now (the signer works while the caller goes on)."""
         ...
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]: ...
@@ -69,6 +87,15 @@ class LocalSigner:
         self, order: Mapping[str, object], *, order_type: str, request_id: str
     ) -> PreparedOrder:
         return prepare_polymarket_order(order, self._wallet, self._creds, self._wallet.address, order_type)
+
+    def begin_prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> Awaitable[Prepared]:
+        task = asyncio.get_running_loop().create_task(
+            self.prepare_polymarket_order(order, order_type=order_type, request_id=request_id)
+        )
+        task.add_done_callback(_retrieve)  # an order refused meanwhile never awaits its signature
+        return task
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return l2_headers(self._creds, self._wallet.address, method, path, body or None)
@@ -117,8 +144,29 @@ class ServiceSigner:
         )  # fmt: skip
         return PreparedOrder(r.hash, r.signature, r.body, r.headers)
 
+    def begin_prepare_polymarket_order(
+        self, order: Mapping[str, object], *, order_type: str, request_id: str
+    ) -> Awaitable[Prepared]:
+        # The request leaves now when the fast path is up; the reply is converted when it comes.
+        return self._client.begin_prepare_polymarket_order(
+            order, account=self._api_key, order_type=order_type, wallet=self._wallet, session_id=self._session_id,
+            request_id=request_id,
+        )  # fmt: skip
+
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self._client.l2_headers(self._api_key, method, path, body)
 
+    def warm_prepare_polymarket_order(self, order: Mapping[str, object], *, order_type: str, request_id: str) -> None:
+        """Build the signing request :meth:`begin_prepare_polymarket_order` would send, and drop it."""
+        self._client.warm_prepare_polymarket_order(
+            order, account=self._api_key, order_type=order_type, wallet=self._wallet, session_id=self._session_id,
+            request_id=request_id,
+        )  # fmt: skip
+
     async def kalshi_headers(self, method: str, path: str) -> dict[str, str]:
         return await self._client.kalshi_headers_async(method, path)
+
+
+def _retrieve(task: asyncio.Task[PreparedOrder]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -15,7 +15,8 @@ The hot path is ordered cheapest first, because almost every change shows no edg
 3. sizing: when both best levels hold the whole ``size`` (the common case for a modest size) the top
    of book is the plan (``plan_at_top``: fees per fill, no depth read); otherwise full sizing over both
    books (``plan_pair``) within ``limit``, over at most ``depth`` levels;
-4. fire ``Executor.pair_trade`` with that plan, in a task the trigger owns.
+4. begin ``Executor.start_pair_trade`` with that plan at once (the gate, then the first leg's signing
+   request leaves in the same stretch), and finish it in a task the trigger owns.
 
 The executor takes the trigger's plan instead of sizing again: it checks the plan against the intent
 (direction, size, edge, no leg above ``limit``), then every leg passes the gate when its task runs, and
@@ -38,10 +39,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
@@ -159,8 +160,9 @@ class EdgeTrigger:
         self._by_leg: dict[tuple[str, str], list[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        # Between edges the breaker and sizing code never runs, and a tick after a quiet spell finds it
-        # cold (≈5× slower measured here). ``keep_warm_s`` runs that path dry (no fire) this often.
+        # Between edges the breaker, sizing and order code never runs, and a tick after a quiet spell finds
+        # it cold (several times slower measured here). ``keep_warm_s`` runs that path dry (no fire, no
+        # signature, nothing sent: ``_dry_run``) this often.
         self.keep_warm_s = keep_warm_s
         self._warmer: asyncio.Task[None] | None = None
 
@@ -237,7 +239,8 @@ class EdgeTrigger:
 
     def evaluate(self, pair_id: str) -> bool:
         """Check one pair now; True if it fired. Synchronous: nothing awaits between the look at the
-        books and the executor's own sizing, which starts in the task created here."""
+        books, the gate and the first leg's signing request (``Executor.start_pair_trade``); the rest of
+        the intent runs in the task created here."""
         a = self._armed.get(pair_id)
         if a is None or self._stopping:
             return False
@@ -253,10 +256,10 @@ class EdgeTrigger:
         if not directions:
             return False
         try:
-            enabled = self.executor.gate.breaker.evaluate(pair_id).enabled
+            state = self.executor.gate.breaker.evaluate(pair_id)
         except KeyError:  # the breaker does not watch this pair: nothing vouches for its data
-            enabled = False
-        if not enabled:
+            return False
+        if not state.enabled:
             return False  # stale, invalid, halted, disputed or unwatched: no data is better than stale data
         whole = a.intent.size.to_integral_value(ROUND_FLOOR)
         best = directions[0]
@@ -272,10 +275,22 @@ class EdgeTrigger:
                 return False
         intent = PairIntent(pair_id, plan.size, a.intent.edge, plan.legs[0].venue, a.intent.tif, a.intent.limit)
         firing = Firing(pair_id, intent, now, plan)
-        a.state = "in_flight"
         a.fires += 1
         self.firings.append(firing)
-        a.task = asyncio.get_running_loop().create_task(self._run(a, firing), name=f"edge-trigger:{pair_id}")
+        try:
+            # Begun here, in this stretch: the gate passes on the breaker state just read and the first
+            # leg's signing request leaves now; the task created below does the rest.
+            run = self.executor.start_pair_trade(intent, plan, state)
+        except IntentRefused as refused:  # nothing was sent: the pair stays armed
+            firing.refused, firing.finished_ns = str(refused), time.monotonic_ns()
+            self._refused(a, firing.refused)
+            if self.on_fire is not None:
+                self.on_fire(firing)
+            if self.on_done is not None:
+                self.on_done(firing)
+            return True
+        a.state = "in_flight"
+        a.task = asyncio.get_running_loop().create_task(self._run(a, firing, run), name=f"edge-trigger:{pair_id}")
         self._tasks.add(a.task)  # owned here until done (a disarmed pair's task too)
         a.task.add_done_callback(self._tasks.discard)
         if self.on_fire is not None:
@@ -336,9 +351,15 @@ class EdgeTrigger:
         return max(plans, key=lambda p: (p.edge * p.size, p.size)) if plans else None
 
     # -- the fired intent --------------------------------------------------------------------------
-    async def _run(self, a: _Armed, firing: Firing) -> None:
+    def _refused(self, a: _Armed, text: str) -> None:
+        """Log a refusal once until its reasons change."""
+        if text != a.last_refusal:
+            log.warning("pair %s: edge seen but the executor refused: %s", a.intent.pair_id, text)
+            a.last_refusal = text
+
+    async def _run(self, a: _Armed, firing: Firing, run: Coroutine[Any, Any, PairResult]) -> None:
         try:
-            firing.result = await self.executor.pair_trade(firing.intent, plan=firing.plan)
+            firing.result = await run
         except IntentRefused as refused:
             firing.refused = str(refused)
         except Exception as exc:  # the pair may be half traded: never re-armed by itself
@@ -350,10 +371,7 @@ class EdgeTrigger:
         if a.disarmed:
             a.state = "spent"
         elif firing.refused:
-            # Nothing left: the pair stays armed. Log a refusal once until its reasons change.
-            if firing.refused != a.last_refusal:
-                log.warning("pair %s: edge seen but the executor refused: %s", a.intent.pair_id, firing.refused)
-                a.last_refusal = firing.refused
+            self._refused(a, firing.refused)  # nothing left: the pair stays armed
             a.state = "armed"
         elif firing.result is not None and firing.result.status in _CLEAN and self.rearm == "after_close":
             a.state = "cooling"
@@ -371,16 +389,33 @@ class EdgeTrigger:
         return [t for t in self._tasks if not t.done()]
 
     async def _keep_warm(self, every_s: float) -> None:
+        tick = 0
         while not self._stopping:
             await asyncio.sleep(every_s)
+            tick += 1
             for a in list(self._armed.values()):
                 if a.state != "armed":
                     continue
                 try:
-                    self.executor.gate.breaker.evaluate(a.intent.pair_id)
-                    self._size(a, a.directions)  # the result is dropped: only the caches matter here
+                    self._dry_run(a, depth=tick % 10 == 0)
                 except Exception:  # a dry run must never take the trigger down
                     log.debug("warm-up of %s failed", a.intent.pair_id, exc_info=True)
+
+    def _dry_run(self, a: _Armed, depth: bool = False) -> None:
+        """The fire path without firing: top check, breaker, a plan at the top and the executor's
+        synchronous start (gate, leg orders, the signing request built but not sent); with ``depth`` the
+        sizing walk too. Every result is dropped: only the caches matter here."""
+        self._top_edge(a)
+        state = self.executor.gate.breaker.evaluate(a.intent.pair_id)
+        whole = a.intent.size.to_integral_value(ROUND_FLOOR)
+        price = a.markets.poly_tick  # any price: this plan is never sent
+        plan = plan_at_top(a.markets, a.directions[0], whole, price, price, a.intent.edge, self.executor.poly_fee_bps)
+        if plan is not None:
+            intent = PairIntent(a.intent.pair_id, plan.size, a.intent.edge, plan.legs[0].venue, a.intent.tif,
+                                a.intent.limit)  # fmt: skip
+            self.executor.warm_pair_trade(intent, plan, state)
+        if depth:
+            self._size(a, a.directions)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop firing; wait (bounded) for intents in flight. They are never cancelled: a pair trade

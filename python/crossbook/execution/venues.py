@@ -22,18 +22,18 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
 import orjson
 
-from crossbook.aio import cancel_and_wait
+from crossbook.aio import cancel_and_wait, poll_until_done
 from crossbook.execution import http1
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
-from crossbook.execution.signer import ExecutionSigner
+from crossbook.execution.signer import ExecutionSigner, Prepared
 from crossbook.hub.proxies import proxy_label
 
 TOKEN_UNITS = 10**6
@@ -47,6 +47,16 @@ class VenueTrader(Protocol):
 
     async def prepare(self, order: LegOrder) -> None:
         """Sign and serialize; afterwards ``order.payload`` is final (and, on Polymarket, its hash known)."""
+        ...
+
+    def begin_prepare(self, order: LegOrder) -> Coroutine[Any, Any, None]:
+        """:meth:`prepare` with its signing started now; awaiting the coroutine finishes it. A caller that
+        drops the order instead must ``close()`` the coroutine."""
+        ...
+
+    def warm_prepare(self, order: LegOrder) -> None:
+        """Build what :meth:`begin_prepare` would send (the order, the signing request) and drop it: nothing
+        is signed or sent. Keeps the order path's code and data warm between edges."""
         ...
 
     async def submit(self, order: LegOrder) -> OrderResult: ...
@@ -64,6 +74,23 @@ class VenueTrader(Protocol):
     async def warm(self) -> int:
         """Open connections to the venue ahead of the first order (and keep them open); how many answered."""
         ...
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
+
+
+async def _applied(order: LegOrder, pending: Awaitable[Prepared]) -> None:
+    # The signer answers within a fraction of a millisecond: poll for it rather than let this core halt.
+    fut = asyncio.ensure_future(pending)  # the signer's task itself (no new task)
+    poll_until_done(fut, SIGNER_POLL_S)
+    _apply(order, await fut)
+
+
+def _apply(order: LegOrder, ready: Prepared) -> None:
+    order.payload = ready.body
+    order.venue_order_id = ready.hash
+    order.headers = dict(ready.headers)
 
 
 class TokenBucket:
@@ -97,6 +124,10 @@ class TokenBucket:
 
 Rate = tuple[float, float]  # (requests per second, burst)
 
+
+# How long the order path busy-polls for the signer's reply to an order it is waiting on (see
+# crossbook.aio.poll_until_done); the signer answers in well under a millisecond.
+SIGNER_POLL_S = 0.002
 
 # Connections: how many to keep open ahead of need, how often to touch them (venues close idle ones), and how
 # long the pool keeps an idle one (longer than the ping interval, so a pinged connection is never dropped).
@@ -291,6 +322,31 @@ class PolymarketTrader:
         return [str(x) for x in (payload.get("canceled") or [])] if isinstance(payload, dict) else []
 
     async def prepare(self, order: LegOrder) -> None:
+        struct = self._struct(order)
+        # One signer call: the signature, the exact body (crossbook.signing.polymarket_order_body) and the L2
+        # headers over it, used for the first send (a 429 retry signs the headers again).
+        ready = await self.signer.prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                           request_id=order.client_order_id)  # fmt: skip
+        _apply(order, ready)
+
+    def begin_prepare(self, order: LegOrder) -> Coroutine[Any, Any, None]:
+        """:meth:`prepare`, with the signing request sent now (the signer signs while the caller goes on);
+        await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it."""
+        try:
+            struct = self._struct(order)
+        except ExecutionError as exc:
+            return _raise(exc)
+        pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                             request_id=order.client_order_id)  # fmt: skip
+        return _applied(order, pending)
+
+    def warm_prepare(self, order: LegOrder) -> None:
+        warm = getattr(self.signer, "warm_prepare_polymarket_order", None)
+        struct = self._struct(order)
+        if warm is not None:
+            warm(struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id)
+
+    def _struct(self, order: LegOrder) -> dict[str, object]:
         shares = order.size.quantize(Decimal("0.01"), ROUND_FLOOR)
         if shares != order.size or shares <= 0:
             raise ExecutionError(f"Polymarket size {order.size} must be positive with at most 2 decimals")
@@ -315,13 +371,7 @@ class PolymarketTrader:
             "metadata": ZERO_BYTES32,
             "builder": ZERO_BYTES32,
         }
-        # One signer call: the signature, the exact body (crossbook.signing.polymarket_order_body) and the L2
-        # headers over it, used for the first send (a 429 retry signs the headers again).
-        ready = await self.signer.prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
-                                                           request_id=order.client_order_id)  # fmt: skip
-        order.payload = ready.body
-        order.venue_order_id = ready.hash
-        order.headers = ready.headers
+        return struct
 
     async def submit(self, order: LegOrder) -> OrderResult:
         signed, order.headers = order.headers or None, {}  # signed for one send: never reused
@@ -434,7 +484,7 @@ class KalshiTrader:
                     done.append(str(o["order_id"]))
         return done
 
-    async def prepare(self, order: LegOrder) -> None:
+    def _body(self, order: LegOrder) -> bytes:
         if order.size != order.size.to_integral_value() or order.size <= 0:
             raise ExecutionError(f"Kalshi count {order.size} must be a positive whole number of contracts")
         body = {
@@ -451,7 +501,16 @@ class KalshiTrader:
             body["cancel_order_on_pause"] = True
         if self.order_group_id:
             body["order_group_id"] = self.order_group_id
-        order.payload = orjson.dumps(body)
+        return orjson.dumps(body)
+
+    def begin_prepare(self, order: LegOrder) -> Coroutine[Any, Any, None]:
+        return self.prepare(order)  # no signer call: the body is built here, the headers at the send
+
+    def warm_prepare(self, order: LegOrder) -> None:
+        self._body(order)
+
+    async def prepare(self, order: LegOrder) -> None:
+        order.payload = self._body(order)
 
     def _result(self, order: LegOrder, o: dict[str, Any], resolved_by: Literal["reply", "lookup"]) -> OrderResult:
         order.venue_order_id = str(o.get("order_id") or "") or None

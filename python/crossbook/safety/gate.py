@@ -14,12 +14,12 @@ inverted Kalshi leg is flipped once more).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from crossbook.safety.breaker import Breaker
+from crossbook.safety.breaker import Breaker, PairState
 
 ONE = Decimal(1)
 DEFAULT_CAP = Decimal("0.001")  # 0.1 %
@@ -90,39 +90,57 @@ class Gate:
         return p
 
     def check(self, pair_id: str, intent: Intent) -> GateDecision:
+        return self.check_all(pair_id, (intent,))
+
+    def check_all(self, pair_id: str, intents: Sequence[Intent], state: PairState | None = None) -> GateDecision:
+        """Every rule for several intents on one pair at one instant (both legs of a pair trade): the
+        breaker is read once, so the legs are judged on the same state and its reasons are listed once.
+        A reason that concerns one intent names its venue when there are several. ``state``: the breaker's
+        reading of this pair taken by the caller in the same synchronous stretch (nothing can have changed
+        since: no loop turn in between), used instead of reading it again."""
         reasons: list[str] = []
-        if not isinstance(intent.price, Decimal) or not isinstance(intent.size, Decimal):
-            return GateDecision(False, ("price and size must be Decimal (never float)",))
-        if not Decimal(0) < intent.price < ONE:
-            reasons.append(f"price {intent.price} is outside (0, 1)")
-        if intent.size <= 0:
-            reasons.append(f"size {intent.size} must be above 0")
+
+        def add(r: str, intent: Intent) -> None:
+            r = f"{intent.venue} leg: {r}" if len(intents) > 1 else r
+            if r not in reasons:
+                reasons.append(r)
+
+        for intent in intents:
+            if not isinstance(intent.price, Decimal) or not isinstance(intent.size, Decimal):
+                return GateDecision(False, ("price and size must be Decimal (never float)",))
+            if not Decimal(0) < intent.price < ONE:
+                add(f"price {intent.price} is outside (0, 1)", intent)
+            if intent.size <= 0:
+                add(f"size {intent.size} must be above 0", intent)
         info = self.catalog.get(pair_id)
         if info is None:
             return GateDecision(False, (*reasons, f"unknown pair {pair_id}"))
         if info.logic_status != "Verified":
             reasons.append(f"pair {pair_id} is {info.logic_status}: its two contracts are not proven identical")
         try:
-            state = self.breaker.evaluate(pair_id)
+            if state is None or state.pair_id != pair_id:
+                state = self.breaker.evaluate(pair_id)
         except KeyError:
             return GateDecision(False, (*reasons, f"pair {pair_id} is not watched by the breaker"))
-        dispute = self.breaker.dispute_of(pair_id)
+        dispute = self.breaker.dispute_of(pair_id) if state.disputed else None
         for r in state.reasons:
-            if r.startswith("UMA dispute") and intent.reduce_only:
+            if r.startswith("UMA dispute") and all(i.reduce_only for i in intents):
                 continue  # reduce-only may unwind during a dispute, under the slippage guard below
-            reasons.append(r)
+            if r not in reasons:
+                reasons.append(r)
         if dispute is not None:
             ref = info.last_undisputed_price
             if ref is None or ref <= 0:
                 reasons.append("market disputed and no last undisputed price on record")
-            elif Decimal(0) < intent.price < ONE:
-                p = self.yes_price(info, intent)
-                dev = abs(p - ref) / ref
-                if dev > self.slippage_cap:
-                    reasons.append(
-                        f"price {p.quantize(Decimal('0.0001'))} is {pct(dev)} from last undisputed "
-                        f"{ref.quantize(Decimal('0.0001'))}, cap {pct(self.slippage_cap)}"
-                    )
+            else:
+                for intent in intents:
+                    if not Decimal(0) < intent.price < ONE:
+                        continue
+                    p = self.yes_price(info, intent)
+                    dev = abs(p - ref) / ref
+                    if dev > self.slippage_cap:
+                        add(f"price {p.quantize(Decimal('0.0001'))} is {pct(dev)} from last undisputed "
+                            f"{ref.quantize(Decimal('0.0001'))}, cap {pct(self.slippage_cap)}", intent)  # fmt: skip
         return GateDecision(not reasons, tuple(reasons))
 
 

@@ -191,6 +191,15 @@ class _FastConnection(asyncio.Protocol):
                 self.notice = "an unreadable error"
 
 
+_Sent = tuple[_FastConnection, int, "asyncio.Future[tuple[int, bytes]]"]
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A begun call nobody awaited: mark its outcome seen (no "exception never retrieved" noise)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _expire(fut: asyncio.Future[tuple[int, bytes]]) -> None:
     if not fut.done():
         fut.set_exception(_Expired())
@@ -218,14 +227,23 @@ def _key_ref(wallet: str | None, session_id: str | None) -> pb.KeyRef:
     return pb.KeyRef(wallet=wallet) if wallet is not None else pb.KeyRef(session_id=session_id)
 
 
+_NOT_AN_AMOUNT = (bool, float, Decimal)
+
+
 def _str_map(order: Mapping[str, object]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in order.items():
-        if isinstance(v, bool) or isinstance(v, float | Decimal):
-            raise SigningInputError(f"{k}: pass an int or a decimal string, not {type(v).__name__}")
-        if v is None:
+        t = type(v)
+        if t is str:  # the usual case first: an order struct is mostly strings already
+            out[k] = v  # type: ignore[assignment]
+        elif t is int:  # exactly int: a bool is refused below
+            out[k] = str(v)
+        elif v is None:
             continue
-        out[k] = str(v)
+        elif isinstance(v, _NOT_AN_AMOUNT):
+            raise SigningInputError(f"{k}: pass an int or a decimal string, not {type(v).__name__}")
+        else:
+            out[k] = str(v)
     return out
 
 
@@ -294,11 +312,27 @@ class SignerClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, request: Message, reply_type: type[R], timeout: float | None = None) -> R:
+    def _send_now(self, method: str, request: Message) -> _Sent | None:
+        """Write ``request`` on the fast path now if it is connected (else None: the call will connect)."""
+        conn = self._fast_conn
+        if (self.fast and method in FAST_METHODS and method not in self._fast_unknown and conn is not None
+                and conn.transport is not None and not conn.transport.is_closing()):  # fmt: skip
+            return self._fast_send(conn, method, request)
+        return None
+
+    async def _call(
+        self, method: str, request: Message, reply_type: type[R], timeout: float | None = None,
+        sent: _Sent | None = None,
+    ) -> R:  # fmt: skip
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
         while True:
             try:
+                if sent is not None:  # written by begin(): wait for its reply (a retry sends again, same id)
+                    first, sent = sent, None
+                    reply = await self._fast_wait(first, method, request, reply_type, timeout or self.timeout)
+                    if reply is not None:
+                        return reply
                 return await self._call_once(method, request, reply_type, timeout or self.timeout)
             except SignerUnavailable:
                 if time.monotonic() + delay < deadline:
@@ -367,11 +401,28 @@ class SignerClient:
                 "was sent. It may have stopped or refused this process's uid (allowed_uids); retrying with the "
                 "same request_id is safe"
             )
+        return await self._fast_wait(self._fast_send(conn, method, request), method, request, reply_type, timeout)
+
+    @staticmethod
+    def _fast_send(
+        conn: _FastConnection, method: str, request: Message, loop: asyncio.AbstractEventLoop | None = None
+    ) -> _Sent:
+        """Write one request frame now; (connection, call id, future of the reply frame)."""
         call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        fut: asyncio.Future[tuple[int, bytes]] = (loop or asyncio.get_running_loop()).create_future()
         conn.pending[call_id] = fut
-        transport.write(encode(METHOD_IDS[method], call_id, request.SerializeToString()))
+        assert conn.transport is not None
+        conn.transport.write(encode(METHOD_IDS[method], call_id, request.SerializeToString()))
+        return conn, call_id, fut
+
+    async def _fast_wait(
+        self, sent: _Sent, method: str, request: Message, reply_type: type[R], timeout: float
+    ) -> R | None:
+        """The reply to a request :meth:`_fast_send` wrote, or None if this signer's fast path does not
+        know ``method``."""
+        conn, call_id, fut = sent
+        rid = getattr(request, "request_id", "")
+        loop = asyncio.get_running_loop()
         timer = loop.call_later(timeout, _expire, fut)
         try:
             kind, payload = await fut
@@ -494,6 +545,56 @@ class SignerClient:
             timestamp=timestamp or 0,
         )
         r = await self._call("PreparePolymarketOrder", req, pb.PreparePolymarketOrderReply)
+        return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
+
+    def begin_prepare_polymarket_order(
+        self,
+        order: Mapping[str, object],
+        *,
+        account: str,
+        order_type: str,
+        wallet: str | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+    ) -> asyncio.Task[PreparedOrderReply]:
+        """:meth:`prepare_polymarket_order`, started now and awaited later: when the fast path is connected
+        the request is written before this returns, so the signer signs while the caller goes on (the
+        executor runs its pre-trade checks meanwhile; nothing is sent to a venue before both are done).
+        Otherwise the call starts at the next loop turn. The task gives what the ``await``-style call
+        gives (same retries, same errors); a task nobody awaits just drops its signature."""
+        req = self._prepare_request(order, account, order_type, wallet, session_id, request_id)
+        sent = self._send_now("PreparePolymarketOrder", req)
+        task = asyncio.get_running_loop().create_task(self._prepared(req, sent))
+        task.add_done_callback(_retrieve)
+        return task
+
+    def warm_prepare_polymarket_order(
+        self, order: Mapping[str, object], *, account: str, order_type: str, wallet: str | None = None,
+        session_id: str | None = None, request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Build the request (and its frame) :meth:`begin_prepare_polymarket_order` would send; send nothing.
+        Keeps that path warm between orders."""
+        req = self._prepare_request(order, account, order_type, wallet, session_id, request_id)
+        encode(METHOD_IDS["PreparePolymarketOrder"], 0, req.SerializeToString())
+
+    def _prepare_request(
+        self, order: Mapping[str, object], account: str, order_type: str, wallet: str | None,
+        session_id: str | None, request_id: str | None,
+    ) -> pb.PreparePolymarketOrderRequest:  # fmt: skip
+        # The defaults of prepare_polymarket_order (chain 137, no neg risk, POST /order) are left unset: the
+        # same bytes, and the same fingerprint at the signer, as that call sends.
+        return pb.PreparePolymarketOrderRequest(
+            request_id=self._rid(request_id),
+            key=_key_ref(wallet, session_id),
+            order=_str_map(order),
+            chain_id=137,
+            account=account,
+            order_type=order_type,
+            path="/order",
+        )
+
+    async def _prepared(self, req: pb.PreparePolymarketOrderRequest, sent: _Sent | None) -> PreparedOrderReply:
+        r = await self._call("PreparePolymarketOrder", req, pb.PreparePolymarketOrderReply, sent=sent)
         return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
 
     async def l1_headers(

@@ -1,0 +1,126 @@
+"""SignerClient.begin_prepare_polymarket_order: the request is written before the call returns (the
+signer works while the caller goes on), and the task gives the reply the awaited call would. Against a
+server on a real Unix socket speaking the fast-path framing, in a thread, so "written" is observed by
+another reader while the event loop has not run a single turn."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from crossbook._proto import signer_pb2 as pb
+from crossbook.aio import poll_until_done
+from crossbook.signing.client import SignerClient
+from crossbook.signing.fastframe import HEADER, METHOD_IDS, OK, encode
+
+ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
+         "takerAmount": "20000000", "side": "BUY", "signatureType": 0, "timestamp": "1700000000000"}  # fmt: skip
+
+
+class FastServer(threading.Thread):
+    """Accepts one connection; records each request frame the moment it is read; answers when told."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.got = threading.Event()
+        self.answer = threading.Event()
+        self.frames: list[tuple[int, int, bytes]] = []
+
+    def run(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            while True:
+                head = conn.recv(HEADER.size, socket.MSG_WAITALL)
+                if len(head) < HEADER.size:
+                    return
+                length, kind, call_id = HEADER.unpack(head)
+                payload = conn.recv(length - 5, socket.MSG_WAITALL)
+                self.frames.append((kind, call_id, payload))
+                self.got.set()
+                if kind == METHOD_IDS["Health"]:
+                    conn.sendall(encode(OK, call_id, pb.HealthReply(status="ok").SerializeToString()))
+                    continue
+                self.answer.wait(5)
+                req = pb.PreparePolymarketOrderRequest.FromString(payload)
+                reply = pb.PreparePolymarketOrderReply(
+                    hash="0x" + "11" * 32, signature="0x" + "22" * 65, body=b'{"order":1}',
+                    headers={"POLY_API_KEY": req.account},
+                )
+                conn.sendall(encode(OK, call_id, reply.SerializeToString()))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> FastServer:
+    sock = str(tmp_path / "signer.sock")
+    srv = FastServer(sock + ".fast")
+    srv.start()
+    return srv
+
+
+async def test_begin_writes_the_request_before_it_returns(server: FastServer, tmp_path: Path) -> None:
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()  # connects the fast path
+    assert client.fast_connected
+    server.got.clear()
+    task = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                 request_id="rid-1")  # fmt: skip
+    # No await since the call: the loop has not turned, yet the server thread reads the request.
+    assert server.got.wait(5), "begin() returned without writing the request"
+    kind, _, payload = server.frames[-1]
+    req = pb.PreparePolymarketOrderRequest.FromString(payload)
+    assert kind == METHOD_IDS["PreparePolymarketOrder"] and req.request_id == "rid-1"
+    assert dict(req.order)["makerAmount"] == "8000000" and req.key.wallet == "main" and req.order_type == "FOK"
+    server.answer.set()
+    reply = await task
+    assert reply.hash == "0x" + "11" * 32 and reply.headers == {"POLY_API_KEY": "acct"}
+    # the same bytes as the awaited call: one fingerprint at the signer whichever way the order was asked
+    await client.prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main", request_id="rid-1")
+    assert server.frames[-1][2] == payload
+    # the dry (keep-warm) build sends nothing
+    n = len(server.frames)
+    client.warm_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main", request_id="w")
+    await client.health()
+    assert [k for k, _, _ in server.frames[n:]] == [METHOD_IDS["Health"]]
+    await client.close()
+
+
+async def test_begin_without_a_fast_connection_starts_at_the_next_turn(server: FastServer, tmp_path: Path) -> None:
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    assert not client.fast_connected
+    server.answer.set()
+    task = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                 request_id="rid-2")  # fmt: skip
+    reply = await task  # connects, then sends: the same reply as the awaited call
+    assert reply.signature == "0x" + "22" * 65
+    await client.close()
+
+
+async def test_poll_until_done_turns_the_loop_until_the_reply_then_stops() -> None:
+    loop = asyncio.get_running_loop()
+    turns = 0
+
+    def count() -> None:
+        nonlocal turns
+        turns += 1
+
+    fut: asyncio.Future[int] = loop.create_future()
+    threading.Timer(0.02, lambda: loop.call_soon_threadsafe(fut.set_result, 1)).start()
+    poll_until_done(fut, 2.0)
+    handle = loop.call_later(0.005, count)  # a timer still fires while polling
+    assert await fut == 1
+    assert turns == 1 and handle.cancelled() is False
+    # bounded: a future that never completes is polled for max_s only, then the loop may sleep again
+    never: asyncio.Future[int] = loop.create_future()
+    poll_until_done(never, 0.01)
+    await asyncio.sleep(0.05)
+    ready = getattr(loop, "_ready", None)
+    if ready is not None:  # the default loop exposes its queue: nothing left polling
+        assert len(ready) == 0
+    never.cancel()
