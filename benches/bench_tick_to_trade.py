@@ -37,7 +37,13 @@ Method (same run, same box; shared/reference/performance-anchors.md §4, G6 carr
   calls per sample, also present in the headline numbers).
 
 Usage: benches/bench_tick_to_trade.py [--samples 300] [--idle 30] [--warmup 20] [--block 20]
-       [--gap-ms 20] [--idle-ms 300] [--signer fast,grpc] [--cpu-sim 0] [--cpu-daemon 1] [--cpu-signer 1] [--json]
+       [--gap-ms 20] [--idle-ms 300] [--signer fast,grpc] [--busy-poll off|on|both] [--cpu-sim 0]
+       [--cpu-daemon 1] [--cpu-signer 0] [--json]
+
+CPUs: the daemons on ``--cpu-daemon``, the signer on a CPU that is not the daemon's (as deployed; on two
+CPUs that is the sims' CPU, idle while an order is in flight). With the signer on its own CPUs the order
+path primes it when an edge shows (``stay_awake_us``) and busy-polls for its reply; on the daemon's CPU
+it does neither (that would take the CPU the signature needs): ``--cpu-signer 1`` measures that case.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ def _now() -> int:
 async def child_ours(spec: dict[str, Any]) -> None:
     from picows import WSMsgType
 
+    from crossbook.aio import BusyPoll
     from crossbook.book.service import MarketData
     from crossbook.config import Config
     from crossbook.execution import Executor, KalshiTrader, PairMarkets, PolymarketTrader, ServiceSigner, VenueTrader
@@ -264,7 +271,19 @@ async def child_ours(spec: dict[str, Any]) -> None:
             starts["raw"].append(t)
         return starts
 
-    await _serve_stdin({"HTTP": http_probe})
+    poller = BusyPoll()
+
+    async def poll(on: int) -> dict[str, Any]:
+        # Busy-polling (``busy_poll = true`` in the daemon): on only while this pipeline is measured, so it
+        # never takes the shared CPU from the other pipelines' children.
+        if on and spec["busy_poll"]:
+            poller.start()
+        else:
+            poller.stop()
+        return {"busy_poll": poller.running}
+
+    await _serve_stdin({"HTTP": http_probe, "POLL": poll})
+    poller.stop()
     await trigger.stop()
     await breaker.stop()
     for t in traders.values():
@@ -674,6 +693,14 @@ class Pipeline:
                 return dict(json.loads(text[len(prefix) :].strip() or "{}"))
             print(f"[{self.name}] {text}", file=sys.stderr)
 
+    async def measured(self, on: bool) -> None:
+        """Tell a busy-polling child its block starts (poll) or ends (sleep again)."""
+        if self.name.endswith("-poll"):
+            assert self.proc is not None and self.proc.stdin is not None
+            self.proc.stdin.write(f"POLL {int(on)}\n".encode())
+            await self.proc.stdin.drain()
+            await self.line("POLL", 10)
+
     def write_edge(self) -> int:
         """Put the cheap YES ask on the Polymarket sim's book and write its frame; t0 just before the write."""
         sim = self.poly
@@ -912,7 +939,8 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
     try:
         moto, kms_url = start_moto(args.cpu_sim, tmp)
         signer, sock, _ = start_signer(tmp, kms_url, der, secret, address, args.cpu_signer)
-        names = [f"ours-{t}" for t in args.signer] + ["baseline"]
+        polls = {"off": [""], "on": ["-poll"], "both": ["", "-poll"]}[args.busy_poll]
+        names = [f"ours-{t}{x}" for t in args.signer for x in polls] + ["baseline"]
         for i, name in enumerate(names):
             poly, kal, arrivals = make_sims(100 + i, rsa_key.public_key(), secret, address)
             await poly.start()
@@ -922,7 +950,8 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             spec = {
                 "poly_ws": poly.ws_url, "poly_rest": poly.rest_url, "kal_ws": kal.ws_url, "kal_rest": kal.rest_url,
                 "yes_token": m.yes_id, "no_token": m.no_id, "condition": m.condition_id, "ticker": kal.markets[0],
-                "signer_socket": sock, "fast": name.endswith("-fast"), "address": address,
+                "signer_socket": sock, "fast": "-fast" in name, "address": address,
+                "busy_poll": name.endswith("-poll"),
                 "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
@@ -939,9 +968,11 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             pipelines.append(p)
         # Warm-up, then ABAB blocks of warm samples, then samples after idle gaps (also alternated).
         for p in pipelines:
+            await p.measured(True)
             for _ in range(args.warmup):
                 await p.background(args.gap_ms / 1000, args.background_hz)
                 await one_sample(p, "warmup")
+            await p.measured(False)
         order = [(k, n) for k, n in (("warm", args.samples), ("idle", args.idle)) if n > 0]
         for kind, n in order:
             gap = (args.gap_ms if kind == "warm" else args.idle_ms) / 1000
@@ -949,12 +980,14 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             while done < n:
                 block = min(args.block if kind == "warm" else max(1, args.block // 4), n - done)
                 for p in pipelines:
+                    await p.measured(True)
                     for _ in range(block):
                         if kind == "warm":
                             await p.background(gap, args.background_hz)
                         else:
                             await asyncio.sleep(gap)
                         await one_sample(p, kind, rnd)
+                    await p.measured(False)
                 done += block
                 rnd += 1
         probe: dict[str, Any] = {}
@@ -1033,7 +1066,7 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
                                           "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
             "cpu_daemon",
-            "cpu_signer")  # fmt: skip
+            "cpu_signer", "busy_poll")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
                   limit=LIMIT)  # fmt: skip
@@ -1098,9 +1131,14 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=20.0, help="pause before a warm sample")
     ap.add_argument("--idle-ms", type=float, default=300.0, help="pause before an idle sample")
     ap.add_argument("--signer", default="fast,grpc", help="ours' signer transports: fast, grpc or both")
+    ap.add_argument("--busy-poll", choices=["off", "on", "both"], default="off",
+                    help="ours with the daemon's busy_poll (the loop polls instead of sleeping, only while its "
+                         "own block is measured): off, on, or both as separate pipelines")  # fmt: skip
     ap.add_argument("--cpu-sim", type=int, default=0)
     ap.add_argument("--cpu-daemon", type=int, default=1)
-    ap.add_argument("--cpu-signer", type=int, default=1)
+    ap.add_argument("--cpu-signer", type=int, default=0,
+                    help="the signer's CPU; as deployed, not the daemon's (on 2 CPUs: the sims' CPU, idle while an "
+                         "order is in flight)")  # fmt: skip
     ap.add_argument("--background-hz", type=float, default=500.0,
                     help="no-edge top-of-book frames per second during a warm gap (0: silence)")  # fmt: skip
     ap.add_argument("--keep-warm-ms", type=float, default=2.0, help="ours: EdgeTrigger keep_warm_s in ms (0: off)")

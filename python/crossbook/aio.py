@@ -65,3 +65,35 @@ def poll_until_done(fut: asyncio.Future[object] | asyncio.Future[Any], max_s: fl
             loop.call_soon(poll)
 
     loop.call_soon(poll)
+
+
+class BusyPoll:
+    """Keep the running loop polling instead of sleeping, for good (until :meth:`stop`): one ``call_soon``
+    per turn makes every turn wait on its sockets with a zero timeout, so a frame is read the moment it
+    lands and the core never halts (waking a halted core costs a hundred µs or more on virtual machines,
+    and it comes back with cold caches). It takes 100 % of a core: only for an engine pinned to cores of
+    its own (``cpu_affinity``). Timers, callbacks and I/O run as usual."""
+
+    def __init__(self) -> None:
+        self._handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.turns = 0
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._loop = asyncio.get_running_loop()
+            self._handle = self._loop.call_soon(self._turn)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _turn(self) -> None:
+        self.turns += 1
+        if self._handle is not None and self._loop is not None:
+            self._handle = self._loop.call_soon(self._turn)

@@ -172,6 +172,10 @@ class Config:
     state_dir: str = ".crossbook"
     log_level: str = "INFO"
     cpu_affinity: list[int] = field(default_factory=list)
+    # The engine's loop polls its sockets continuously instead of sleeping between frames (100 % of a
+    # core): a frame is read the moment it lands, on a core that never halted. Only with cpu_affinity
+    # set to cores nothing else runs on (crossbook tune).
+    busy_poll: bool = False
     redis: RedisConfig = field(default_factory=RedisConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)

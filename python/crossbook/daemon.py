@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from crossbook.aio import wait_event
+from crossbook.aio import BusyPoll, wait_event
 from crossbook.book.service import DemandUpstream, MarketData
 from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
@@ -41,6 +41,18 @@ def pin_cpus(cores: list[int]) -> None:
     if cores:
         os.sched_setaffinity(0, set(cores))
         log.info("pinned to cores %s", sorted(cores))
+
+
+def start_busy_poll(cfg: Config) -> BusyPoll:
+    """``busy_poll = true``: the loop polls instead of sleeping (see crossbook.aio.BusyPoll)."""
+    poller = BusyPoll()
+    if cfg.busy_poll:
+        if not cfg.cpu_affinity:
+            log.warning("busy_poll without cpu_affinity: the loop will take a whole core the scheduler may "
+                        "share with anything; pin the engine to cores of its own (crossbook tune)")  # fmt: skip
+        poller.start()
+        log.info("busy-polling: the event loop never sleeps (one core at 100 %%)")
+    return poller
 
 
 async def wait_for_stop(seconds: float | None = None) -> None:
@@ -126,10 +138,12 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
             )
 
     status = asyncio.create_task(status_loop(), name="status")
+    poller = start_busy_poll(cfg)
     try:
         await wait_for_stop(seconds)
         log.info("stopping: draining feeds and the Redis writer")
     finally:
+        poller.stop()
         status.cancel()
         await resources.aclose()
         if hub_node is not None:

@@ -10,10 +10,14 @@ payload goes as bytes to :meth:`SignerService.prepare_order_raw`, whose reply by
 payload, as on the gRPC servicer.
 
 A synchronous method (everything but AuthorizeSession) is answered inside ``data_received``, in the
-loop turn that read the request: no task, no stream objects. Malformed input never reaches the
-request handling: an unknown method id or a payload that does not parse as the method's request
-message gets an error frame naming the problem (the connection stays usable); an impossible frame
-length loses the framing, so it gets an error frame with call id 0 and the connection is closed.
+loop turn that read the request: no task, no stream objects. A Health request with ``stay_awake_us``
+(a client about to send an order) makes the loop poll instead of sleep until the next request arrives
+or that time passes (capped at :data:`MAX_STAY_AWAKE_US`), so the order finds this CPU running.
+
+Malformed input never reaches the request handling: an unknown method id or a payload that does not
+parse as the method's request message gets an error frame naming the problem (the connection stays
+usable); an impossible frame length loses the framing, so it gets an error frame with call id 0 and the
+connection is closed.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from crossbook._proto import signer_pb2 as pb
+from crossbook.aio import poll_until_done
 from crossbook.signing.fastframe import ERROR, METHODS, OK, FrameReader, FramingError, encode
 from crossbook_signer.relay import peer_credentials
 from crossbook_signer.service import Refusal, SignerService
 
 log = logging.getLogger("crossbook.signer")
+
+# The longest a Health request's ``stay_awake_us`` may keep the loop polling (a client asks for less).
+MAX_STAY_AWAKE_US = 5000
 
 
 class _Connection(asyncio.Protocol):
@@ -63,6 +71,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
             return
+        awake = self.server.awake
+        if awake is not None and not awake.done():
+            awake.set_result(None)  # the request the client asked us to stay awake for: stop polling
         try:
             self.reader.feed(data)
         except FramingError as exc:
@@ -114,6 +125,10 @@ class _Connection(asyncio.Protocol):
             self._send(OK, call_id, result)
         elif isinstance(result, Message):
             self._send(OK, call_id, result.SerializeToString())
+            if isinstance(result, pb.HealthReply):
+                us = pb.HealthRequest.FromString(payload).stay_awake_us
+                if us:
+                    self.server.stay_awake(us)
         else:
             self.server.spawn(self._finish(method.name, call_id, result))
 
@@ -150,10 +165,22 @@ class FastServer:
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.AbstractServer | None = None
+        self.awake: asyncio.Future[None] | None = None  # done when the request we stay awake for arrives
+        self.stayed_awake = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_unix_server(lambda: _Connection(self), sock=self.listen)
+
+    def stay_awake(self, us: int) -> None:
+        """Poll (the loop never sleeps) until the next request arrives on any connection, or ``us`` µs
+        (at most :data:`MAX_STAY_AWAKE_US`) pass: asked by a client about to send an order, so the order
+        does not find this CPU halted."""
+        loop = asyncio.get_running_loop()
+        if self.awake is None or self.awake.done():
+            self.awake = loop.create_future()
+        self.stayed_awake += 1
+        poll_until_done(self.awake, min(us, MAX_STAY_AWAKE_US) / 1e6)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

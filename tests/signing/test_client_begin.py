@@ -6,7 +6,10 @@ another reader while the event loop has not run a single turn."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -68,6 +71,9 @@ async def test_begin_writes_the_request_before_it_returns(server: FastServer, tm
     client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
     await client.health()  # connects the fast path
     assert client.fast_connected
+    # The signer thread is this process: on our CPUs, so no busy-polling and no priming (it would spin on the
+    # CPU our order needs).
+    assert client.signer_on_other_cpus is False and client.prime() is False
     server.got.clear()
     task = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
                                                  request_id="rid-1")  # fmt: skip
@@ -124,3 +130,30 @@ async def test_poll_until_done_turns_the_loop_until_the_reply_then_stops() -> No
     if ready is not None:  # the default loop exposes its queue: nothing left polling
         assert len(ready) == 0
     never.cancel()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or (os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+def test_busy_polling_only_for_a_signer_on_cpus_of_its_own(tmp_path: Path) -> None:
+    from crossbook.signing.client import _on_other_cpus
+
+    mine = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {0})
+        for peer_cpus, expected in (({1}, True), ({0, 1}, False)):
+            path = str(tmp_path / f"peer{len(peer_cpus)}.sock")
+            code = (
+                "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); "
+                f"os.sched_setaffinity(0, {peer_cpus!r}); print('up', flush=True); c, _ = s.accept(); c.recv(1)"
+            )
+            peer = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE)
+            try:
+                assert peer.stdout is not None and peer.stdout.readline().strip() == b"up"
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(path)
+                    assert _on_other_cpus(s) is expected, peer_cpus
+                    s.send(b"x")
+            finally:
+                peer.wait(5)
+        assert _on_other_cpus(None) is False
+    finally:
+        os.sched_setaffinity(0, mine)

@@ -297,10 +297,12 @@ class SessionReply(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., address: _Optional[str] = ..., expires_at: _Optional[int] = ..., revoked: _Optional[bool] = ..., cumulative: _Optional[str] = ..., session_blob: _Optional[bytes] = ..., audit: _Optional[_Union[Audit, _Mapping]] = ...) -> None: ...
 
 class HealthRequest(_message.Message):
-    __slots__ = ("request_id",)
+    __slots__ = ("request_id", "stay_awake_us")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STAY_AWAKE_US_FIELD_NUMBER: _ClassVar[int]
     request_id: str
-    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+    stay_awake_us: int
+    def __init__(self, request_id: _Optional[str] = ..., stay_awake_us: _Optional[int] = ...) -> None: ...
 
 class HealthReply(_message.Message):
     __slots__ = ("status", "version", "landlock", "landlock_abi", "non_dumpable", "keys_locked", "sessions", "wallets", "pid")

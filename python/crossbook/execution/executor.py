@@ -246,6 +246,13 @@ class Executor:
         signing = self.traders[order1.venue].begin_prepare(order1)
         return self._pair_trade(intent, plan, pm, first, second, order1, leg_order, signing)
 
+    def prime(self) -> None:
+        """An edge was seen: a pair trade may start within a few hundred µs. The first venue's trader warns
+        its signer (a signer on CPUs of its own keeps them running instead of halting)."""
+        prime = getattr(self.traders.get(self.first_venue), "prime", None)
+        if prime is not None:
+            prime()
+
     def warm_pair_trade(self, intent: PairIntent, plan: PairPlan, state: PairState | None = None) -> None:
         """Run :meth:`start_pair_trade`'s synchronous path dry: the plan check, the gate, both leg orders and
         the first leg's order struct and signing request, built and dropped (nothing is signed or sent, no

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from crossbook.signing.client import SignerClient
 
 
+# How long the order path busy-polls for the signer's reply to an order it waits on (see
+# crossbook.aio.poll_until_done); the signer answers in well under a millisecond.
+SIGNER_POLL_S = 0.002
+# How long the signer keeps polling after a prime (an edge seen, the order a few hundred µs away).
+SIGNER_PRIME_US = 2000
+
+
 class Prepared(Protocol):
     """What an order's preparation gives the trader (``PreparedOrder``, or the signer client's reply)."""
 
@@ -155,6 +162,16 @@ class ServiceSigner:
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self._client.l2_headers(self._api_key, method, path, body)
+
+    def prime(self) -> None:
+        """An order is likely: ask the signer to keep its CPU running until it comes (see SignerClient.prime)."""
+        self._client.prime(SIGNER_PRIME_US)
+
+    @property
+    def reply_poll_s(self) -> float:
+        """How long the order path may busy-poll for this signer's reply: only when the signer runs on CPUs
+        of its own (polling on a CPU it shares would take the time its reply needs)."""
+        return SIGNER_POLL_S if self._client.signer_on_other_cpus else 0.0
 
     def warm_prepare_polymarket_order(self, order: Mapping[str, object], *, order_type: str, request_id: str) -> None:
         """Build the signing request :meth:`begin_prepare_polymarket_order` would send, and drop it."""

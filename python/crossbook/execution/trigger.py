@@ -255,6 +255,7 @@ class EdgeTrigger:
             return False
         if not directions:
             return False
+        self.executor.prime()  # the signer wakes while the checks below run
         try:
             state = self.executor.gate.breaker.evaluate(pair_id)
         except KeyError:  # the breaker does not watch this pair: nothing vouches for its data

@@ -80,10 +80,11 @@ async def _raise(exc: Exception) -> None:
     raise exc
 
 
-async def _applied(order: LegOrder, pending: Awaitable[Prepared]) -> None:
-    # The signer answers within a fraction of a millisecond: poll for it rather than let this core halt.
+async def _applied(order: LegOrder, pending: Awaitable[Prepared], poll_s: float) -> None:
+    # A signer on CPUs of its own answers within a fraction of a millisecond: poll for it rather than let
+    # this core halt (waking a halted core costs more than that on some machines).
     fut = asyncio.ensure_future(pending)  # the signer's task itself (no new task)
-    poll_until_done(fut, SIGNER_POLL_S)
+    poll_until_done(fut, poll_s)
     _apply(order, await fut)
 
 
@@ -124,10 +125,6 @@ class TokenBucket:
 
 Rate = tuple[float, float]  # (requests per second, burst)
 
-
-# How long the order path busy-polls for the signer's reply to an order it is waiting on (see
-# crossbook.aio.poll_until_done); the signer answers in well under a millisecond.
-SIGNER_POLL_S = 0.002
 
 # Connections: how many to keep open ahead of need, how often to touch them (venues close idle ones), and how
 # long the pool keeps an idle one (longer than the ping interval, so a pinged connection is never dropped).
@@ -338,7 +335,13 @@ class PolymarketTrader:
             return _raise(exc)
         pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
                                                              request_id=order.client_order_id)  # fmt: skip
-        return _applied(order, pending)
+        return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
+
+    def prime(self) -> None:
+        """An order is likely soon: let the signer know (a signer in this process needs nothing)."""
+        prime = getattr(self.signer, "prime", None)
+        if prime is not None:
+            prime()
 
     def warm_prepare(self, order: LegOrder) -> None:
         warm = getattr(self.signer, "warm_prepare_polymarket_order", None)

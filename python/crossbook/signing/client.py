@@ -30,6 +30,9 @@ method (a short blocking gRPC call, used when a feed connects); async code shoul
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -156,9 +159,11 @@ class _FastConnection(asyncio.Protocol):
         self.reader = FrameReader(self._frame)
         self.next_id = 0
         self.notice = ""  # the signer's last connection-level error (call id 0), for the error message
+        self.own_cpus = False  # the signer may run only on CPUs this process may not (seen at connect)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.own_cpus = _on_other_cpus(self.transport.get_extra_info("socket"))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -189,6 +194,25 @@ class _FastConnection(asyncio.Protocol):
                 self.notice = pb.CallError.FromString(payload).message
             except DecodeError:
                 self.notice = "an unreadable error"
+
+
+_UCRED = struct.Struct("3i")
+
+
+def _on_other_cpus(sock: socket.socket | None) -> bool:
+    """True when the process at the other end of ``sock`` may run only on CPUs this process may not run
+    on (both pinned, disjoint): then waiting for its reply by busy-polling costs that process nothing.
+    False when they share a CPU (a poller would take the CPU the reply needs) or when it cannot be told
+    (another PID namespace, no permission)."""
+    if sock is None or not hasattr(os, "sched_getaffinity"):
+        return False
+    try:
+        pid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[0]
+        if pid <= 0 or pid == os.getpid():
+            return False
+        return not (os.sched_getaffinity(pid) & os.sched_getaffinity(0))
+    except (OSError, struct.error):
+        return False
 
 
 _Sent = tuple[_FastConnection, int, "asyncio.Future[tuple[int, bytes]]"]
@@ -281,6 +305,13 @@ class SignerClient:
         return f"SignerClient({self.target!r}, timeout={self.timeout}, fast={self.fast})"
 
     @property
+    def signer_on_other_cpus(self) -> bool:
+        """True while the fast path is connected to a signer pinned to CPUs this process is not allowed on:
+        waiting for its replies by busy-polling is then free for it (see ``crossbook.aio.poll_until_done``)."""
+        conn = self._fast_conn
+        return conn is not None and conn.transport is not None and conn.own_cpus
+
+    @property
     def fast_connected(self) -> bool:
         """True while a fast-path connection is open (what the next signing call will use)."""
         return self._fast_conn is not None and self._fast_conn.transport is not None
@@ -311,6 +342,21 @@ class SignerClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def prime(self, stay_awake_us: int = 1000) -> bool:
+        """Ask the signer to keep its CPU running for the next ``stay_awake_us`` µs (a Health request with
+        ``stay_awake_us``, written now, its reply dropped): sent as soon as an order is likely, so the order
+        itself does not wake a halted CPU. Only to a signer on CPUs of its own (``signer_on_other_cpus``:
+        one sharing ours would spin on the CPU our order needs) and only on a connected fast path. True if
+        sent."""
+        conn = self._fast_conn
+        if not (self.fast and conn is not None and conn.transport is not None and conn.own_cpus
+                and not conn.transport.is_closing() and "Health" not in self._fast_unknown):  # fmt: skip
+            return False
+        call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # never registered: the reply is dropped
+        conn.transport.write(encode(METHOD_IDS["Health"], call_id,
+                                    pb.HealthRequest(stay_awake_us=stay_awake_us).SerializeToString()))  # fmt: skip
+        return True
 
     def _send_now(self, method: str, request: Message) -> _Sent | None:
         """Write ``request`` on the fast path now if it is connected (else None: the call will connect)."""
