@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,6 +25,7 @@ from crossbook.execution import (
     PairIntent,
     PairMarkets,
     PolymarketTrader,
+    ServiceSigner,
     UnwindPolicy,
     VenueTrader,
 )
@@ -32,6 +34,7 @@ from crossbook.execution.trigger import EdgeIntent, EdgeTrigger, Firing
 from crossbook.safety import Breaker, Gate, PairLegs
 from crossbook.safety.gate import MemoryCatalog, PairInfo
 from crossbook.signing import ApiCreds, LocalHeaderSigner, PrivateKey
+from crossbook.signing.client import SignerClient
 from crossbook.venues.kalshi.sim import KalshiSim
 from crossbook.venues.polymarket.sim import PolymarketSim
 from crossbook.venues.simcore import LadderBook
@@ -417,4 +420,19 @@ async def test_keep_warm_dry_runs_the_order_path_and_never_signs_or_sends(rig: R
     rig.trigger.arm(rig.intent())
     await eventually(lambda: len(warmed) >= 5, timeout=5, what="several dry runs")
     assert rig.fired == [] and signed == []
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_a_signing_request_that_cannot_be_made_is_a_signer_refusal(rig: Rig, tmp_path: Path) -> None:
+    # A signing request refused before it leaves (here: a ServiceSigner naming neither a wallet nor a
+    # session) is the same refusal whether the order was begun in the trigger's turn or prepared later.
+    rig.executor.traders["polymarket"].signer = ServiceSigner(  # type: ignore[attr-defined]
+        SignerClient(str(tmp_path / "no-signer.sock")), address=PrivateKey(WALLET_HEX).address, api_key=API_KEY
+    )
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: poly_ask(rig) == Decimal("0.40"), what="the 0.40 ask on our book")
+    intent = PairIntent(rig.pair_id, INTENT_SIZE, Decimal("0.02"), "polymarket", limit=Decimal("0.60"))
+    with pytest.raises(IntentRefused) as refused:
+        await rig.executor.pair_trade(intent)
+    assert refused.value.step.startswith("signer") and "wallet= or session_id=" in str(refused.value)
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)

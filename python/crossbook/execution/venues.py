@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from crossbook.aio import cancel_and_wait, poll_until_done
+from crossbook.errors import PolicyViolation, SignerError
 from crossbook.execution import http1
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
@@ -331,10 +332,12 @@ class PolymarketTrader:
         await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it."""
         try:
             struct = self._struct(order)
-        except ExecutionError as exc:
+            pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                                 request_id=order.client_order_id)  # fmt: skip
+        except (ExecutionError, SignerError, PolicyViolation) as exc:
+            # Refused before anything left (the order format, or the signing request itself): raised where
+            # the caller awaits, as prepare() would, so the executor records the refusal the same way.
             return _raise(exc)
-        pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
-                                                             request_id=order.client_order_id)  # fmt: skip
         return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
 
     def prime(self) -> None:
