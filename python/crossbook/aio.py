@@ -49,6 +49,13 @@ async def join(task: asyncio.Task[None] | None, timeout: float = 2.0) -> None:
         await cancel_and_wait(task, timeout)
 
 
+def retrieve(task: asyncio.Future[Any]) -> None:
+    """Done-callback for a task that may never be awaited (a signature begun for an order refused
+    meanwhile): its outcome is marked seen, so an exception in it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 def poll_until_done(fut: asyncio.Future[object] | asyncio.Future[Any], max_s: float) -> None:
     """Keep the running loop busy-polling (one ``call_soon`` per turn, so every turn polls its sockets
     with a zero timeout) until ``fut`` is done or ``max_s`` has passed. For a reply due within a fraction

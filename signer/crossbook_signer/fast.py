@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError, Message
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
 from crossbook.signing.fastframe import ERROR, METHODS, OK, FrameReader, FramingError, encode
-from crossbook_signer.relay import peer_credentials
+from crossbook.unixsock import peer_credentials
 from crossbook_signer.service import Refusal, SignerService
 
 log = logging.getLogger("crossbook.signer")

@@ -11,18 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 from typing import cast
 
+from crossbook.unixsock import peer_credentials
+
 log = logging.getLogger("crossbook.signer")
-
-_UCRED = struct.Struct("3i")
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a connected Unix socket."""
-    pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-    return pid, uid, gid
 
 
 class _Pipe(asyncio.Protocol):

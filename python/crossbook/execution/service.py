@@ -15,8 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from crossbook.execution.models import PairMarkets
 from crossbook.execution.store import ExecutionStore
 from crossbook.safety.breaker import Breaker
 from crossbook.safety.gate import Gate
+from crossbook.unixsock import peer_credentials
 
 log = logging.getLogger("crossbook.execution")
 MAX_REQUEST = 64 * 1024
@@ -103,8 +102,7 @@ class ExecutionService:
             self._clients.add(task)
         try:
             sock = writer.get_extra_info("socket")
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _, uid, _ = struct.unpack("3i", creds)
+            _, uid, _ = peer_credentials(sock)
             if uid != os.getuid():
                 log.warning("execution socket: refused peer uid=%d", uid)
                 return

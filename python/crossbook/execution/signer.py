@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from crossbook.aio import retrieve
 from crossbook.signing import (
     ApiCreds,
     HeaderSigner,
@@ -101,7 +102,7 @@ class LocalSigner:
         task = asyncio.get_running_loop().create_task(
             self.prepare_polymarket_order(order, order_type=order_type, request_id=request_id)
         )
-        task.add_done_callback(_retrieve)  # an order refused meanwhile never awaits its signature
+        task.add_done_callback(retrieve)  # an order refused meanwhile never awaits its signature
         return task
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
@@ -182,8 +183,3 @@ class ServiceSigner:
 
     async def kalshi_headers(self, method: str, path: str) -> dict[str, str]:
         return await self._client.kalshi_headers_async(method, path)
-
-
-def _retrieve(task: asyncio.Task[PreparedOrder]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import struct
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -45,10 +44,12 @@ import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
 from crossbook._proto import signer_pb2 as pb
+from crossbook.aio import retrieve
 from crossbook.errors import PolicyViolation, SignerError
 from crossbook.signing.errors import SigningInputError
 from crossbook.signing.fastframe import ERROR, METHOD_IDS, OK, FrameReader, FramingError, encode
 from crossbook.signing.tx import SignedTx
+from crossbook.unixsock import peer_credentials
 
 __all__ = [
     "PreparedOrderReply",
@@ -196,9 +197,6 @@ class _FastConnection(asyncio.Protocol):
                 self.notice = "an unreadable error"
 
 
-_UCRED = struct.Struct("3i")
-
-
 def _on_other_cpus(sock: socket.socket | None) -> bool:
     """True when the process at the other end of ``sock`` may run only on CPUs this process may not run
     on (both pinned, disjoint): then waiting for its reply by busy-polling costs that process nothing.
@@ -207,21 +205,15 @@ def _on_other_cpus(sock: socket.socket | None) -> bool:
     if sock is None or not hasattr(os, "sched_getaffinity"):
         return False
     try:
-        pid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[0]
+        pid = peer_credentials(sock)[0]
         if pid <= 0 or pid == os.getpid():
             return False
         return not (os.sched_getaffinity(pid) & os.sched_getaffinity(0))
-    except (OSError, struct.error):
+    except OSError:
         return False
 
 
 _Sent = tuple[_FastConnection, int, "asyncio.Future[tuple[int, bytes]]"]
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """A begun call nobody awaited: mark its outcome seen (no "exception never retrieved" noise)."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _expire(fut: asyncio.Future[tuple[int, bytes]]) -> None:
@@ -611,7 +603,7 @@ class SignerClient:
         req = self._prepare_request(order, account, order_type, wallet, session_id, request_id)
         sent = self._send_now("PreparePolymarketOrder", req)
         task = asyncio.get_running_loop().create_task(self._prepared(req, sent))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(retrieve)
         return task
 
     def warm_prepare_polymarket_order(
