@@ -48,7 +48,7 @@ from crossbook.execution.sizing import BookSource, CappedBooks, asks, bids, plan
 from crossbook.execution.store import ExecutionStore
 from crossbook.execution.venues import VenueTrader
 from crossbook.safety.breaker import PairState
-from crossbook.safety.gate import Gate
+from crossbook.safety.gate import Gate, GateDecision
 from crossbook.safety.gate import Intent as GateIntent
 
 log = logging.getLogger("crossbook.execution")
@@ -226,8 +226,7 @@ class Executor:
         pm = self._pair(intent.pair_id)
         _check_plan(intent, plan)
         # Both legs against one reading of the breaker (the second is checked again before it is sent).
-        decision = self.gate.check_all(intent.pair_id, [GateIntent(lp.venue, "buy", lp.outcome, lp.limit, plan.size)
-                                                        for lp in plan.legs], state)  # fmt: skip
+        decision = self._gate_legs(intent.pair_id, plan, state)
         if not decision:
             raise IntentRefused("gate", decision.reasons)
         intent_id = new_id()
@@ -260,13 +259,16 @@ class Executor:
         after a quiet spell finds it cold, several times slower (the edge trigger's ``keep_warm_s``)."""
         pm = self._pair(intent.pair_id)
         _check_plan(intent, plan)
-        self.gate.check_all(intent.pair_id, [GateIntent(lp.venue, "buy", lp.outcome, lp.limit, plan.size)
-                                             for lp in plan.legs], state)  # fmt: skip
+        self._gate_legs(intent.pair_id, plan, state)
         for lp in sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue):
             order = LegOrder(lp.venue, self._order_market(pm, lp.venue, lp.outcome), "buy", lp.outcome, lp.limit,
                              plan.size, intent.tif, "entry", "warm", new_id(), intent.pair_id, new_id(),
                              user_ref=self.user_ref)  # fmt: skip
             self.traders[lp.venue].warm_prepare(order)
+
+    def _gate_legs(self, pair_id: str, plan: PairPlan, state: PairState | None) -> GateDecision:
+        return self.gate.check_all(pair_id, [GateIntent(lp.venue, "buy", lp.outcome, lp.limit, plan.size)
+                                             for lp in plan.legs], state)  # fmt: skip
 
     async def _pair_trade(
         self, intent: PairIntent, plan: PairPlan, pm: PairMarkets, first: LegPlan, second: LegPlan, order1: LegOrder,

@@ -274,7 +274,7 @@ class EdgeTrigger:
             plan = self._size(a, tuple(e.yes_venue for e in directions))
             if plan is None:
                 return False
-        intent = PairIntent(pair_id, plan.size, a.intent.edge, plan.legs[0].venue, a.intent.tif, a.intent.limit)
+        intent = _pair_intent(a.intent, plan)
         firing = Firing(pair_id, intent, now, plan)
         a.fires += 1
         self.firings.append(firing)
@@ -412,9 +412,7 @@ class EdgeTrigger:
         price = a.markets.poly_tick  # any price: this plan is never sent
         plan = plan_at_top(a.markets, a.directions[0], whole, price, price, a.intent.edge, self.executor.poly_fee_bps)
         if plan is not None:
-            intent = PairIntent(a.intent.pair_id, plan.size, a.intent.edge, plan.legs[0].venue, a.intent.tif,
-                                a.intent.limit)  # fmt: skip
-            self.executor.warm_pair_trade(intent, plan, state)
+            self.executor.warm_pair_trade(_pair_intent(a.intent, plan), plan, state)
         if depth:
             self._size(a, a.directions)
 
@@ -430,6 +428,11 @@ class EdgeTrigger:
             for t in pending:
                 log.error("trigger intent %s still in flight after %.1fs; leaving it to the executor's records",
                           t.get_name(), timeout)  # fmt: skip
+
+
+def _pair_intent(standing: EdgeIntent, plan: PairPlan) -> PairIntent:
+    """The pair intent a fire of ``standing`` trades: the plan's size, in the plan's direction."""
+    return PairIntent(standing.pair_id, plan.size, standing.edge, plan.legs[0].venue, standing.tif, standing.limit)
 
 
 def _ask_size(top: Mapping[str, object], outcome: Outcome) -> Decimal:

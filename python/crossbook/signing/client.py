@@ -341,22 +341,28 @@ class SignerClient:
         itself does not wake a halted CPU. Only to a signer on CPUs of its own (``signer_on_other_cpus``:
         one sharing ours would spin on the CPU our order needs) and only on a connected fast path. True if
         sent."""
-        conn = self._fast_conn
-        if not (self.fast and conn is not None and conn.transport is not None and conn.own_cpus
-                and not conn.transport.is_closing() and "Health" not in self._fast_unknown):  # fmt: skip
+        conn = self._open_fast("Health")
+        if conn is None or not conn.own_cpus:
             return False
+        assert conn.transport is not None
         call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # never registered: the reply is dropped
         conn.transport.write(encode(METHOD_IDS["Health"], call_id,
                                     pb.HealthRequest(stay_awake_us=stay_awake_us).SerializeToString()))  # fmt: skip
         return True
 
-    def _send_now(self, method: str, request: Message) -> _Sent | None:
-        """Write ``request`` on the fast path now if it is connected (else None: the call will connect)."""
+    def _open_fast(self, method: str) -> _FastConnection | None:
+        """The fast-path connection ``method`` can be written on now, or None (not connected, closing, or a
+        signer whose fast path does not know the method)."""
         conn = self._fast_conn
         if (self.fast and method in FAST_METHODS and method not in self._fast_unknown and conn is not None
                 and conn.transport is not None and not conn.transport.is_closing()):  # fmt: skip
-            return self._fast_send(conn, method, request)
+            return conn
         return None
+
+    def _send_now(self, method: str, request: Message) -> _Sent | None:
+        """Write ``request`` on the fast path now if it is connected (else None: the call will connect)."""
+        conn = self._open_fast(method)
+        return None if conn is None else self._fast_send(conn, method, request)
 
     async def _call(
         self, method: str, request: Message, reply_type: type[R], timeout: float | None = None,
@@ -582,8 +588,7 @@ class SignerClient:
             path=path,
             timestamp=timestamp or 0,
         )
-        r = await self._call("PreparePolymarketOrder", req, pb.PreparePolymarketOrderReply)
-        return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
+        return await self._prepared(req, None)
 
     def begin_prepare_polymarket_order(
         self,
