@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from crossbook.execution.http1 import (
-    Client,
     ConnectFailed,
     MalformedResponse,
     Pool,
@@ -684,7 +683,7 @@ def test_on_uvloop(tls: Tls) -> None:
         await test_timeout_is_uncertain_and_drops_the_connection()
         await test_tls_with_a_trusted_self_signed_certificate(tls)
         await _tls_in_tls_through_a_tls_proxy(tls)
-        async with Server(echo) as srv, Client(timeout=1.0) as client:
-            assert (await client.request("GET", f"{srv.origin}/c?q=1")).body == b"GET /c?q=1 "
+        async with Server(echo) as srv, Pool(srv.origin, timeout=1.0) as pool:
+            assert (await pool.request("GET", "/c?q=1")).body == b"GET /c?q=1 "
 
     uvloop.run(main())

@@ -12,8 +12,7 @@ Design
   furthest away). A connection goes back to the stack only once its response was read completely,
   nothing followed it, and the server did not say ``Connection: close``. A connection the server closes
   while idle leaves the stack at once (``connection_lost``), so a request never picks a known-dead one;
-  ``max_idle_s`` retires ones idle for longer than the venues keep them. :class:`Client` maps origins to
-  pools for callers that speak to several.
+  ``max_idle_s`` retires ones idle for longer than the venues keep them.
 * :class:`_Conn` — an :class:`asyncio.Protocol` (works on uvloop) with TCP_NODELAY and an incremental
   response parser: status line, headers (size-limited), ``Content-Length``, ``Transfer-Encoding:
   chunked`` (trailers read and ignored) or read-until-close; HEAD, 1xx, 204 and 304 have no body;
@@ -68,7 +67,6 @@ from crossbook.errors import CrossbookError
 from crossbook.hub.proxies import proxy_label
 
 __all__ = [
-    "Client",
     "ConnectFailed",
     "Headers",
     "HttpClientError",
@@ -736,57 +734,3 @@ class Pool:
                 raise ConnectFailed(f"cannot connect to {self.origin}: TLS over the tunnel did not start",
                                     "TLS over the tunnel did not start")  # fmt: skip
             conn.transport = transport
-
-
-class Client:
-    """Pools by origin, for callers that speak to several: :meth:`request` takes an absolute URL."""
-
-    def __init__(
-        self, *, timeout: float = 30.0, connect_timeout: float | None = 10.0,
-        ssl_context: ssl.SSLContext | None = None, proxy: str | None = None,
-        fixed_headers: Mapping[str, str] | None = None, max_idle: int = 32, max_idle_s: float | None = 60.0,
-        max_header_bytes: int = MAX_HEADER_BYTES, max_body_bytes: int = MAX_BODY_BYTES,
-    ) -> None:  # fmt: skip
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.ssl_context = ssl_context
-        self.proxy = proxy
-        self.fixed_headers = dict(fixed_headers or {})
-        self.max_idle = max_idle
-        self.max_idle_s = max_idle_s
-        self.max_header_bytes = max_header_bytes
-        self.max_body_bytes = max_body_bytes
-        self._pools: dict[tuple[str, str, int], Pool] = {}
-
-    def pool(self, url: str) -> Pool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"URL {url[:80]!r}: need http:// or https:// and a host")
-        key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        pool = self._pools.get(key)
-        if pool is None:
-            origin = f"{key[0]}://{_host_port(key[1], key[2], None)}"
-            pool = self._pools[key] = Pool(
-                origin, timeout=self.timeout, connect_timeout=self.connect_timeout, ssl_context=self.ssl_context,
-                proxy=self.proxy, fixed_headers=self.fixed_headers, max_idle=self.max_idle,
-                max_idle_s=self.max_idle_s, max_header_bytes=self.max_header_bytes, max_body_bytes=self.max_body_bytes,
-            )  # fmt: skip
-        return pool
-
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None, body: bytes = b"",
-        *, timeout: float | None = None,
-    ) -> Response:  # fmt: skip
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return await self.pool(url).request(method, target, headers, body, timeout=timeout)
-
-    async def close(self) -> None:
-        for pool in self._pools.values():
-            await pool.close()
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
