@@ -261,3 +261,15 @@ class PolymarketOrderRequest:
     ) -> bytes:
         """The serialized ``PreparePolymarketOrderReply`` of the signed order, ``audit.signed_at_ms`` now.
         ``notional=None``: the order's own notional, as a wallet signature's audit shows it."""
+
+__all__ += ["prepare_order_frame"]
+
+def prepare_order_frame(
+    method: int, call_id: int, request_id: str, order: dict[str, object], *, account: str, order_type: str,
+    wallet: str | None = None, session_id: str | None = None, chain_id: int = 137, path: str = "/order",
+) -> bytes | None:
+    """One signer fast-path frame (``u32 length | u8 method | u32 call id | message``) carrying the
+    ``PreparePolymarketOrderRequest`` these arguments make, in canonical order: the signer client's order
+    path in one call. ``order`` values are ``str`` or ``int`` (``None`` is left out). None when the
+    arguments need the client's own rules (another value type, an int past 128 bits, not exactly one of
+    ``wallet`` / ``session_id``): build the message with protobuf then."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from crossbook._core import PolymarketOrderRequest
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
 from crossbook.signing.client import SignerClient
@@ -86,9 +87,12 @@ async def test_begin_writes_the_request_before_it_returns(server: FastServer, tm
     server.answer.set()
     reply = await task
     assert reply.hash == "0x" + "11" * 32 and reply.headers == {"POLY_API_KEY": "acct"}
-    # the same bytes as the awaited call: one fingerprint at the signer whichever way the order was asked
+    # the same message as the awaited call (that one made by protobuf, this one in Rust, canonically ordered):
+    # one fingerprint at the signer whichever way the order was asked
     await client.prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main", request_id="rid-1")
-    assert server.frames[-1][2] == payload
+    awaited = server.frames[-1][2]
+    assert pb.PreparePolymarketOrderRequest.FromString(awaited) == req
+    assert PolymarketOrderRequest(awaited).fingerprint == PolymarketOrderRequest(payload).fingerprint
     # the dry (keep-warm) build sends nothing
     n = len(server.frames)
     client.warm_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main", request_id="w")

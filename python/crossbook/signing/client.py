@@ -43,6 +43,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
+from crossbook._core import prepare_order_frame as _prepare_frame
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import retrieve
 from crossbook.errors import PolicyViolation, SignerError
@@ -244,6 +245,7 @@ def _key_ref(wallet: str | None, session_id: str | None) -> pb.KeyRef:
 
 
 _NOT_AN_AMOUNT = (bool, float, Decimal)
+PREPARE = "PreparePolymarketOrder"
 
 
 def _str_map(order: Mapping[str, object]) -> dict[str, str]:
@@ -588,7 +590,7 @@ class SignerClient:
             path=path,
             timestamp=timestamp or 0,
         )
-        return await self._prepared(req, None)
+        return await self._prepared(req, None, ())
 
     def begin_prepare_polymarket_order(
         self,
@@ -605,9 +607,15 @@ class SignerClient:
         executor runs its pre-trade checks meanwhile; nothing is sent to a venue before both are done).
         Otherwise the call starts at the next loop turn. The task gives what the ``await``-style call
         gives (same retries, same errors); a task nobody awaits just drops its signature."""
-        req = self._prepare_request(order, account, order_type, wallet, session_id, request_id)
-        sent = self._send_now("PreparePolymarketOrder", req)
-        task = asyncio.get_running_loop().create_task(self._prepared(req, sent))
+        rid = self._rid(request_id)
+        sent = self._send_prepare(order, account, order_type, wallet, session_id, rid)
+        req: pb.PreparePolymarketOrderRequest | None = None  # written already: the message is made later
+        if sent is None:  # not connected, or values only protobuf's rules may judge: it refuses what it must
+            req = self._prepare_request(order, account, order_type, wallet, session_id, rid)
+            sent = self._send_now(PREPARE, req)
+        task = asyncio.get_running_loop().create_task(
+            self._prepared(req, sent, (order, account, order_type, wallet, session_id, rid))
+        )
         task.add_done_callback(retrieve)
         return task
 
@@ -617,8 +625,33 @@ class SignerClient:
     ) -> None:  # fmt: skip
         """Build the request (and its frame) :meth:`begin_prepare_polymarket_order` would send; send nothing.
         Keeps that path warm between orders."""
-        req = self._prepare_request(order, account, order_type, wallet, session_id, request_id)
-        encode(METHOD_IDS["PreparePolymarketOrder"], 0, req.SerializeToString())
+        rid = self._rid(request_id)
+        if type(order) is not dict or _prepare_frame(0, 0, rid, order, account=account, order_type=order_type,
+                                                      wallet=wallet, session_id=session_id) is None:  # fmt: skip
+            req = self._prepare_request(order, account, order_type, wallet, session_id, rid)
+            encode(METHOD_IDS[PREPARE], 0, req.SerializeToString())
+
+    def _send_prepare(
+        self, order: Mapping[str, object], account: str, order_type: str, wallet: str | None,
+        session_id: str | None, rid: str,
+    ) -> _Sent | None:  # fmt: skip
+        """Write a PreparePolymarketOrder request on the fast path now, its frame made in one compiled call
+        (``_core.prepare_order_frame``: the message protobuf would make, in canonical order); None when the
+        fast path is not connected or the order holds values other than ``str`` and ``int``."""
+        conn = self._open_fast(PREPARE)
+        if conn is None or type(order) is not dict:
+            return None
+        call_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
+        frame = _prepare_frame(METHOD_IDS[PREPARE], call_id, rid, order, account=account, order_type=order_type,
+                               wallet=wallet, session_id=session_id)  # fmt: skip
+        if frame is None:
+            return None
+        conn.next_id = call_id
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        conn.pending[call_id] = fut
+        assert conn.transport is not None
+        conn.transport.write(frame)
+        return conn, call_id, fut
 
     def _prepare_request(
         self, order: Mapping[str, object], account: str, order_type: str, wallet: str | None,
@@ -636,8 +669,12 @@ class SignerClient:
             path="/order",
         )
 
-    async def _prepared(self, req: pb.PreparePolymarketOrderRequest, sent: _Sent | None) -> PreparedOrderReply:
-        r = await self._call("PreparePolymarketOrder", req, pb.PreparePolymarketOrderReply, sent=sent)
+    async def _prepared(
+        self, req: pb.PreparePolymarketOrderRequest | None, sent: _Sent | None, args: tuple[Any, ...]
+    ) -> PreparedOrderReply:
+        if req is None:  # written already (its frame made in Rust): the message, for errors and retries
+            req = self._prepare_request(*args)
+        r = await self._call(PREPARE, req, pb.PreparePolymarketOrderReply, sent=sent)
         return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
 
     async def l1_headers(

@@ -5,11 +5,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbook_keys::prepare::{
-    encode_reply, prepare, wallet_notional, Audit, KeyChoice, L2Creds, PrepareRequest, Prepared,
+    encode_reply, prepare, wallet_notional, Audit, KeyChoice, KeyRef, L2Creds, PrepareRequest,
+    Prepared,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString};
 
 use crate::signing::{key_err, HmacKey, PrivateKey};
 
@@ -218,6 +219,75 @@ impl PolymarketOrderRequest {
     }
 }
 
+/// One fast-path frame (``u32 length | u8 method | u32 call id | message``) carrying the
+/// ``PreparePolymarketOrderRequest`` these arguments make: the message the signer client builds
+/// with protobuf, in one call on the order path. ``order`` values are ``str`` or ``int`` (never
+/// ``bool``); ``None`` back when the arguments need the client's own rules (another value type,
+/// an int past 128 bits, not exactly one of ``wallet`` / ``session_id``): the caller then builds
+/// the message with protobuf, which refuses what it must.
+#[pyfunction]
+#[pyo3(signature = (method, call_id, request_id, order, *, account, order_type, wallet=None, session_id=None, chain_id=137, path="/order"))]
+#[allow(clippy::too_many_arguments)]
+fn prepare_order_frame<'py>(
+    py: Python<'py>,
+    method: u8,
+    call_id: u32,
+    request_id: &str,
+    order: &Bound<'py, PyDict>,
+    account: &str,
+    order_type: &str,
+    wallet: Option<&str>,
+    session_id: Option<&str>,
+    chain_id: u64,
+    path: &str,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let choice = match (wallet, session_id) {
+        (Some(w), None) => KeyChoice::Wallet(w.to_owned()),
+        (None, Some(s)) => KeyChoice::Session(s.to_owned()),
+        _ => return Ok(None),
+    };
+    let mut entries = Vec::with_capacity(order.len());
+    for (k, v) in order.iter() {
+        let Ok(k) = k.cast::<PyString>() else {
+            return Ok(None);
+        };
+        let value = if let Ok(s) = v.cast_exact::<PyString>() {
+            s.to_str()?.to_owned()
+        } else if v.is_exact_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
+            match v.extract::<i128>() {
+                Ok(i) => i.to_string(),
+                Err(_) => return Ok(None),
+            }
+        } else if v.is_none() {
+            continue; // as the client's map: a None value is left out
+        } else {
+            return Ok(None);
+        };
+        entries.push((k.to_str()?.to_owned(), value));
+    }
+    let req = PrepareRequest {
+        request_id: request_id.to_owned(),
+        key: Some(KeyRef {
+            choice,
+            unknown: Vec::new(),
+        }),
+        order: entries,
+        chain_id,
+        account: account.to_owned(),
+        order_type: order_type.to_owned(),
+        path: path.to_owned(),
+        ..PrepareRequest::default()
+    };
+    let msg = req.canonical();
+    let mut frame = Vec::with_capacity(9 + msg.len());
+    frame.extend_from_slice(&((msg.len() + 5) as u32).to_be_bytes());
+    frame.push(method);
+    frame.extend_from_slice(&call_id.to_be_bytes());
+    frame.extend_from_slice(&msg);
+    Ok(Some(PyBytes::new(py, &frame)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PolymarketOrderRequest>()
+    m.add_class::<PolymarketOrderRequest>()?;
+    m.add_function(wrap_pyfunction!(prepare_order_frame, m)?)
 }
