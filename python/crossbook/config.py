@@ -176,6 +176,10 @@ class Config:
     # core): a frame is read the moment it lands, on a core that never halted. Only with cpu_affinity
     # set to cores nothing else runs on (crossbook tune).
     busy_poll: bool = False
+    # "managed": the cyclic GC runs from a loop timer every gc_interval_s (start-up objects frozen), never
+    # in the middle of a frame or an order (crossbook.aio.ManagedGC); "auto": Python's default thresholds.
+    gc: str = "managed"
+    gc_interval_s: float = 0.25
     redis: RedisConfig = field(default_factory=RedisConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
@@ -272,6 +276,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             cfg.polymarket.assets.append(pc.poly_asset)
         if pc.kalshi_ticker not in cfg.kalshi.markets:
             cfg.kalshi.markets.append(pc.kalshi_ticker)
+    if cfg.gc not in ("managed", "auto"):
+        raise ConfigError(f"gc must be 'managed' or 'auto', not {cfg.gc!r}")
+    if cfg.gc_interval_s <= 0:
+        raise ConfigError("gc_interval_s must be positive")
     if cfg.chain.enabled and not cfg.chain.rpc_url:
         raise ConfigError("chain.enabled needs chain.rpc_url (a Polygon JSON-RPC endpoint)")
     if not 1 <= cfg.polymarket.max_assets_per_connection <= 200:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from crossbook.aio import BusyPoll, wait_event
+from crossbook.aio import BusyPoll, ManagedGC, wait_event
 from crossbook.book.service import DemandUpstream, MarketData
 from crossbook.chain.uma import UmaWatcher
 from crossbook.config import Config
@@ -53,6 +53,17 @@ def start_busy_poll(cfg: Config) -> BusyPoll:
         poller.start()
         log.info("busy-polling: the event loop never sleeps (one core at 100 %%)")
     return poller
+
+
+def start_gc(cfg: Config, busy: Callable[[], bool] | None = None) -> ManagedGC | None:
+    """``gc = "managed"`` (the default): the cyclic GC from a loop timer, not inside a frame or an order."""
+    if cfg.gc != "managed":
+        return None
+    collector = ManagedGC(cfg.gc_interval_s, busy=busy)
+    collector.start()
+    log.info("garbage collection managed: start-up objects frozen, a collection every %.2f s between frames",
+             cfg.gc_interval_s)  # fmt: skip
+    return collector
 
 
 async def wait_for_stop(seconds: float | None = None) -> None:
@@ -139,10 +150,13 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
 
     status = asyncio.create_task(status_loop(), name="status")
     poller = start_busy_poll(cfg)
+    collector = start_gc(cfg)
     try:
         await wait_for_stop(seconds)
         log.info("stopping: draining feeds and the Redis writer")
     finally:
+        if collector is not None:
+            collector.stop()
         poller.stop()
         status.cancel()
         await resources.aclose()
