@@ -52,6 +52,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import hashlib
 import hmac
 import json
@@ -105,7 +106,7 @@ def _now() -> int:
 async def child_ours(spec: dict[str, Any]) -> None:
     from picows import WSMsgType
 
-    from crossbook.aio import BusyPoll
+    from crossbook.aio import BusyPoll, ManagedGC
     from crossbook.book.service import MarketData
     from crossbook.config import Config
     from crossbook.execution import Executor, KalshiTrader, PairMarkets, PolymarketTrader, ServiceSigner, VenueTrader
@@ -240,6 +241,10 @@ async def child_ours(spec: dict[str, Any]) -> None:
             raise SystemExit(f"ours: pair never enabled: {breaker.evaluate(pair_id).reasons}")
         await asyncio.sleep(0.02)
     trigger.arm(EdgeIntent(pair_id, Decimal(SIZE), Decimal(EDGE), Decimal(LIMIT)))
+    collector = None
+    if spec["gc"] == "managed":  # as the daemon runs by default (gc = "managed"): never inside an order
+        collector = ManagedGC(0.25, busy=lambda: bool(trigger.in_flight()))
+        collector.start()
     sys.stdout.write("READY " + json.dumps({"fast_connected": client.fast_connected}) + "\n")
     sys.stdout.flush()
 
@@ -284,6 +289,8 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
     await _serve_stdin({"HTTP": http_probe, "POLL": poll})
     poller.stop()
+    if collector is not None:
+        collector.stop()
     await trigger.stop()
     await breaker.stop()
     for t in traders.values():
@@ -600,9 +607,17 @@ async def child_baseline(spec: dict[str, Any]) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("baseline: books never arrived")
         await asyncio.sleep(0.02)
+    collector = None
+    if spec["gc"] == "managed":  # --baseline-gc managed: ours' collection policy, for comparison
+        from crossbook.aio import ManagedGC
+
+        collector = ManagedGC(0.25, busy=lambda: state["in_flight"])
+        collector.start()
     sys.stdout.write("READY {}\n")
     sys.stdout.flush()
     await _wait_stop()
+    if collector is not None:
+        collector.stop()
     hb.cancel()
     tp.disconnect()
     tk.disconnect()
@@ -796,6 +811,7 @@ async def one_sample(p: Pipeline, kind: str, round_no: int = -1) -> None:
     p.samples.append({"kind": kind, "round": round_no, "t0": t0, "t1": first.t, "t2": second.t, "ok": bool(ok),
                       "marks": done.get("marks", {})})  # fmt: skip
     p.restore()
+    gc.collect(1)  # the harness's own garbage, between samples (see harness())
 
 
 async def http_probe(p: Pipeline, n: int) -> dict[str, Any]:
@@ -919,6 +935,31 @@ def breakdown(p: Pipeline, segments: list[tuple[str, str, str]]) -> list[dict[st
     return out
 
 
+def tail_attribution(p: Pipeline, segments: list[tuple[str, str, str]], share: float = 0.05) -> dict[str, Any]:
+    """Where the slowest ``share`` of warm samples lost their time: per segment, the mean excess over that
+    segment's own p50 across those samples (µs), largest first; ``rest`` is what no segment mark covers."""
+    ok = [s for s in p.samples if s["kind"] == "warm" and s["ok"]]
+    if not ok:
+        return {}
+    ok.sort(key=lambda s: s["t1"] - s["t0"])
+    slow = ok[-max(1, round(len(ok) * share)) :]
+
+    def seg(s: dict[str, Any], a: str, b: str) -> float | None:
+        marks = {**s["marks"], "t0": s["t0"], "t1": s["t1"]}
+        return (marks[b] - marks[a]) / 1000 if marks.get(a) and marks.get(b) else None
+
+    med = {label: statistics.median([v for s in ok if (v := seg(s, a, b)) is not None] or [0.0])
+           for label, a, b in segments}  # fmt: skip
+    total_med = statistics.median([(s["t1"] - s["t0"]) / 1000 for s in ok])
+    excess: dict[str, float] = {}
+    for label, a, b in segments:
+        vs = [v - med[label] for s in slow if (v := seg(s, a, b)) is not None]
+        excess[label] = statistics.fmean(vs) if vs else 0.0
+    total = statistics.fmean([(s["t1"] - s["t0"]) / 1000 - total_med for s in slow])
+    ranked = sorted(excess.items(), key=lambda kv: -kv[1])
+    return {"n": len(slow), "excess_us": total, "segments": ranked, "rest": total - sum(excess.values())}
+
+
 async def harness(args: argparse.Namespace) -> dict[str, Any]:
     import uvloop  # noqa: F401  (the children run on it; the harness too, see main)
     from cryptography.hazmat.primitives import serialization
@@ -952,6 +993,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 "yes_token": m.yes_id, "no_token": m.no_id, "condition": m.condition_id, "ticker": kal.markets[0],
                 "signer_socket": sock, "fast": "-fast" in name, "address": address,
                 "busy_poll": name.endswith("-poll"),
+                "gc": args.baseline_gc if name == "baseline" else args.gc,
                 "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
@@ -966,6 +1008,11 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             p.ready = await p.line("READY", 60)
             pipelines.append(p)
+        # The harness plays the venues: a collection of its own while an order is in flight would delay the
+        # arrival stamps of whichever pipeline is measured. Its collections run between samples instead.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         # Warm-up, then ABAB blocks of warm samples, then samples after idle gaps (also alternated).
         for p in pipelines:
             await p.measured(True)
@@ -1003,6 +1050,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.wait_for(p.proc.wait(), 20)
         result = report(args, pipelines)
         result["http_probe"] = probe
+        result["samples"] = {p.name: p.samples for p in pipelines}
         return result
     finally:
         for p in pipelines:
@@ -1038,7 +1086,9 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
         total = sum(1 for s in p.samples)
         r["verified"] = (not p.failures and total > 0 and p.poly.orders_accepted == total
                          and p.kal.orders_accepted == total and r["accepted"]["duplicates"] == 0)  # fmt: skip
-        r["breakdown"] = breakdown(p, BASE_SEGMENTS if p.name == "baseline" else OURS_SEGMENTS)
+        segments = BASE_SEGMENTS if p.name == "baseline" else OURS_SEGMENTS
+        r["breakdown"] = breakdown(p, segments)
+        r["tail"] = tail_attribution(p, segments)
         rows[p.name] = r
     base = rows.get("baseline")
     by_name = {p.name: p for p in pipelines}
@@ -1065,8 +1115,7 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             r["warm_p50_ratio_rounds"] = {"n": len(per_round), "median": statistics.median(per_round),
                                           "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
-            "cpu_daemon",
-            "cpu_signer", "busy_poll")  # fmt: skip
+            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
                   limit=LIMIT)  # fmt: skip
@@ -1101,6 +1150,10 @@ def print_table(res: dict[str, Any]) -> None:
         for seg in r["breakdown"]:
             if seg["n"]:
                 print(f"  {seg['segment']:<50} {seg['p50']:>8.1f} {seg['p99']:>8.1f}")
+        tail = r.get("tail")
+        if tail:
+            top = ", ".join(f"{label.split(' (')[0]} +{v:.0f}" for label, v in tail["segments"][:3] if v > 0)
+            print(f"  slowest {tail['n']} samples: +{tail['excess_us']:.0f} µs over the median, mostly: {top}")
         if r["n_failures"]:
             print(f"  FAILURES ({r['n_failures']}): {r['failures'][:3]}")
         if name.startswith("ours"):
@@ -1134,6 +1187,11 @@ def main() -> None:
     ap.add_argument("--busy-poll", choices=["off", "on", "both"], default="off",
                     help="ours with the daemon's busy_poll (the loop polls instead of sleeping, only while its "
                          "own block is measured): off, on, or both as separate pipelines")  # fmt: skip
+    ap.add_argument("--gc", choices=["managed", "auto"], default="managed",
+                    help="ours: the daemon's garbage collection (default managed, as the daemon: a loop timer, "
+                         "never inside an order; auto: Python's thresholds)")  # fmt: skip
+    ap.add_argument("--baseline-gc", choices=["managed", "auto"], default="auto",
+                    help="the baseline's: auto (a bot as usually written) or managed (ours' policy, for comparison)")
     ap.add_argument("--cpu-sim", type=int, default=0)
     ap.add_argument("--cpu-daemon", type=int, default=1)
     ap.add_argument("--cpu-signer", type=int, default=0,
@@ -1144,6 +1202,7 @@ def main() -> None:
     ap.add_argument("--keep-warm-ms", type=float, default=2.0, help="ours: EdgeTrigger keep_warm_s in ms (0: off)")
     ap.add_argument("--http-probe", type=int, default=50, help="HTTP client probe requests (0: skip)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--samples-out", metavar="FILE", help="write every sample (t0, arrivals, marks) as JSON to FILE")
     args = ap.parse_args()
     import uvloop
 
@@ -1154,6 +1213,10 @@ def main() -> None:
         return
     args.signer = [s.strip() for s in args.signer.split(",") if s.strip() in ("fast", "grpc")]
     res = uvloop.run(harness(args))
+    if args.samples_out:
+        Path(args.samples_out).write_text(json.dumps(res.pop("samples"), default=str))
+    else:
+        res.pop("samples")
     if args.json:
         print(json.dumps(res, indent=1, default=str))
     else:
