@@ -6,6 +6,7 @@ another reader while the event loop has not run a single turn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,8 +19,9 @@ import pytest
 from crossbook._core import PolymarketOrderRequest
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
-from crossbook.signing.client import SignerClient
-from crossbook.signing.fastframe import HEADER, METHOD_IDS, OK, encode
+from crossbook.errors import SignerError
+from crossbook.signing.client import SignerClient, SignerPolicyError
+from crossbook.signing.fastframe import ERROR, HEADER, METHOD_IDS, OK, encode
 
 ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
          "takerAmount": "20000000", "side": "BUY", "signatureType": 0, "timestamp": "1700000000000"}  # fmt: skip
@@ -36,10 +38,11 @@ class FastServer(threading.Thread):
         self.got = threading.Event()
         self.answer = threading.Event()
         self.frames: list[tuple[int, int, bytes]] = []
+        self.error: pb.CallError | None = None  # answer orders with this ERROR frame instead
 
     def run(self) -> None:
         conn, _ = self.listener.accept()
-        with conn:
+        with conn, contextlib.suppress(OSError):  # the client may hang up mid-call (a test does)
             while True:
                 head = conn.recv(HEADER.size, socket.MSG_WAITALL)
                 if len(head) < HEADER.size:
@@ -52,6 +55,9 @@ class FastServer(threading.Thread):
                     conn.sendall(encode(OK, call_id, pb.HealthReply(status="ok").SerializeToString()))
                     continue
                 self.answer.wait(5)
+                if self.error is not None:
+                    conn.sendall(encode(ERROR, call_id, self.error.SerializeToString()))
+                    continue
                 req = pb.PreparePolymarketOrderRequest.FromString(payload)
                 reply = pb.PreparePolymarketOrderReply(
                     hash="0x" + "11" * 32, signature="0x" + "22" * 65, body=b'{"order":1}',
@@ -109,6 +115,43 @@ async def test_begin_without_a_fast_connection_starts_at_the_next_turn(server: F
                                                  request_id="rid-2")  # fmt: skip
     reply = await task  # connects, then sends: the same reply as the awaited call
     assert reply.signature == "0x" + "22" * 65
+    await client.close()
+
+
+async def test_the_order_path_gets_the_reply_the_turn_it_is_read_and_errors_as_before(
+    server: FastServer, tmp_path: Path
+) -> None:
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()
+    conn = client._fast_conn
+    assert conn is not None
+    server.answer.set()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-e1")  # fmt: skip
+    assert len(conn.early) == 1  # a handler waits for this call's reply frame
+    reply = await fut
+    assert reply.body == b'{"order":1}' and not conn.early
+    # An error reply goes through the call's own task: the same exception (and rule) as the awaited call.
+    server.error = pb.CallError(code=7, message="over the session's limit", rule="max_total_notional")
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-e2")  # fmt: skip
+    with pytest.raises(SignerPolicyError, match="over the session's limit") as refused:
+        await fut
+    assert refused.value.rule == "max_total_notional" and not conn.early
+    with pytest.raises(SignerPolicyError):
+        await client.prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                              request_id="rid-e3")  # fmt: skip
+    # A signer gone mid-call: the begun call fails as the awaited one would (nothing left waiting).
+    server.error = None
+    server.answer.clear()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-e4")  # fmt: skip
+    assert conn.transport is not None
+    conn.transport.abort()
+    with pytest.raises(SignerError):
+        await fut
+    assert not conn.early and not conn.pending
+    server.answer.set()
     await client.close()
 
 

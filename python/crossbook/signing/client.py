@@ -30,11 +30,13 @@ method (a short blocking gRPC call, used when a feed connects); async code shoul
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
@@ -51,6 +53,8 @@ from crossbook.signing.errors import SigningInputError
 from crossbook.signing.fastframe import ERROR, METHOD_IDS, OK, FrameReader, FramingError, encode
 from crossbook.signing.tx import SignedTx
 from crossbook.unixsock import peer_credentials
+
+log = logging.getLogger("crossbook.signing.client")
 
 __all__ = [
     "PreparedOrderReply",
@@ -158,6 +162,9 @@ class _FastConnection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        # Called with (kind, payload) in the turn the reply frame is read, before its future is resolved:
+        # the order path's reply reaches its waiter one loop turn sooner (begin_prepare_polymarket_order).
+        self.early: dict[int, Callable[[int, bytes], None]] = {}
         self.reader = FrameReader(self._frame)
         self.next_id = 0
         self.notice = ""  # the signer's last connection-level error (call id 0), for the error message
@@ -182,11 +189,18 @@ class _FastConnection(asyncio.Protocol):
 
     def fail(self, reason: str) -> None:
         pending, self.pending = self.pending, {}
+        self.early.clear()
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(_Lost(reason))
 
     def _frame(self, kind: int, call_id: int, payload: bytes) -> None:
+        early = self.early.pop(call_id, None)
+        if early is not None:
+            try:
+                early(kind, payload)
+            except Exception:  # the future below still carries the reply to the call's own task
+                log.exception("signer fast path: early reply handler failed")
         fut = self.pending.pop(call_id, None)
         if fut is not None:
             if not fut.done():
@@ -220,6 +234,34 @@ _Sent = tuple[_FastConnection, int, "asyncio.Future[tuple[int, bytes]]"]
 def _expire(fut: asyncio.Future[tuple[int, bytes]]) -> None:
     if not fut.done():
         fut.set_exception(_Expired())
+
+
+def _prepared_reply(r: pb.PreparePolymarketOrderReply) -> PreparedOrderReply:
+    return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
+
+
+def _early_reply(out: asyncio.Future[PreparedOrderReply], kind: int, payload: bytes) -> None:
+    """A PreparePolymarketOrder reply frame, the moment it is read: an OK reply resolves ``out`` now. Any
+    other outcome (an error, an unreadable reply) is left to the call's task, which reports it."""
+    if kind != OK or out.done():
+        return
+    try:
+        reply = pb.PreparePolymarketOrderReply.FromString(payload)
+    except DecodeError:
+        return
+    out.set_result(_prepared_reply(reply))
+
+
+def _settle(out: asyncio.Future[PreparedOrderReply], task: asyncio.Task[PreparedOrderReply]) -> None:
+    """The call's task ended: its outcome goes to ``out`` unless the early reply got there first."""
+    if out.done():
+        retrieve(task)
+    elif task.cancelled():
+        out.cancel()
+    elif (exc := task.exception()) is not None:
+        out.set_exception(exc)
+    else:
+        out.set_result(task.result())
 
 
 def _serialize(message: Message) -> bytes:
@@ -487,6 +529,7 @@ class SignerClient:
         finally:
             timer.cancel()
             conn.pending.pop(call_id, None)
+            conn.early.pop(call_id, None)
         try:
             if kind == OK:
                 return reply_type.FromString(payload)
@@ -601,7 +644,7 @@ class SignerClient:
         wallet: str | None = None,
         session_id: str | None = None,
         request_id: str | None = None,
-    ) -> asyncio.Task[PreparedOrderReply]:
+    ) -> asyncio.Future[PreparedOrderReply]:
         """:meth:`prepare_polymarket_order`, started now and awaited later: when the fast path is connected
         the request is written before this returns, so the signer signs while the caller goes on (the
         executor runs its pre-trade checks meanwhile; nothing is sent to a venue before both are done).
@@ -613,11 +656,18 @@ class SignerClient:
         if sent is None:  # not connected, or values only protobuf's rules may judge: it refuses what it must
             req = self._prepare_request(order, account, order_type, wallet, session_id, rid)
             sent = self._send_now(PREPARE, req)
-        task = asyncio.get_running_loop().create_task(
-            self._prepared(req, sent, (order, account, order_type, wallet, session_id, rid))
-        )
-        task.add_done_callback(retrieve)
-        return task
+        loop = asyncio.get_running_loop()
+        # The call's task owns timeouts, errors and retries; on the fast path an OK reply also resolves
+        # ``out`` in the turn its frame is read, so the order path resumes a turn before the task ends.
+        task = loop.create_task(self._prepared(req, sent, (order, account, order_type, wallet, session_id, rid)))
+        if sent is None:
+            task.add_done_callback(retrieve)
+            return task
+        out: asyncio.Future[PreparedOrderReply] = loop.create_future()
+        sent[0].early[sent[1]] = functools.partial(_early_reply, out)
+        task.add_done_callback(functools.partial(_settle, out))
+        out.add_done_callback(retrieve)
+        return out
 
     def warm_prepare_polymarket_order(
         self, order: Mapping[str, object], *, account: str, order_type: str, wallet: str | None = None,
@@ -674,8 +724,7 @@ class SignerClient:
     ) -> PreparedOrderReply:
         if req is None:  # written already (its frame made in Rust): the message, for errors and retries
             req = self._prepare_request(*args)
-        r = await self._call(PREPARE, req, pb.PreparePolymarketOrderReply, sent=sent)
-        return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
+        return _prepared_reply(await self._call(PREPARE, req, pb.PreparePolymarketOrderReply, sent=sent))
 
     async def l1_headers(
         self,
