@@ -88,6 +88,9 @@ class BookSet:
         """Polymarket asset ids found corrupt (``polymarket_verify_top``) that need a fresh snapshot."""
     def last_update_ns(self, venue: str, market: str) -> int:
         """Arrival time of the last frame that touched this market (0 if never)."""
+    def health(self, venue: str, market: str) -> tuple[bool, int]:
+        """``(valid, last_update_ns)`` in one call, the top of book left unformatted. ``KeyError`` for a
+        market never seen."""
     def invalidate(self, venue: str, market: str | None, reason: str) -> None:
         """Mark one market (or with ``None`` every market of the venue) invalid until its next snapshot.
 

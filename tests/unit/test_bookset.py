@@ -87,6 +87,7 @@ def test_basic_contract() -> None:
     assert bs.book("poly", "A", depth=0)["bids"] == []
     assert bs.last_update_ns("poly", "A") == 2_000_000
     assert bs.last_update_ns("poly", "never") == 0
+    assert bs.health("poly", "A") == (True, 2_000_000)  # the breaker's reading, in one call
     assert bs.take_changed() == [("polymarket", "A"), ("kalshi", "K")]
     assert bs.take_changed() == []
     assert "BookSet" in repr(bs)
@@ -98,6 +99,8 @@ def test_lookup_errors() -> None:
         bs.book("poly", "nope")
     with pytest.raises(KeyError):
         bs.top("kalshi", "nope")
+    with pytest.raises(KeyError):
+        bs.health("kalshi", "nope")
     with pytest.raises(ValueError, match="unknown venue"):
         bs.apply("nyse", b"{}")
     with pytest.raises(ValueError, match="unknown venue"):
@@ -268,8 +271,10 @@ def test_price_change_without_snapshot_and_invalidate() -> None:
     bs.apply("poly", pbook("A", [("0.5", "1")], []))
     bs.apply("poly", pbook("B", [("0.5", "1")], []))
     bs.take_changed()
+    assert bs.health("poly", "A")[0] is True
     bs.invalidate("poly", "A", "feed reconnecting")
     assert bs.book("poly", "A")["reason"] == "feed reconnecting"
+    assert bs.health("poly", "A")[0] is False and bs.health("poly", "B")[0] is True
     assert bs.book("poly", "A")["bids"] == [["0.5", "1"]]
     assert bs.take_changed() == [("polymarket", "A")]
     bs.invalidate("polymarket", None, "all down")

@@ -155,10 +155,9 @@ class MarketData:
         conn = self._by_market.get((venue, market))
         stale_ns = self.cfg.feed.stale_after_ms * 1_000_000
         try:
-            valid = self.books.top(venue, market)["valid"]
-            # The reason is read only when there is one (a valid book has none): one Rust call less.
+            valid, last = self.books.health(venue, market)
+            # The reason is read only when there is one (a valid book has none).
             reason = None if valid else self.books.book(venue, market, 0)["reason"]
-            last = self.books.last_update_ns(venue, market)
         except KeyError:
             valid, reason, last = False, "no data received yet", 0
         if (venue, market) in self._released:

@@ -221,6 +221,17 @@ impl BookSet {
             .map_or(0, Market::last_update_ns))
     }
 
+    /// ``(valid, last_update_ns)`` of one market in one call, without formatting its top of book (the
+    /// breaker's freshness check on the order path). ``KeyError`` for a market never seen.
+    fn health(&self, venue: &str, market: &str) -> PyResult<(bool, u64)> {
+        let v = venue_of(venue)?;
+        let m = self
+            .inner
+            .market(v, market)
+            .ok_or_else(|| no_market(v, market))?;
+        Ok((m.valid(), m.last_update_ns()))
+    }
+
     /// Mark one market (or with ``None`` every market of the venue) invalid until its next snapshot.
     fn invalidate(&mut self, venue: &str, market: Option<&str>, reason: &str) -> PyResult<()> {
         let v = venue_of(venue)?;
