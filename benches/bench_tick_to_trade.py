@@ -52,6 +52,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import hmac
@@ -298,7 +299,9 @@ async def child_ours(spec: dict[str, Any]) -> None:
     await md.stop()
     fast = client.fast_connected
     await client.close()
-    sys.stdout.write("BYE " + json.dumps({"fast_connected": fast, "fires": len(trigger.firings)}) + "\n")
+    pools = {v: dataclasses.asdict(t.http.pool.stats) for v, t in traders.items()}  # type: ignore[attr-defined]
+    sys.stdout.write("BYE " + json.dumps({"fast_connected": fast, "fires": len(trigger.firings), "http": pools,
+                                          "gc": collector.stats() if collector else None}) + "\n")  # fmt: skip
     sys.stdout.flush()
 
 
@@ -1158,6 +1161,13 @@ def print_table(res: dict[str, Any]) -> None:
             print(f"  FAILURES ({r['n_failures']}): {r['failures'][:3]}")
         if name.startswith("ours"):
             print(f"  signer fast path connected: {r['ready'].get('fast_connected')}")
+            http, gcs = r["bye"].get("http") or {}, r["bye"].get("gc")
+            if http:
+                print("  venue connections opened / requests: " + ", ".join(
+                    f"{v} {st['opened']} / {st['requests']}" for v, st in http.items()))  # fmt: skip
+            if gcs:
+                print(f"  managed GC: {gcs['collections']} collections ({gcs['full_collections']} full), "
+                      f"{gcs['deferred']} deferred while an order was in flight, longest {gcs['longest_us']:.0f} µs")
     probe = res.get("http_probe") or {}
     if "executor_client_us" in probe:
         a, w = probe["executor_client_us"], probe["write_on_open_connection_us"]
