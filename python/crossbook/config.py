@@ -155,6 +155,11 @@ class ExecutionConfig:
     unwind_band: str = "0.05"  # decimal strings: money is never a float
     hedge_slippage: str = "0.02"
     poly_fee_bps: int = 0
+    # Edge triggers armed in the daemon (crossbook trade arm): after a clean fire, "manual" leaves the pair
+    # spent until armed again; "after_close" re-arms once the edge has closed. Between edges the order path
+    # is run dry every trigger_keep_warm_ms (nothing signed or sent) so the first edge finds it warm; 0: off.
+    trigger_rearm: str = "manual"
+    trigger_keep_warm_ms: float = 2.0
     # Cancel-on-disconnect: Polymarket heartbeats (the venue cancels our open orders when they stop) and a
     # Kalshi order group per executor life; every Kalshi order carries cancel_order_on_pause.
     cancel_on_disconnect: bool = True
@@ -276,6 +281,11 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             cfg.polymarket.assets.append(pc.poly_asset)
         if pc.kalshi_ticker not in cfg.kalshi.markets:
             cfg.kalshi.markets.append(pc.kalshi_ticker)
+    if cfg.execution.trigger_rearm not in ("manual", "after_close"):
+        rearm = cfg.execution.trigger_rearm
+        raise ConfigError(f"execution.trigger_rearm must be 'manual' or 'after_close', not {rearm!r}")
+    if cfg.execution.trigger_keep_warm_ms < 0:
+        raise ConfigError("execution.trigger_keep_warm_ms must be 0 (off) or positive")
     if cfg.gc not in ("managed", "auto"):
         raise ConfigError(f"gc must be 'managed' or 'auto', not {cfg.gc!r}")
     if cfg.gc_interval_s <= 0:

@@ -118,11 +118,13 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
         await resources.aclose()
         raise
     breaker.start()
+    busy: Callable[[], bool] | None = None
     if cfg.execution.enabled and pool is not None:
         from crossbook.execution.service import start_execution
 
         try:
             execution = await start_execution(cfg, md, gate, breaker, pool, resources)
+            busy = execution.busy  # the managed GC waits while an intent is in flight
             if hub_node is not None:  # intents over the hub connection, for the users allowed to trade
                 hub_node.hub.intent_users = frozenset(u for u in (cfg.execution.user, *cfg.execution.hub_users) if u)
                 hub_node.hub.intents = execution.handle_for_user
@@ -150,7 +152,7 @@ async def run_daemon(cfg: Config, signer: HeaderSigner | None = None, seconds: f
 
     status = asyncio.create_task(status_loop(), name="status")
     poller = start_busy_poll(cfg)
-    collector = start_gc(cfg)
+    collector = start_gc(cfg, busy)
     try:
         await wait_for_stop(seconds)
         log.info("stopping: draining feeds and the Redis writer")

@@ -108,3 +108,50 @@ async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> 
         assert {t["venue"]: t["n"] for t in trades} == sims  # every venue fill recorded once
     finally:
         await stop_daemon(daemon)
+
+
+async def test_an_edge_trigger_armed_in_the_daemon_fires_on_its_own_once(drig: ProcRig) -> None:
+    """``crossbook trade arm``: a standing intent in the daemon's process, over its live books. It waits while
+    the books show no edge that wide (the simulated books tick), fires when they show one, trades both legs with
+    the records of any intent, and with the default manual re-arm fires once."""
+    r = drig
+    cfg = load_config(r.config)
+    daemon = await start_daemon(r)
+    try:
+        code, out, err = await r.run("trade", "arm", r.pair_id, "--size", "20", "--edge", "0.5")
+        assert code == 0, err
+        assert out["armed"]["state"] == "armed" and out["armed"]["fires"] == 0 and out["armed"]["edge"] == "0.5"
+        await asyncio.sleep(0.5)  # the sims tick every 50 ms: ten changes of both books, none with that edge
+        assert (r.poly.orders_accepted, r.kal.orders_accepted) == (0, 0)
+
+        # Armed again with an edge the books show (held still, so the order meets the book it was planned on): it
+        # fires in the daemon, and the intent runs there with no client waiting.
+        r.poly.pause_updates()
+        r.kal.pause_updates()
+        armed = await ask_daemon(cfg, {"op": "arm", "pair": r.pair_id, "size": "20", "edge": "0.02"})
+        assert armed["armed"]["state"] in ("armed", "in_flight", "spent"), armed
+
+        async def spent() -> dict[str, Any] | None:
+            (t,) = (await ask_daemon(cfg, {"op": "armed"}))["triggers"]
+            return t if t["state"] == "spent" else None
+
+        t = await eventually(spent, timeout=30, what="the armed trigger firing")
+        last = t["last_firing"]
+        assert t["fires"] == 1 and last["status"] == "hedged" and last["took_ms"] > 0, last
+        assert [(leg["venue"], leg["status"]) for leg in last["intent"]["legs"]] == [("polymarket", "filled"),
+                                                                                   ("kalshi", "filled")]  # fmt: skip
+        await asyncio.sleep(0.5)  # the edge is still there: a manual re-arm does not fire again
+        assert (r.poly.orders_accepted, r.kal.orders_accepted) == (1, 1)
+        assert r.poly.stats["orders_duplicate"] == r.kal.stats["orders_duplicate"] == 0
+        intents = await fetch(r.pg_url, "SELECT kind, status FROM execution_intents")
+        assert [(i["kind"], i["status"]) for i in intents] == [("pair", "hedged")]
+
+        code, out, err = await r.run("trade", "disarm", r.pair_id)
+        assert code == 0 and (out["disarmed"], out["was"]) == (r.pair_id, "spent"), err
+        assert (await ask_daemon(cfg, {"op": "armed"}))["triggers"] == []
+        code, out, _ = await r.run("trade", "arm", "no-such-pair", "--size", "5")
+        assert code == 3 and out["refused"]["step"] == "pair"
+        code, out, _ = await r.run("trade", "arm", r.pair_id, "--size", "5", "--limit", "1.5")
+        assert code == 3 and out["refused"]["step"] == "intent" and "limit" in out["refused"]["reasons"][0]
+    finally:
+        await stop_daemon(daemon)

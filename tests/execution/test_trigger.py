@@ -436,3 +436,22 @@ async def test_a_signing_request_that_cannot_be_made_is_a_signer_refusal(rig: Ri
         await rig.executor.pair_trade(intent)
     assert refused.value.step.startswith("signer") and "wallet= or session_id=" in str(refused.value)
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+
+
+async def test_trigger_requests_need_the_daemon_and_a_valid_config(tmp_path: Path) -> None:
+    from typing import cast
+
+    from crossbook.config import load_config
+    from crossbook.errors import ConfigError
+    from crossbook.execution.cli import run_request
+
+    for op in ("arm", "disarm", "armed"):  # outside the daemon there is no trigger to hold the intent
+        with pytest.raises(IntentRefused, match="needs the running daemon"):
+            await run_request(cast(Executor, None), {}, {"op": op, "pair": "p", "size": "1"})
+    path = tmp_path / "c.toml"
+    path.write_text('[execution]\ntrigger_rearm = "sometimes"\n')
+    with pytest.raises(ConfigError, match="trigger_rearm"):
+        load_config(path, env={})
+    path.write_text("[execution]\ntrigger_keep_warm_ms = -1\n")
+    with pytest.raises(ConfigError, match="trigger_keep_warm_ms"):
+        load_config(path, env={})

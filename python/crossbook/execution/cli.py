@@ -31,6 +31,7 @@ from crossbook.execution.models import (
     RouteIntent,
 )
 from crossbook.execution.positions import Position, mid_of, outcome_mark
+from crossbook.execution.trigger import EdgeIntent, EdgeTrigger
 
 TRADE_EPILOG = """examples:
   crossbook trade pair PAIR --size 20 --edge 0.02          YES on one venue + NO on the other, if the edge holds
@@ -40,6 +41,9 @@ TRADE_EPILOG = """examples:
   crossbook trade recover                                  reconcile intents a killed executor left open
   crossbook trade kill --reason "desk halt"                cancel the user's open orders, refuse new intents
   crossbook trade release
+  crossbook trade arm PAIR --size 20 --edge 0.02 --limit 0.60   in the daemon: fire the pair trade when the edge opens
+  crossbook trade armed                                    the daemon's standing triggers, their last firing
+  crossbook trade disarm PAIR
 
 Cancel-on-disconnect (execution.cancel_on_disconnect, on by default): while a trade runs it heartbeats
 Polymarket and keeps a Kalshi order group; after it exits, a GTC order left open on Polymarket is
@@ -48,7 +52,9 @@ cancelled by the venue at its heartbeat timeout, and Kalshi orders carry cancel_
 By default the intent runs in this process (an executor started from --config), which first reconciles
 unfinished intents from the venues and PostgreSQL. With --daemon it goes to the running daemon
 (execution.enabled = true: it serves <state_dir>/execution.sock, reconciles at start, keeps the books
-warm and the heartbeats going). Exit codes: 0 done,
+warm and the heartbeats going). arm, disarm and armed always go to the daemon: a standing trigger lives in
+its process, watches every frame of both legs and fires in the loop turn that shows the edge (gate, plan
+and the first signing request before that turn ends). Exit codes: 0 done,
 3 refused (the step and the reasons are printed), 1 error."""
 
 
@@ -105,6 +111,28 @@ def register(sub: Any) -> None:
     rl.set_defaults(func=trade)
     r = tsub.add_parser("recover", parents=[common], help="reconcile intents a killed executor left unfinished")
     r.set_defaults(func=trade)
+    a = tsub.add_parser("arm", parents=[common],
+                        help="in the daemon: a standing pair intent, fired by the frame that opens the edge",
+                        description="Leave a standing pair intent in the running daemon (always --daemon). Its "
+                        "trigger looks at every book change of both legs; when YES on one venue + NO on the other "
+                        "costs below 1 - edge after fees (no leg above --limit), it trades the pair as `trade pair` "
+                        "would: gate, sizing along the top of book, both legs, unwind on a broken leg, records. "
+                        "It fires once (execution.trigger_rearm = \"after_close\" re-arms it after a clean "
+                        "trade once the edge has closed). Arming a pair again replaces its intent; `trade armed` "
+                        "shows each trigger and its last firing; `trade disarm` stops one (an intent in flight "
+                        "finishes).")  # fmt: skip
+    a.add_argument("pair", help="pair id (as in [[pairs]])")
+    a.add_argument("--size", type=_decimal, required=True, help="most shares of each leg")
+    a.add_argument("--edge", type=_decimal, default=Decimal("0.01"), help="min 1 - cost after fees, per share")
+    a.add_argument("--limit", type=_decimal, help="most either leg may pay per share (default: only the edge)")
+    a.add_argument("--yes-venue", choices=["polymarket", "kalshi"], help="fix the direction (default: either)")
+    a.add_argument("--tif", choices=["FOK", "FAK"], default="FOK", help="time in force of each leg")
+    a.set_defaults(func=trade)
+    d = tsub.add_parser("disarm", parents=[common], help="in the daemon: stop watching a pair (in flight finishes)")
+    d.add_argument("pair", help="pair id (as in [[pairs]])")
+    d.set_defaults(func=trade)
+    ls = tsub.add_parser("armed", parents=[common], help="the daemon's standing triggers and their last firing")
+    ls.set_defaults(func=trade)
 
     o = sub.add_parser("orders", help="orders from PostgreSQL (newest first)",
                        description="Orders as the executor recorded them: status, fills, why.")  # fmt: skip
@@ -166,10 +194,18 @@ def _req_choice(req: Mapping[str, Any], name: str, choices: tuple[str, ...], def
     return value
 
 
-async def run_request(executor: Executor, markets: Mapping[str, object], req: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one request (``op``: pair, buy, sell, route, kill, release) on a started executor. Raises
-    IntentRefused (with its step) for a refusal, including a malformed request."""
+TRIGGER_OPS = ("arm", "disarm", "armed")
+
+
+async def run_request(
+    executor: Executor, markets: Mapping[str, object], req: Mapping[str, Any], *, trigger: EdgeTrigger | None = None
+) -> dict[str, Any]:
+    """Run one request (``op``: pair, buy, sell, route, kill, release; with the daemon's ``trigger`` also arm,
+    disarm, armed) on a started executor. Raises IntentRefused (with its step) for a refusal, including a
+    malformed request."""
     op = req.get("op")
+    if op in TRIGGER_OPS:
+        return _trigger_request(trigger, markets, req)
     if op == "kill":
         reason = str(req.get("reason") or "").strip()
         if not reason:
@@ -180,7 +216,8 @@ async def run_request(executor: Executor, markets: Mapping[str, object], req: Ma
         return {"kill_switch": None}
     pair = str(req.get("pair", ""))
     if op not in ("pair", "buy", "sell", "route"):
-        raise IntentRefused("intent", [f"unknown op {op!r} (pair, buy, sell, route, kill, release)"])
+        known = ", ".join(("pair", "buy", "sell", "route", "kill", "release", *TRIGGER_OPS))
+        raise IntentRefused("intent", [f"unknown op {op!r} ({known})"])
     if pair not in markets:
         raise IntentRefused("pair", [f"unknown pair {pair}: not among the config's [[pairs]]"])
     if op == "route":
@@ -204,11 +241,56 @@ async def run_request(executor: Executor, markets: Mapping[str, object], req: Ma
     return {"intent": {"kind": "limit", "order": _order(single)}}
 
 
+def _trigger_request(
+    trigger: EdgeTrigger | None, markets: Mapping[str, object], req: Mapping[str, Any]
+) -> dict[str, Any]:
+    op = str(req.get("op"))
+    if trigger is None:
+        raise IntentRefused("intent", [f"{op} needs the running daemon (execution.enabled = true): a standing trigger "
+                                       "lives in its process"])  # fmt: skip
+    if op == "armed":
+        return {"triggers": [_trigger_doc(trigger, pid) for pid in trigger.armed()]}
+    pair = str(req.get("pair", ""))
+    if pair not in markets:
+        raise IntentRefused("pair", [f"unknown pair {pair}: not among the config's [[pairs]]"])
+    if op == "disarm":
+        was = trigger.armed().get(pair)
+        trigger.disarm(pair)
+        return {"disarmed": pair, "was": was[1] if was else None}
+    yes_venue = req.get("yes_venue")
+    if yes_venue is not None:
+        _req_choice(req, "yes_venue", ("polymarket", "kalshi"))
+    limit = _req_dec(req, "limit") if req.get("limit") is not None else None
+    try:
+        intent = EdgeIntent(pair, _req_dec(req, "size"), _req_dec(req, "edge", "0.01"), limit, yes_venue,
+                            _req_choice(req, "tif", ("FOK", "FAK"), "FOK"))  # fmt: skip
+    except ValueError as exc:
+        raise IntentRefused("intent", [str(exc)]) from None
+    trigger.arm(intent)  # fires at once if the books show the edge already
+    return {"armed": _trigger_doc(trigger, pair)}
+
+
+def _trigger_doc(trigger: EdgeTrigger, pair: str) -> dict[str, Any]:
+    intent, state, fires = trigger.armed()[pair]
+    f = trigger.last_firing(pair)
+    last = None
+    if f is not None:
+        status = f.result.status if f.result else ("refused" if f.refused else "error" if f.error else "in_flight")
+        last = {"status": status, "size": str(f.intent.size), "yes_venue": f.intent.yes_venue, "refused": f.refused,
+                "error": f.error, "intent": _pair_result(f.result) if f.result else None,
+                "took_ms": round((f.finished_ns - f.detected_ns) / 1e6, 3) if f.finished_ns else None}  # fmt: skip
+    return {"pair": pair, "state": state, "size": str(intent.size), "edge": str(intent.edge),
+            "limit": None if intent.limit is None else str(intent.limit), "yes_venue": intent.yes_venue,
+            "tif": intent.tif, "fires": fires, "last_firing": last}  # fmt: skip
+
+
 def trade(args: argparse.Namespace) -> int:
     from crossbook.execution.runtime import open_runtime
 
     cfg = _cfg(args)
     req = request_of(args)
+    if args.trade_cmd in TRIGGER_OPS:
+        args.daemon = True  # a standing trigger lives in the daemon's process, never in this one
 
     async def go() -> dict[str, Any]:
         if args.daemon:
@@ -246,6 +328,20 @@ def trade(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1, default=str))
         return 0
     w = sys.stdout.write
+    for t in ([out["armed"]] if "armed" in out else []) + out.get("triggers", []):
+        limit = f", limit {t['limit']}" if t["limit"] else ""
+        w(f"{t['pair']}: {t['state']} (size {t['size']}, edge {t['edge']}{limit}, {t['tif']}; fired {t['fires']}x)\n")
+        last = t["last_firing"]
+        if last is not None:
+            why = last["refused"] or last["error"]
+            took = f" in {last['took_ms']} ms" if last["took_ms"] else ""
+            w(f"  last firing: {last['status']}{took}" + (f": {why}" if why else "") + "\n")
+            for leg in (last["intent"] or {}).get("legs", []):
+                w(_order_line(leg))
+    if "triggers" in out and not out["triggers"]:
+        w("no triggers armed\n")
+    if "disarmed" in out:
+        w(f"{out['disarmed']}: disarmed" + (f" (was {out['was']})" if out["was"] else " (was not armed)") + "\n")
     if "kill_switch" in out:
         w(f"kill switch {'engaged: ' + out['kill_switch'] if out['kill_switch'] else 'released'}\n")
         for venue, ids in out.get("cancelled", {}).items():

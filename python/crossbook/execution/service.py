@@ -2,8 +2,11 @@
 intents on a Unix socket (``<state_dir>/execution.sock``, mode 0600, peers of our own uid only).
 
 Protocol: one JSON object per line in, one per line out. A request is what ``crossbook trade ...
---daemon`` sends (``{"op": "pair"|"buy"|"sell"|"route"|"kill"|"release"|"status", ...}``); the reply is
-the result, ``{"refused": {"step", "reasons"}}`` or ``{"error": "..."}``. On start the service waits
+--daemon`` sends (``{"op": "pair"|"buy"|"sell"|"route"|"kill"|"release"|"arm"|"disarm"|"armed"|"status",
+...}``); the reply is the result, ``{"refused": {"step", "reasons"}}`` or ``{"error": "..."}``. ``arm``
+leaves a standing edge intent on a pair (an :class:`~crossbook.execution.trigger.EdgeTrigger` over the
+daemon's live books: it fires on the frame that opens the edge); ``armed`` lists them with their last
+firing. On start the service waits
 for the pairs' books (up to ``execution.ready_timeout_s``) and reconciles every intent a previous
 daemon left unfinished before it runs any new one.
 """
@@ -16,7 +19,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from crossbook.book.service import MarketData
 from crossbook.config import Config
@@ -25,6 +28,7 @@ from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import PairMarkets
 from crossbook.execution.store import ExecutionStore
+from crossbook.execution.trigger import EdgeTrigger, Firing, RearmPolicy
 from crossbook.safety.breaker import Breaker
 from crossbook.safety.gate import Gate
 from crossbook.unixsock import peer_credentials
@@ -39,9 +43,11 @@ def socket_path(cfg: Config) -> Path:
 
 class ExecutionService:
     def __init__(
-        self, executor: Executor, markets: dict[str, PairMarkets], breaker: Breaker, path: Path, ready_timeout: float
-    ) -> None:
+        self, executor: Executor, markets: dict[str, PairMarkets], breaker: Breaker, path: Path, ready_timeout: float,
+        trigger: EdgeTrigger | None = None,
+    ) -> None:  # fmt: skip
         self.executor = executor
+        self.trigger = trigger
         self.markets = markets
         self.breaker = breaker
         self.path = path
@@ -85,7 +91,13 @@ class ExecutionService:
             except CrossbookError as exc:
                 log.warning("execution: refreshing open orders failed: %s", exc)
 
+    def busy(self) -> bool:
+        """An intent is being executed (a request on the socket, or a fired trigger's)."""
+        return bool(self._clients) or (self.trigger is not None and self.trigger.busy())
+
     async def stop(self) -> None:
+        if self.trigger is not None:
+            await self.trigger.stop()  # intents in flight finish (bounded) before the venue clients close
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -138,7 +150,7 @@ class ExecutionService:
         if req.get("op") == "recover":  # the daemon reconciled at start; say what it found
             return {"recovered": self.recovered}
         try:
-            return await run_request(self.executor, self.markets, req)
+            return await run_request(self.executor, self.markets, req, trigger=self.trigger)
         except IntentRefused as refused:
             return {"refused": {"step": refused.step, "reasons": list(refused.reasons)}}
         except CrossbookError as exc:
@@ -160,10 +172,32 @@ async def start_execution(
     store = ExecutionStore(pool)
     stack.push_async_callback(store.release_owner)  # before the daemon closes the pool (it waits for it)
     executor = await build_executor(cfg, signer, gate, md.books, store, markets, stack)
-    service = ExecutionService(executor, markets, breaker, socket_path(cfg), cfg.execution.ready_timeout_s)
+    keep_warm = cfg.execution.trigger_keep_warm_ms / 1000 or None
+    trigger = EdgeTrigger(executor, books=md.books, rearm=cast(RearmPolicy, cfg.execution.trigger_rearm),
+                          on_fire=_fired, on_done=_finished, keep_warm_s=keep_warm)  # fmt: skip
+    trigger.attach(md)
+    service = ExecutionService(executor, markets, breaker, socket_path(cfg), cfg.execution.ready_timeout_s, trigger)
     await service.start()
     stack.push_async_callback(service.stop)
     return service
+
+
+def _fired(f: Firing) -> None:
+    if f.refused:
+        return  # the trigger logs a refusal (once until its reasons change); the pair stays armed
+    plan = f.plan
+    legs = " + ".join(f"{lp.outcome.upper()} on {lp.venue} at {lp.limit}" for lp in plan.legs) if plan else "?"
+    log.info("pair %s: edge seen, trigger fired: %s, size %s, planned edge %s per share", f.pair_id, legs,
+             f.intent.size, plan.edge if plan else "?")  # fmt: skip
+
+
+def _finished(f: Firing) -> None:
+    took = (f.finished_ns - f.detected_ns) / 1e6
+    if f.result is not None:
+        log.info("pair %s: fired intent %s %s in %.1f ms%s", f.pair_id, f.result.intent_id, f.result.status, took,
+                 "".join(f"; {r}" for r in f.result.reasons))  # fmt: skip
+    elif f.error:
+        log.error("pair %s: fired intent failed after %.1f ms: %s (see crossbook orders)", f.pair_id, took, f.error)
 
 
 async def ask_daemon(cfg: Config, req: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:

@@ -214,6 +214,17 @@ class EdgeTrigger:
         a = self._armed.get(pair_id)
         return None if a is None else a.state
 
+    def armed(self) -> dict[str, tuple[EdgeIntent, TriggerState, int]]:
+        """Every watched pair: its standing intent, state and how often it fired since armed."""
+        return {pid: (a.intent, a.state, a.fires) for pid, a in self._armed.items()}
+
+    def last_firing(self, pair_id: str) -> Firing | None:
+        return next((f for f in reversed(self.firings) if f.pair_id == pair_id), None)
+
+    def busy(self) -> bool:
+        """An intent is in flight (the daemon's managed GC waits for a quiet moment meanwhile)."""
+        return any(not t.done() for t in self._tasks)
+
     # -- the hot path ------------------------------------------------------------------------------
     def on_changes(self, changed: list[tuple[str, str]]) -> None:
         """Change consumer: look at every armed pair with a leg among ``changed`` (each pair once)."""
