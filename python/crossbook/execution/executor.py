@@ -281,13 +281,13 @@ class Executor:
                     **_spec(intent), "plan_size": str(plan.size), "plan_edge": str(plan.edge),
                 }, legs=[_planned(order1), {**_planned(leg_order(second, plan.size, "leg2", second.limit)),
                                             "size": f"<= leg1 filled ({plan.size})"}],
-                    user_ref=self.user_ref)  # fmt: skip
+                    user_ref=self.user_ref, first=order1)  # fmt: skip
             except BaseException:
                 signing.close()  # never sent: its signature is dropped
                 raise
         res = PairResult(intent_id, "no_fill", plan)
 
-        r1 = await self._execute(order1, signing)
+        r1 = await self._execute(order1, signing, recorded=self.store is not None)
         res.legs.append(r1)
         if r1.status == "refused":
             if self.store is not None:
@@ -523,11 +523,19 @@ class Executor:
         return c.filled
 
     # -- one order, idempotently ---------------------------------------------------------------------
-    async def _execute(self, order: LegOrder, prepared: Awaitable[None] | None = None) -> OrderResult:
-        """Prepare (or finish the preparation ``prepared`` begun earlier), record, send, resolve."""
+    async def _execute(
+        self, order: LegOrder, prepared: Awaitable[None] | None = None, recorded: bool = False
+    ) -> OrderResult:
+        """Prepare (or finish the preparation ``prepared`` begun earlier), record, send, resolve. ``recorded``:
+        the order's row was written already (with its intent, while it was signed: ``intent_started(first=)``),
+        under the id it had then; the signed order must carry that id, else it is not sent."""
         trader = self.traders[order.venue]
+        planned_id = order.venue_order_id
         try:
             await (prepared if prepared is not None else trader.prepare(order))
+            if recorded and order.venue_order_id != planned_id and planned_id is not None:
+                raise ExecutionError(f"the signed order's id {order.venue_order_id} is not the one recorded before "
+                                     f"signing ({planned_id}); not sent")  # fmt: skip
         except (PolicyViolation, SignerError, ExecutionError) as exc:
             # Refused before anything left: the signer's session policy (or the signer being down), or an
             # order the venue format cannot express. Recorded, never sent.
@@ -539,7 +547,7 @@ class Executor:
                 await self.store.order_refused(result)
             log.warning("%s order %s refused at %s: %s", order.venue, order.client_order_id, step, reason)
             return result
-        if self.store is not None:
+        if self.store is not None and not recorded:
             await self.store.order_submitting(order)
         try:
             result = await trader.submit(order)

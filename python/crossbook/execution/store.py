@@ -68,19 +68,25 @@ class ExecutionStore:
 
     async def intent_started(
         self, intent_id: str, kind: str, pair_ref: str, spec: dict[str, Any], *,
-        legs: list[dict[str, Any]] | None = None, user_ref: str = "",
+        legs: list[dict[str, Any]] | None = None, user_ref: str = "", first: LegOrder | None = None,
     ) -> None:  # fmt: skip
-        """Persist the intent with its planned legs (and their client order ids) before any order leaves."""
+        """Persist the intent with its planned legs (and their client order ids) before any order leaves.
+        With ``first``: that order's row too (``submitting``, as :meth:`order_submitting` writes it), in the
+        same statement. One round trip, atomic, started while the signer signs: the order then waits for
+        nothing in PostgreSQL once its signature is back (the executor has its hash already)."""
         await self._ensure_owner()
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO execution_intents (id, kind, pair_ref, spec, status, legs, user_ref, owner)"
-                " VALUES ($1, $2, $3, $4::jsonb, 'new', $5::jsonb, $6, $7)",
-                uuid.UUID(intent_id), kind, pair_ref, json.dumps(spec, default=str),
-                json.dumps(legs or [], default=str), user_ref, self.owner_id,
-            )
-            await append_audit(conn, ACTOR, "intent_started", intent_id,
-                               {"kind": kind, "pair": pair_ref, "user": user_ref, **spec, "legs": legs or []})
+        legs_doc = legs or []
+        audit = {"kind": kind, "pair": pair_ref, "user": user_ref, **spec, "legs": legs_doc}
+        args: list[Any] = [uuid.UUID(intent_id), kind, pair_ref, _dumps(spec), _dumps(legs_doc), user_ref,
+                           self.owner_id, ACTOR, intent_id, _dumps(audit)]  # fmt: skip
+        if first is None:
+            sql = f"WITH i AS ({_INSERT_INTENT}) {_INSERT_AUDIT.format(a='$8', s='$9', d='$10')}"
+        else:
+            args += [*_order_values(first), first.client_order_id, _dumps(_order_detail(first))]
+            audits = _INSERT_AUDIT.format(a="$8", s="$9", d="$10") + ", ($8, 'order_submitting', $26, $27::jsonb)"
+            sql = f"WITH i AS ({_INSERT_INTENT}), o AS ({_insert_order(11)}) {audits}"
+        async with self.pool.acquire() as conn:
+            await conn.execute(sql, *args)
 
     async def open_intents(self) -> list[dict[str, Any]]:
         """Claim the intents started and never finished by an executor that is gone (a crash or kill
@@ -137,18 +143,12 @@ class ExecutionStore:
             await append_audit(conn, ACTOR, "intent_finished", intent_id, {"status": status, **result})
 
     async def order_submitting(self, order: LegOrder) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO orders (client_order_id, pair_id, venue, market, side, outcome, price, size, status,"
-                " venue_order_id, intent_id, pair_ref, leg, purpose, time_in_force, user_ref)"
-                # pair_id only when the store knows the pair (a config-only pair id stays in pair_ref).
-                " VALUES ($1, (SELECT internal_id FROM market_pairs WHERE internal_id = $2), $3, $4, $5, $6, $7, $8,"
-                " 'submitting', $9, $10, $11, $12, $13, $14, $15)",
-                order.client_order_id, _uuid(order.pair_id), order.venue, order.market, order.side, order.outcome,
-                order.price, order.size, order.venue_order_id, _uuid(order.intent_id), order.pair_id, order.leg,
-                order.purpose, order.tif, order.user_ref,
-            )
-            await append_audit(conn, ACTOR, "order_submitting", order.client_order_id, _order_detail(order))
+        """The order's row (``submitting``) and its audit entry, in one statement, before it is sent."""
+        args = [*_order_values(order), ACTOR, order.client_order_id, _dumps(_order_detail(order))]
+        sql = f"WITH o AS ({_insert_order(1)}) " + _INSERT_AUDIT.format(a="$16", s="$17", d="$18").replace(
+            "'intent_started'", "'order_submitting'")  # fmt: skip
+        async with self.pool.acquire() as conn:
+            await conn.execute(sql, *args)
 
     async def order_refused(self, result: OrderResult) -> None:
         """An order stopped before sending (signer policy, unbuildable): kept with why, for the record."""
@@ -158,7 +158,10 @@ class ExecutionStore:
                 "INSERT INTO orders (client_order_id, pair_id, venue, market, side, outcome, price, size, status,"
                 " intent_id, pair_ref, leg, purpose, time_in_force, user_ref, reason, resolved_by)"
                 " VALUES ($1, (SELECT internal_id FROM market_pairs WHERE internal_id = $2), $3, $4, $5, $6, $7, $8,"
-                " 'refused', $9, $10, $11, $12, $13, $14, $15, 'none')",
+                " 'refused', $9, $10, $11, $12, $13, $14, $15, 'none')"
+                # Its row may be written already (with the intent, while it was being signed): refused now.
+                " ON CONFLICT (client_order_id) DO UPDATE SET status = 'refused', reason = EXCLUDED.reason,"
+                " resolved_by = 'none', updated_at = now()",
                 o.client_order_id, _uuid(o.pair_id), o.venue, o.market, o.side, o.outcome, o.price, o.size,
                 _uuid(o.intent_id), o.pair_id, o.leg, o.purpose, o.tif, o.user_ref, result.reason,
             )
@@ -298,6 +301,32 @@ def _json(value: Any) -> Any:
 def _position(r: Any) -> Position:
     return Position(r["user_ref"], r["venue"], r["market"], r["outcome"], r["pair_ref"], r["quantity"], r["cost"],
                     r["realized_pnl"], r["fees"], r["bought"], r["sold"])  # fmt: skip
+
+
+_INSERT_INTENT = (
+    "INSERT INTO execution_intents (id, kind, pair_ref, spec, status, legs, user_ref, owner)"
+    " VALUES ($1, $2, $3, $4::jsonb, 'new', $5::jsonb, $6, $7)"
+)
+_INSERT_AUDIT = "INSERT INTO audit_log (actor, action, subject, detail) VALUES ({a}, 'intent_started', {s}, {d}::jsonb)"
+
+
+def _insert_order(first: int) -> str:
+    """The ``submitting`` row of an order, its 15 values numbered from ``$first`` (:func:`_order_values`)."""
+    n = [f"${first + i}" for i in range(15)]
+    return ("INSERT INTO orders (client_order_id, pair_id, venue, market, side, outcome, price, size, status,"
+            " venue_order_id, intent_id, pair_ref, leg, purpose, time_in_force, user_ref)"
+            # pair_id only when the store knows the pair (a config-only pair id stays in pair_ref).
+            f" VALUES ({n[0]}, (SELECT internal_id FROM market_pairs WHERE internal_id = {n[1]}), {n[2]}, {n[3]},"
+            f" {n[4]}, {n[5]}, {n[6]}, {n[7]}, 'submitting', {', '.join(n[8:])})")  # fmt: skip
+
+
+def _order_values(o: LegOrder) -> list[Any]:
+    return [o.client_order_id, _uuid(o.pair_id), o.venue, o.market, o.side, o.outcome, o.price, o.size,
+            o.venue_order_id, _uuid(o.intent_id), o.pair_id, o.leg, o.purpose, o.tif, o.user_ref]  # fmt: skip
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
 
 
 def _order_detail(o: LegOrder) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRej
 from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
 from crossbook.execution.signer import ExecutionSigner, Prepared
 from crossbook.hub.proxies import proxy_label
+from crossbook.signing.orders import order_hash
 
 TOKEN_UNITS = 10**6
 ZERO_BYTES32 = "0x" + "00" * 32
@@ -338,6 +339,9 @@ class PolymarketTrader:
             # Refused before anything left (the order format, or the signing request itself): raised where
             # the caller awaits, as prepare() would, so the executor records the refusal the same way.
             return _raise(exc)
+        # While the signer signs: the order's id (its EIP-712 hash) needs no key, so the executor can record
+        # it before the signature is back; the signer's hash must then be this one (checked on send).
+        order.venue_order_id = order_hash(struct)
         return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
 
     def prime(self) -> None:
