@@ -133,11 +133,17 @@ async def child_ours(spec: dict[str, Any]) -> None:
         "kalshi": KalshiTrader(spec["kal_rest"] + "/trade-api/v2", signer, timeout=2.0),
     }
     markets = {pair_id: PairMarkets(pair_id, spec["yes_token"], spec["no_token"], spec["ticker"])}
+    store = None
+    if spec["pg_url"]:  # --store: the records the daemon writes before an order, in PostgreSQL
+        from crossbook.execution import ExecutionStore
+
+        store = await ExecutionStore.connect(spec["pg_url"])
     executor = Executor(
         gate=Gate(breaker, MemoryCatalog({pair_id: PairInfo(pair_id, "Verified")})),
         books=md.books,
         traders=traders,
         markets=markets,
+        store=store,
     )
 
     # -- instrumentation: marks of the sample in flight (monotonic ns) ----------------------------
@@ -297,6 +303,8 @@ async def child_ours(spec: dict[str, Any]) -> None:
     for t in traders.values():
         await t.close()
     await md.stop()
+    if store is not None:
+        await store.close()
     fast = client.fast_connected
     await client.close()
     pools = {v: dataclasses.asdict(t.http.pool.stats) for v, t in traders.items()}  # type: ignore[attr-defined]
@@ -979,9 +987,18 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
     address = PrivateKey("0x" + WALLET_HEX).address
     secret = base64.urlsafe_b64encode(os.urandom(32)).decode()
     moto = signer = None
+    pg: Any = None
     pipelines: list[Pipeline] = []
     try:
         moto, kms_url = start_moto(args.cpu_sim, tmp)
+        pg_url = ""
+        if args.store:  # PostgreSQL on the sims' CPU (as the signer: a dependency, not the daemon's core)
+            from crossbook.store.embedded_postgres import EmbeddedPostgres
+            from crossbook.store.postgres import migrate
+
+            pg = EmbeddedPostgres().start()
+            pg_url = pg.url
+            await migrate(pg_url)
         signer, sock, _ = start_signer(tmp, kms_url, der, secret, address, args.cpu_signer)
         polls = {"off": [""], "on": ["-poll"], "both": ["", "-poll"]}[args.busy_poll]
         names = [f"ours-{t}{x}" for t in args.signer for x in polls] + ["baseline"]
@@ -997,6 +1014,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 "signer_socket": sock, "fast": "-fast" in name, "address": address,
                 "busy_poll": name.endswith("-poll"),
                 "gc": args.baseline_gc if name == "baseline" else args.gc,
+                "pg_url": pg_url,
                 "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
@@ -1061,6 +1079,8 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 p.proc.kill()
             await p.poly.stop()
             await p.kal.stop()
+        if pg is not None:
+            pg.close()
         for proc in (signer, moto):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -1118,7 +1138,7 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             r["warm_p50_ratio_rounds"] = {"n": len(per_round), "median": statistics.median(per_round),
                                           "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
-            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc")  # fmt: skip
+            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc", "store")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
                   limit=LIMIT)  # fmt: skip
@@ -1202,6 +1222,9 @@ def main() -> None:
                          "never inside an order; auto: Python's thresholds)")  # fmt: skip
     ap.add_argument("--baseline-gc", choices=["managed", "auto"], default="auto",
                     help="the baseline's: auto (a bot as usually written) or managed (ours' policy, for comparison)")
+    ap.add_argument("--store", action="store_true",
+                    help="ours writes its records to PostgreSQL (embedded, on the sims' CPU) before each order, as "
+                         "the daemon does; default off (the records' own cost, see benches/README)")  # fmt: skip
     ap.add_argument("--cpu-sim", type=int, default=0)
     ap.add_argument("--cpu-daemon", type=int, default=1)
     ap.add_argument("--cpu-signer", type=int, default=0,
