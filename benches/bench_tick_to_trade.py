@@ -137,7 +137,7 @@ async def child_ours(spec: dict[str, Any]) -> None:
     if spec["pg_url"]:  # --store: the records the daemon writes before an order, in PostgreSQL
         from crossbook.execution import ExecutionStore
 
-        store = await ExecutionStore.connect(spec["pg_url"])
+        store = await ExecutionStore.connect(spec["pg_url"], spec["store"])
     executor = Executor(
         gate=Gate(breaker, MemoryCatalog({pair_id: PairInfo(pair_id, "Verified")})),
         books=md.books,
@@ -992,7 +992,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
     try:
         moto, kms_url = start_moto(args.cpu_sim, tmp)
         pg_url = ""
-        if args.store:  # PostgreSQL on the sims' CPU (as the signer: a dependency, not the daemon's core)
+        if args.store != "off":  # PostgreSQL on the sims' CPU (as the signer: a dependency, not the daemon's core)
             from crossbook.store.embedded_postgres import EmbeddedPostgres
             from crossbook.store.postgres import migrate
 
@@ -1014,7 +1014,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 "signer_socket": sock, "fast": "-fast" in name, "address": address,
                 "busy_poll": name.endswith("-poll"),
                 "gc": args.baseline_gc if name == "baseline" else args.gc,
-                "pg_url": pg_url,
+                "pg_url": pg_url, "store": args.store,
                 "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
@@ -1222,9 +1222,10 @@ def main() -> None:
                          "never inside an order; auto: Python's thresholds)")  # fmt: skip
     ap.add_argument("--baseline-gc", choices=["managed", "auto"], default="auto",
                     help="the baseline's: auto (a bot as usually written) or managed (ours' policy, for comparison)")
-    ap.add_argument("--store", action="store_true",
+    ap.add_argument("--store", choices=["off", "durable", "async"], default="off",
                     help="ours writes its records to PostgreSQL (embedded, on the sims' CPU) before each order, as "
-                         "the daemon does; default off (the records' own cost, see benches/README)")  # fmt: skip
+                         "the daemon does, committed durable or async (execution.records_commit); default off: the "
+                         "records' own cost is measured apart (benches/README)")  # fmt: skip
     ap.add_argument("--cpu-sim", type=int, default=0)
     ap.add_argument("--cpu-daemon", type=int, default=1)
     ap.add_argument("--cpu-signer", type=int, default=0,

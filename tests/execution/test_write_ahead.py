@@ -25,9 +25,10 @@ def order(intent_id: str, cid: str | None = None) -> LegOrder:
     return o
 
 
-async def test_intent_and_first_order_are_written_together_or_not_at_all(pg_url: str) -> None:
+@pytest.mark.parametrize("commit", ["durable", "async"])
+async def test_intent_and_first_order_are_written_together_or_not_at_all(pg_url: str, commit: str) -> None:
     await migrate(pg_url)
-    store = await ExecutionStore.connect(pg_url)
+    store = await ExecutionStore.connect(pg_url, commit)
     conn = await asyncpg.connect(pg_url)
     try:
         intent = str(uuid.uuid4())
@@ -57,9 +58,23 @@ async def test_intent_and_first_order_are_written_together_or_not_at_all(pg_url:
         await store.intent_started(lone, "pair", "pair-x", {})
         assert await conn.fetchval("SELECT count(*) FROM orders WHERE intent_id = $1", uuid.UUID(lone)) == 0
         assert await conn.fetchval("SELECT action FROM audit_log WHERE subject = $1", lone) == "intent_started"
+        # and a later order of the intent (a hedge): its own row and audit entry, in one statement
+        hedge = order(intent)
+        await store.order_submitting(hedge)
+        assert await conn.fetchval("SELECT status FROM orders WHERE client_order_id = $1",
+                                   hedge.client_order_id) == "submitting"  # fmt: skip
+        assert await conn.fetchval("SELECT action FROM audit_log WHERE subject = $1",
+                                   hedge.client_order_id) == "order_submitting"  # fmt: skip
+        async with store.pool.acquire() as pooled:  # "async" is per statement: the session keeps its setting
+            assert await pooled.fetchval("SHOW synchronous_commit") == "on"
     finally:
         await conn.close()
         await store.close()
+
+
+def test_the_commit_mode_is_checked() -> None:
+    with pytest.raises(ValueError, match="durable"):
+        ExecutionStore(None, commit="sometimes")
 
 
 def test_the_recorded_id_is_the_signed_orders_hash() -> None:

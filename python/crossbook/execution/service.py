@@ -169,7 +169,7 @@ async def start_execution(
     signer, _, closeable = build_signer(cfg)
     if closeable is not None:
         stack.push_async_callback(closeable.close)
-    store = ExecutionStore(pool)
+    store = ExecutionStore(pool, commit=cfg.execution.records_commit)
     stack.push_async_callback(store.release_owner)  # before the daemon closes the pool (it waits for it)
     executor = await build_executor(cfg, signer, gate, md.books, store, markets, stack)
     keep_warm = cfg.execution.trigger_keep_warm_ms / 1000 or None
