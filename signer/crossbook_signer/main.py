@@ -15,7 +15,9 @@ import contextlib
 import gc
 import importlib
 import logging
+import logging.handlers
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -193,6 +195,22 @@ async def serve(
     await server.stop(1.0)
 
 
+def log_in_background() -> logging.handlers.QueueListener:
+    """The root logger's handlers move to a thread: the signing loop only queues a record. A write to the log
+    file can block for milliseconds (a page under writeback, a slow disk, a full pipe), and the loop must
+    never wait on it: the next request (the order's second leg) would. Call ``stop()`` on the listener at
+    exit; it writes what is queued first."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    for h in handlers:
+        root.removeHandler(h)
+    root.addHandler(logging.handlers.QueueHandler(q))
+    listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=True)
+    listener.start()
+    return listener
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="crossbook-signer", description="crossbook's signer service (docs/signer.md)")
     ap.add_argument("--socket", required=True, help="path of the Unix socket to serve on (created with mode 0600)")
@@ -209,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    writer = log_in_background()
+    try:
+        return _run(args)
+    finally:
+        writer.stop()  # every queued line written before the process ends
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         no_core_dumps()
