@@ -140,12 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "daemon":
             from crossbook.config import load_config
             from crossbook.daemon import run_daemon
-            from crossbook.logs import setup_logging
+            from crossbook.logs import log_in_background, setup_logging
 
             cfg = load_config(args.config)
             setup_logging(cfg.log_level)
-            _install_uvloop()
-            asyncio.run(run_daemon(cfg, seconds=args.seconds))
+            writer = log_in_background()  # the engine's loop never waits on a log write
+            try:
+                _install_uvloop()
+                asyncio.run(run_daemon(cfg, seconds=args.seconds))
+            finally:
+                writer.stop()
             return 0
         if args.cmd == "status":
             from crossbook.config import load_config

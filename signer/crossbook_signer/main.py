@@ -15,9 +15,7 @@ import contextlib
 import gc
 import importlib
 import logging
-import logging.handlers
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -31,6 +29,7 @@ import grpc
 import grpc.aio
 
 from crossbook.errors import CrossbookError
+from crossbook.logs import log_in_background
 from crossbook.signing import ApiCreds, HmacKey, PrivateKey, RsaKey
 from crossbook_signer import service as _service  # noqa: F401  (imported before Landlock)
 from crossbook_signer.config import SignerConfig, load_config
@@ -193,22 +192,6 @@ async def serve(
         await fast_server.close()
     await relay.close()
     await server.stop(1.0)
-
-
-def log_in_background() -> logging.handlers.QueueListener:
-    """The root logger's handlers move to a thread: the signing loop only queues a record. A write to the log
-    file can block for milliseconds (a page under writeback, a slow disk, a full pipe), and the loop must
-    never wait on it: the next request (the order's second leg) would. Call ``stop()`` on the listener at
-    exit; it writes what is queued first."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    for h in handlers:
-        root.removeHandler(h)
-    root.addHandler(logging.handlers.QueueHandler(q))
-    listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=True)
-    listener.start()
-    return listener
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
-"""The signer's log lines are written by a thread (``log_in_background``): the signing loop only queues a
-record, so a log write that blocks (a page under writeback, a full pipe) never delays the next request. Every
-queued line still reaches the log, including the last one before the process exits."""
+"""The signer's (and the daemon's) log lines are written by a thread (``crossbook.logs.log_in_background``):
+the loop only queues a record, so a log write that blocks (a page under writeback, a full pipe) never delays
+the next request. Every queued line still reaches the log, including the last one before the process exits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from crossbook_signer.main import log_in_background
+from crossbook.logs import log_in_background
 
 
 def test_a_blocked_log_writer_does_not_block_the_logger(tmp_path: Path) -> None:
