@@ -150,75 +150,76 @@ async def child_ours(spec: dict[str, Any]) -> None:
     live: dict[str, int] = {}
     cur: dict[str, int] = {}
 
-    for conn in md.connections:
-        on_frame = conn._on_frame
+    if spec["marks"]:  # --no-breakdown leaves the path as the daemon runs it, without these wrappers
+        for conn in md.connections:
+            on_frame = conn._on_frame
 
-        def rx(transport: Any, frame: Any, _orig: Callable[..., None] = on_frame) -> None:
-            if frame.msg_type == WSMsgType.TEXT and frame.payload_size > 8:
-                live["rx"] = _now()
-            _orig(transport, frame)
+            def rx(transport: Any, frame: Any, _orig: Callable[..., None] = on_frame) -> None:
+                if frame.msg_type == WSMsgType.TEXT and frame.payload_size > 8:
+                    live["rx"] = _now()
+                _orig(transport, frame)
 
-        conn._on_frame = rx  # type: ignore[method-assign]
-    dispatch = md.dispatch_changes
+            conn._on_frame = rx  # type: ignore[method-assign]
+        dispatch = md.dispatch_changes
 
-    def disp() -> int:
-        live["disp"] = _now()
-        return dispatch()
+        def disp() -> int:
+            live["disp"] = _now()
+            return dispatch()
 
-    md.dispatch_changes = disp  # type: ignore[method-assign]
+        md.dispatch_changes = disp  # type: ignore[method-assign]
 
-    def wrap_async(obj: Any, name: str, start: str, end: str) -> None:
-        orig = getattr(obj, name)
+        def wrap_async(obj: Any, name: str, start: str, end: str) -> None:
+            orig = getattr(obj, name)
 
-        async def wrapped(*a: Any, **kw: Any) -> Any:
-            if start not in cur:
-                cur[start] = _now()
+            async def wrapped(*a: Any, **kw: Any) -> Any:
+                if start not in cur:
+                    cur[start] = _now()
+                try:
+                    return await orig(*a, **kw)
+                finally:
+                    if end not in cur:
+                        cur[end] = _now()
+
+            setattr(obj, name, wrapped)
+
+        start_pair_trade = executor.start_pair_trade
+
+        def timed_start(*a: Any, **kw: Any) -> Any:
+            cur.clear()
+            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), start=_now())
+            return start_pair_trade(*a, **kw)
+
+        executor.start_pair_trade = timed_start  # type: ignore[method-assign]
+        check_all = executor.gate.check_all
+
+        def timed_check_all(*a: Any, **kw: Any) -> Any:
             try:
-                return await orig(*a, **kw)
+                return check_all(*a, **kw)
             finally:
-                if end not in cur:
-                    cur[end] = _now()
+                if "prep0" not in cur:  # the first leg's gate check (both legs; the trigger's plan is not re-sized)
+                    cur["gated"] = _now()
 
-        setattr(obj, name, wrapped)
+        executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
+        begin_prepare = traders["polymarket"].begin_prepare
 
-    start_pair_trade = executor.start_pair_trade
+        def timed_begin_prepare(order: Any) -> Any:
+            cur.setdefault("prep0", _now())
+            return begin_prepare(order)
 
-    def timed_start(*a: Any, **kw: Any) -> Any:
-        cur.clear()
-        cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), start=_now())
-        return start_pair_trade(*a, **kw)
+        traders["polymarket"].begin_prepare = timed_begin_prepare  # type: ignore[method-assign]
+        begin_sign = signer.begin_prepare_polymarket_order
 
-    executor.start_pair_trade = timed_start  # type: ignore[method-assign]
-    check_all = executor.gate.check_all
+        def timed_begin_sign(*a: Any, **kw: Any) -> Any:
+            # One signer call (signature, body, L2 headers): sign0 = asked, sent = its request written (the
+            # trigger then returns to the loop), sign1 = its reply handled in the daemon.
+            cur.setdefault("sign0", _now())
+            task = begin_sign(*a, **kw)
+            cur.setdefault("sent", _now())
+            task.add_done_callback(lambda _t: cur.setdefault("sign1", _now()))
+            return task
 
-    def timed_check_all(*a: Any, **kw: Any) -> Any:
-        try:
-            return check_all(*a, **kw)
-        finally:
-            if "prep0" not in cur:  # the first leg's gate check (both legs; the trigger's plan is not re-sized)
-                cur["gated"] = _now()
-
-    executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
-    begin_prepare = traders["polymarket"].begin_prepare
-
-    def timed_begin_prepare(order: Any) -> Any:
-        cur.setdefault("prep0", _now())
-        return begin_prepare(order)
-
-    traders["polymarket"].begin_prepare = timed_begin_prepare  # type: ignore[method-assign]
-    begin_sign = signer.begin_prepare_polymarket_order
-
-    def timed_begin_sign(*a: Any, **kw: Any) -> Any:
-        # One signer call (signature, body, L2 headers): sign0 = asked, sent = its request written (the
-        # trigger then returns to the loop), sign1 = its reply handled in the daemon.
-        cur.setdefault("sign0", _now())
-        task = begin_sign(*a, **kw)
-        cur.setdefault("sent", _now())
-        task.add_done_callback(lambda _t: cur.setdefault("sign1", _now()))
-        return task
-
-    signer.begin_prepare_polymarket_order = timed_begin_sign  # type: ignore[method-assign]
-    wrap_async(signer, "kalshi_headers", "k0", "k1")
+        signer.begin_prepare_polymarket_order = timed_begin_sign  # type: ignore[method-assign]
+        wrap_async(signer, "kalshi_headers", "k0", "k1")
 
     def on_fire(f: Firing) -> None:
         cur.update(detected=f.detected_ns, fire=_now())
@@ -1014,7 +1015,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
                 "signer_socket": sock, "fast": "-fast" in name, "address": address,
                 "busy_poll": name.endswith("-poll"),
                 "gc": args.baseline_gc if name == "baseline" else args.gc,
-                "pg_url": pg_url, "store": args.store,
+                "pg_url": pg_url, "store": args.store, "marks": args.breakdown,
                 "keep_warm_ms": args.keep_warm_ms,
                 "api_secret": secret, "passphrase": "bench-pass", "kalshi_der": base64.b64encode(der).decode(),
             }  # fmt: skip
@@ -1138,7 +1139,7 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             r["warm_p50_ratio_rounds"] = {"n": len(per_round), "median": statistics.median(per_round),
                                           "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
-            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc", "store")  # fmt: skip
+            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc", "store", "breakdown")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
                   limit=LIMIT)  # fmt: skip
@@ -1235,6 +1236,8 @@ def main() -> None:
                     help="no-edge top-of-book frames per second during a warm gap (0: silence)")  # fmt: skip
     ap.add_argument("--keep-warm-ms", type=float, default=2.0, help="ours: EdgeTrigger keep_warm_s in ms (0: off)")
     ap.add_argument("--http-probe", type=int, default=50, help="HTTP client probe requests (0: skip)")
+    ap.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+                    help="ours without the timing wrappers the breakdown needs (a few µs per step): headline only")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--samples-out", metavar="FILE", help="write every sample (t0, arrivals, marks) as JSON to FILE")
     args = ap.parse_args()
