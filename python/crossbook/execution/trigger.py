@@ -47,7 +47,17 @@ from typing import Any, Literal, Protocol
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
-from crossbook.execution.models import ONE, Outcome, PairIntent, PairMarkets, PairPlan, PairResult, TimeInForce, Venue
+from crossbook.execution.models import (
+    ONE,
+    ZERO,
+    Outcome,
+    PairIntent,
+    PairMarkets,
+    PairPlan,
+    PairResult,
+    TimeInForce,
+    Venue,
+)
 from crossbook.execution.models import other as other_venue
 from crossbook.execution.sizing import KALSHI_TAKER_RATE, BookSource, CappedBooks, plan_at_top, plan_pair
 
@@ -124,6 +134,8 @@ class _Armed:
     markets: PairMarkets
     legs: tuple[tuple[Venue, str], tuple[Venue, str]]  # (venue, book market) of both legs
     directions: tuple[Venue, ...]
+    # Per direction: (YES venue, NO venue, the outcome each leg buys in its own book's terms), fixed at arming.
+    sides: tuple[tuple[Venue, Venue, Outcome, Outcome], ...] = ()
     state: TriggerState = "armed"
     task: asyncio.Task[None] | None = None
     last_refusal: str = ""
@@ -185,7 +197,9 @@ class EdgeTrigger:
             ("polymarket", pm.book_market("polymarket")), ("kalshi", pm.book_market("kalshi")),
         )  # fmt: skip
         directions: tuple[Venue, ...] = (intent.yes_venue,) if intent.yes_venue else ("polymarket", "kalshi")
-        self._armed[intent.pair_id] = _Armed(intent, pm, legs, directions, fires=cur.fires if cur else 0)
+        sides = tuple((v, other_venue(v), pm.instrument(v, "yes")[1], pm.instrument(other_venue(v), "no")[1])
+                      for v in directions)  # fmt: skip
+        self._armed[intent.pair_id] = _Armed(intent, pm, legs, directions, sides, fires=cur.fires if cur else 0)
         for leg in legs:
             ids = self._by_leg.setdefault(leg, [])
             if intent.pair_id not in ids:
@@ -323,30 +337,33 @@ class EdgeTrigger:
             if not t.get("valid"):
                 return []
             tops[venue] = t
-        intent, pm = a.intent, a.markets
+        intent = a.intent
         cap = ONE - intent.edge
+        limit = intent.limit
         found: list[_Edge] = []
-        for yes_venue in a.directions:
-            no_venue = other_venue(yes_venue)
-            ya = _ask(tops[yes_venue], pm.instrument(yes_venue, "yes")[1])
-            na = _ask(tops[no_venue], pm.instrument(no_venue, "no")[1])
+        for yes_venue, no_venue, yes_outcome, no_outcome in a.sides:
+            ya = _ask(tops[yes_venue], yes_outcome)
+            na = _ask(tops[no_venue], no_outcome)
             if ya is None or na is None:
                 continue
-            if intent.limit is not None and (ya > intent.limit or na > intent.limit):
+            if limit is not None and (ya > limit or na > limit):
                 continue
             cost = ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na)
             if cost < cap:
-                depth = min(_ask_size(tops[yes_venue], pm.instrument(yes_venue, "yes")[1]),
-                            _ask_size(tops[no_venue], pm.instrument(no_venue, "no")[1]))  # fmt: skip
+                depth = min(_ask_size(tops[yes_venue], yes_outcome), _ask_size(tops[no_venue], no_outcome))
                 found.append(_Edge(cost, yes_venue, depth, ya, na))
-        found.sort(key=lambda e: e.cost)
+        if len(found) > 1:
+            found.sort(key=lambda e: e.cost)
         return found
 
     def _fee_rate(self, venue: Venue, price: Decimal) -> Decimal:
         # The same marginal rate the sizing walk compares per share (sizing rounds fees per fill later).
         if venue == "kalshi":
             return KALSHI_TAKER_RATE * price * (ONE - price)
-        return Decimal(self.executor.poly_fee_bps) / 10_000 * min(price, ONE - price)
+        bps = self.executor.poly_fee_bps
+        if not bps:
+            return ZERO  # Polymarket's default: no taker fee
+        return Decimal(bps) / 10_000 * min(price, ONE - price)
 
     def _size(self, a: _Armed, directions: tuple[Venue, ...]) -> PairPlan | None:
         """Full sizing, only in the directions the top of book showed an edge in (a direction without
