@@ -129,7 +129,7 @@ def plan_pair(
     walked_b: list[tuple[Decimal, Decimal]] = []
     while i < len(a) and j < len(b) and size < max_size:
         pa, pb = a[i][0], b[j][0]
-        marginal = pa + pb + _fee_rate(yes_venue, pa, poly_fee_bps) + _fee_rate(no_venue, pb, poly_fee_bps)
+        marginal = pa + pb + fee_rate(yes_venue, pa, poly_fee_bps) + fee_rate(no_venue, pb, poly_fee_bps)
         if marginal >= per_share_cap:
             break
         q = min(a_left, b_left, max_size - size)
@@ -180,9 +180,13 @@ def plan_at_top(
     return None
 
 
-def _fee_rate(venue: Venue, price: Decimal, poly_fee_bps: int) -> Decimal:
+def fee_rate(venue: Venue, price: Decimal, poly_fee_bps: int) -> Decimal:
+    """The marginal taker fee per share at ``price`` (what a walk compares per share; fees are rounded per
+    fill later): Kalshi 0.07·P·(1−P), Polymarket ``poly_fee_bps``·min(P, 1−P)."""
     if venue == "kalshi":
         return KALSHI_TAKER_RATE * price * (ONE - price)
+    if not poly_fee_bps:
+        return ZERO  # Polymarket's default: no taker fee
     return Decimal(poly_fee_bps) / 10_000 * min(price, ONE - price)
 
 
@@ -222,7 +226,7 @@ def plan_route(
         for price, qty in walk:
             if (price > limit) if side == "buy" else (price < limit):
                 break
-            rate = _fee_rate(venue, price, poly_fee_bps)
+            rate = fee_rate(venue, price, poly_fee_bps)
             levels.append((price + rate if side == "buy" else price - rate, price, qty, venue))
     if invalid and len(invalid) == len(venues):
         raise IntentRefused("book", invalid)

@@ -49,7 +49,6 @@ from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import (
     ONE,
-    ZERO,
     Outcome,
     PairIntent,
     PairMarkets,
@@ -59,7 +58,7 @@ from crossbook.execution.models import (
     Venue,
 )
 from crossbook.execution.models import other as other_venue
-from crossbook.execution.sizing import KALSHI_TAKER_RATE, BookSource, CappedBooks, plan_at_top, plan_pair
+from crossbook.execution.sizing import BookSource, CappedBooks, fee_rate, plan_at_top, plan_pair
 
 log = logging.getLogger("crossbook.execution.trigger")
 
@@ -340,6 +339,7 @@ class EdgeTrigger:
         intent = a.intent
         cap = ONE - intent.edge
         limit = intent.limit
+        bps = self.executor.poly_fee_bps  # fee rates as the sizing walk compares them per share
         found: list[_Edge] = []
         for yes_venue, no_venue, yes_outcome, no_outcome in a.sides:
             ya = _ask(tops[yes_venue], yes_outcome)
@@ -348,22 +348,13 @@ class EdgeTrigger:
                 continue
             if limit is not None and (ya > limit or na > limit):
                 continue
-            cost = ya + na + self._fee_rate(yes_venue, ya) + self._fee_rate(no_venue, na)
+            cost = ya + na + fee_rate(yes_venue, ya, bps) + fee_rate(no_venue, na, bps)
             if cost < cap:
                 depth = min(_ask_size(tops[yes_venue], yes_outcome), _ask_size(tops[no_venue], no_outcome))
                 found.append(_Edge(cost, yes_venue, depth, ya, na))
         if len(found) > 1:
             found.sort(key=lambda e: e.cost)
         return found
-
-    def _fee_rate(self, venue: Venue, price: Decimal) -> Decimal:
-        # The same marginal rate the sizing walk compares per share (sizing rounds fees per fill later).
-        if venue == "kalshi":
-            return KALSHI_TAKER_RATE * price * (ONE - price)
-        bps = self.executor.poly_fee_bps
-        if not bps:
-            return ZERO  # Polymarket's default: no taker fee
-        return Decimal(bps) / 10_000 * min(price, ONE - price)
 
     def _size(self, a: _Armed, directions: tuple[Venue, ...]) -> PairPlan | None:
         """Full sizing, only in the directions the top of book showed an edge in (a direction without
