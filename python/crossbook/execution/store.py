@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from crossbook.errors import StoreError
 from crossbook.execution.models import Fill, LegOrder, OrderResult
 from crossbook.execution.positions import Position
-from crossbook.store.postgres import append_audit
+from crossbook.store.postgres import append_audit, json_text
 
 ACTOR = "execution"
 
@@ -98,12 +98,12 @@ class ExecutionStore:
         await self._ensure_owner()
         legs_doc = legs or []
         audit = {"kind": kind, "pair": pair_ref, "user": user_ref, **spec, "legs": legs_doc}
-        args: list[Any] = [uuid.UUID(intent_id), kind, pair_ref, _dumps(spec), _dumps(legs_doc), user_ref,
-                           self.owner_id, ACTOR, intent_id, _dumps(audit)]  # fmt: skip
+        args: list[Any] = [uuid.UUID(intent_id), kind, pair_ref, json_text(spec), json_text(legs_doc), user_ref,
+                           self.owner_id, ACTOR, intent_id, json_text(audit)]  # fmt: skip
         if first is None:
             sql = f"WITH i AS ({_INSERT_INTENT}) {self._audit([('$8', 'intent_started', '$9', '$10')])}"
         else:
-            args += [*_order_values(first), first.client_order_id, _dumps(_order_detail(first))]
+            args += [*_order_values(first), first.client_order_id, json_text(_order_detail(first))]
             audits = self._audit([("$8", "intent_started", "$9", "$10"), ("$8", "order_submitting", "$26", "$27")])
             sql = f"WITH i AS ({_INSERT_INTENT}), o AS ({_insert_order(11)}) {audits}"
         async with self.pool.acquire() as conn:
@@ -165,7 +165,7 @@ class ExecutionStore:
 
     async def order_submitting(self, order: LegOrder) -> None:
         """The order's row (``submitting``) and its audit entry, in one statement, before it is sent."""
-        args = [*_order_values(order), ACTOR, order.client_order_id, _dumps(_order_detail(order))]
+        args = [*_order_values(order), ACTOR, order.client_order_id, json_text(_order_detail(order))]
         sql = f"WITH o AS ({_insert_order(1)}) {self._audit([('$16', 'order_submitting', '$17', '$18')])}"
         async with self.pool.acquire() as conn:
             await conn.execute(sql, *args)
@@ -342,10 +342,6 @@ def _insert_order(first: int) -> str:
 def _order_values(o: LegOrder) -> list[Any]:
     return [o.client_order_id, _uuid(o.pair_id), o.venue, o.market, o.side, o.outcome, o.price, o.size,
             o.venue_order_id, _uuid(o.intent_id), o.pair_id, o.leg, o.purpose, o.tif, o.user_ref]  # fmt: skip
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
 
 
 def _order_detail(o: LegOrder) -> dict[str, Any]:

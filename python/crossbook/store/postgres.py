@@ -180,7 +180,8 @@ class VerdictRecord:
     raw_replies: Mapping[str, Any]
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON for a jsonb parameter (keys sorted; what json cannot encode as its str)."""
     return json.dumps(value, default=str, sort_keys=True)
 
 
@@ -192,8 +193,8 @@ async def insert_verdict(conn: Any, v: VerdictRecord) -> int:
         " extractor_b, judge, reasons, extractions, checks, prompts, raw_replies)"
         " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10::jsonb,$11::jsonb,$12::jsonb,$13::jsonb) RETURNING id",
         v.pair_ref, v.poly_condition_id, v.kalshi_ticker, v.status, v.polarity, v.extractor_a, v.extractor_b,
-        v.judge, _json(list(v.reasons)), _json(v.extractions), _json(list(v.checks)), _json(v.prompts),
-        _json(v.raw_replies),
+        v.judge, json_text(list(v.reasons)), json_text(v.extractions), json_text(list(v.checks)), json_text(v.prompts),
+        json_text(v.raw_replies),
     )
     return int(vid)
 
@@ -201,7 +202,7 @@ async def insert_verdict(conn: Any, v: VerdictRecord) -> int:
 async def append_audit(conn: Any, actor: str, action: str, subject: str, detail: Mapping[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO audit_log (actor, action, subject, detail) VALUES ($1, $2, $3, $4::jsonb)",
-        actor, action, subject, _json(detail),
+        actor, action, subject, json_text(detail),
     )
 
 
@@ -296,8 +297,8 @@ async def record_sync_verdict(conn: Any, v: VerdictRecord, texts_sha256: str, po
             " ON CONFLICT (texts_sha256, extractor_a, extractor_b, judge) WHERE texts_sha256 IS NOT NULL"
             " DO NOTHING RETURNING id",
             v.pair_ref, v.poly_condition_id, v.kalshi_ticker, v.status, v.polarity, v.extractor_a, v.extractor_b,
-            v.judge, _json(list(v.reasons)), _json(v.extractions), _json(list(v.checks)), _json(v.prompts),
-            _json(v.raw_replies), texts_sha256,
+            v.judge, json_text(list(v.reasons)), json_text(v.extractions), json_text(list(v.checks)),
+            json_text(v.prompts), json_text(v.raw_replies), texts_sha256,
         )
         if vid is None:
             return None
