@@ -492,15 +492,25 @@ class SignerClient:
         return await self._fast_wait(self._fast_send(conn, method, request), method, request, reply_type, timeout)
 
     @staticmethod
-    def _fast_send(
-        conn: _FastConnection, method: str, request: Message, loop: asyncio.AbstractEventLoop | None = None
-    ) -> _Sent:
+    def _fast_send(conn: _FastConnection, method: str, request: Message) -> _Sent:
         """Write one request frame now; (connection, call id, future of the reply frame)."""
-        call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
-        fut: asyncio.Future[tuple[int, bytes]] = (loop or asyncio.get_running_loop()).create_future()
+        sent = SignerClient._fast_write(conn, lambda cid: encode(METHOD_IDS[method], cid, request.SerializeToString()))
+        assert sent is not None
+        return sent
+
+    @staticmethod
+    def _fast_write(conn: _FastConnection, frame_for: Callable[[int], bytes | None]) -> _Sent | None:
+        """Write the frame ``frame_for(call id)`` makes, registered for its reply; None (nothing written, no id
+        used) when it makes none."""
+        call_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
+        frame = frame_for(call_id)
+        if frame is None:
+            return None
+        conn.next_id = call_id
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         conn.pending[call_id] = fut
         assert conn.transport is not None
-        conn.transport.write(encode(METHOD_IDS[method], call_id, request.SerializeToString()))
+        conn.transport.write(frame)
         return conn, call_id, fut
 
     async def _fast_wait(
@@ -691,17 +701,9 @@ class SignerClient:
         conn = self._open_fast(PREPARE)
         if conn is None or type(order) is not dict:
             return None
-        call_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
-        frame = _prepare_frame(METHOD_IDS[PREPARE], call_id, rid, order, account=account, order_type=order_type,
-                               wallet=wallet, session_id=session_id)  # fmt: skip
-        if frame is None:
-            return None
-        conn.next_id = call_id
-        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        conn.pending[call_id] = fut
-        assert conn.transport is not None
-        conn.transport.write(frame)
-        return conn, call_id, fut
+        return self._fast_write(conn, lambda cid: _prepare_frame(
+            METHOD_IDS[PREPARE], cid, rid, order, account=account, order_type=order_type, wallet=wallet,
+            session_id=session_id))  # fmt: skip
 
     def _prepare_request(
         self, order: Mapping[str, object], account: str, order_type: str, wallet: str | None,
