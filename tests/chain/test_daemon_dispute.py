@@ -94,9 +94,14 @@ verified = true
         await eventually(halted, timeout=10, what="pair halted from the store")
         await pool.execute("UPDATE market_pairs SET is_halted = false")  # type: ignore[attr-defined]
         await eventually(lambda: _enabled(state), timeout=10, what="resumed from the store")
-        trail = await pool.fetch(  # type: ignore[attr-defined]
-            "SELECT action FROM audit_log WHERE actor = 'breaker' AND subject = 'p1' ORDER BY id")
-        assert [r["action"] for r in trail][-2:] == ["execute_disabled", "execute_enabled"]
+
+        # the audit rows follow the published state (written by the same sync, after it publishes)
+        async def trail_ends_resumed() -> bool:
+            trail = await pool.fetch(  # type: ignore[attr-defined]
+                "SELECT action FROM audit_log WHERE actor = 'breaker' AND subject = 'p1' ORDER BY id")
+            return [r["action"] for r in trail][-2:] == ["execute_disabled", "execute_enabled"]
+
+        await eventually(trail_ends_resumed, timeout=10, what="halt and resume in the audit log")
     finally:
         proc.send_signal(2)
         _out, err = await asyncio.wait_for(proc.communicate(), 30)
