@@ -1,6 +1,6 @@
 """Stubs for the Rust extension ``crossbook._core`` (rust/py). Checked by ``mypy.stubtest``."""
 
-from typing import Final, Self, TypedDict, final, type_check_only
+from typing import Final, Literal, Self, TypedDict, final, type_check_only
 
 __all__ = ["BookSet", "__version__"]
 
@@ -276,3 +276,28 @@ def prepare_order_frame(
     path in one call. ``order`` values are ``str`` or ``int`` (``None`` is left out). None when the
     arguments need the client's own rules (another value type, an int past 128 bits, not exactly one of
     ``wallet`` / ``session_id``): build the message with protobuf then."""
+
+__all__ += ["EdgeWatch"]
+
+@final
+class EdgeWatch:
+    """A standing pair intent's compiled first look over a :class:`BookSet` (``crossbook_book::edge``): the
+    edge trigger's top check and plan at the top of book, in exact integers, in one call per book change.
+
+    ``legs``: the two (venue, book market) pairs; ``directions``: per direction (YES venue, the outcome it
+    buys there, NO venue, the outcome it buys there), outcomes in each venue's own terms. Amounts are plain
+    decimal strings (at most 6 decimals; ``ValueError`` otherwise). ``links``: per leg an object with
+    ``connected`` and ``last_heartbeat_ns`` (a feed connection), read only when a fire finds a leg's book
+    older than ``stale_ms``."""
+
+    enabled: bool
+    def __new__(
+        cls, legs: tuple[tuple[str, str], tuple[str, str]] | list[tuple[str, str]],
+        directions: list[tuple[str, str, str, str]], *, edge: str, limit: str | None, size: str, min_size: str,
+        poly_fee_bps: int, stale_ms: int, links: tuple[object | None, object | None] | None = None,
+    ) -> Self: ...
+    def check(self, books: BookSet, now_ns: int) -> Literal[False] | tuple[int, str, str, int] | None:
+        """None: no edge (a missing or invalid book is none). False: an edge only the full path may judge
+        (the best levels do not hold the size, per-fill fees eat it at that size, a book is stale, or
+        ``enabled`` is down). Else ``(direction, yes_ask, no_ask, shares)``: fire that direction for
+        ``shares`` whole shares at the best asks."""

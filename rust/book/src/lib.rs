@@ -17,6 +17,7 @@
 
 pub mod book;
 pub mod bookset;
+pub mod edge;
 pub mod error;
 pub mod fixed;
 pub mod hash;

@@ -1,6 +1,7 @@
 //! `crossbook._core`: thin PyO3 wrappers over the domain crates. Logic lives in the crates; this
 //! file only converts arguments and results and maps errors onto `crossbook.errors`.
 
+mod edge;
 mod prepare;
 mod signing;
 
@@ -273,5 +274,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BookSet>()?;
     signing::register(m)?;
     prepare::register(m)?;
+    edge::register(m)?;
     Ok(())
 }
