@@ -455,3 +455,52 @@ async def test_trigger_requests_need_the_daemon_and_a_valid_config(tmp_path: Pat
     path.write_text("[execution]\ntrigger_keep_warm_ms = -1\n")
     with pytest.raises(ConfigError, match="trigger_keep_warm_ms"):
         load_config(path, env={})
+
+
+async def test_the_compiled_check_signs_the_first_leg_before_the_gate_which_still_decides(rig: Rig) -> None:
+    # The edge at the top of book holds the whole size: the compiled check (EdgeWatch) fires, the first leg's
+    # signing request leaves at once, and the plan, the breaker and the gate are read while it is signed.
+    steps: list[str] = []
+    begin_first, check_all = rig.executor.begin_first_leg, rig.executor.gate.check_all
+    rig.executor.begin_first_leg = lambda *a: steps.append("first leg signing") or begin_first(*a)  # type: ignore[method-assign]
+    rig.executor.gate.check_all = lambda *a, **kw: steps.append("gate") or check_all(*a, **kw)  # type: ignore[method-assign]
+    rig.trigger.arm(rig.intent())
+    assert rig.trigger._armed[rig.pair_id].watch is not None
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    assert steps[:2] == ["first leg signing", "gate"], steps
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    leg1 = firing.result.legs[0].order
+    assert (leg1.venue, leg1.price, leg1.size, leg1.leg) == ("polymarket", Decimal("0.40"), INTENT_SIZE, "leg1")
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_a_signature_asked_ahead_of_a_breaker_that_says_no_is_dropped(rig: Rig) -> None:
+    signs: list[object] = []
+    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
+    begin = signer.begin_prepare_polymarket_order
+    signer.begin_prepare_polymarket_order = lambda order, **kw: signs.append(order) or begin(order, **kw)
+    rig.trigger.arm(rig.intent())
+    watch = rig.trigger._armed[rig.pair_id].watch
+    assert watch is not None and watch.enabled
+    # A halt reaches the compiled check through the breaker's transition...
+    rig.breaker.set_halted(rig.pair_id, True)
+    await eventually(lambda: not watch.enabled, what="the halt to switch the compiled check off")
+    # ...but a frame may land before the transition is published: the breaker read after the signing
+    # request still refuses, the signature is dropped and nothing reaches a venue.
+    watch.enabled = True
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: signs, what="the first leg's signing request")
+    await eventually(lambda: not watch.enabled, what="the compiled check off after the refusal")
+    await settle()
+    assert rig.done == [] and rig.trigger.state(rig.pair_id) == "armed" and len(signs) == 1
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (0, 0)
+    # Resumed: the breaker's transition switches the compiled check back on, and the next frame fires.
+    rig.breaker.set_halted(rig.pair_id, False)
+    await eventually(lambda: watch.enabled, what="the resume to switch the compiled check on")
+    poly_level(rig.poly, "ask", 39 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)

@@ -150,6 +150,11 @@ class MarketData:
     def subscribed(self) -> list[tuple[str, str]]:
         return list(self._by_market)
 
+    def link(self, venue: str, market: str) -> UpstreamConnection | None:
+        """The upstream connection that keeps this market's book (its ``connected`` and
+        ``last_heartbeat_ns`` are what :meth:`freshness` reads), or None if none does."""
+        return self._by_market.get((venue, market))
+
     def freshness(self, venue: str, market: str, now_ns: int | None = None) -> Freshness:
         now = time.time_ns() if now_ns is None else now_ns
         conn = self._by_market.get((venue, market))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -40,6 +41,7 @@ from crossbook.execution.models import (
     RecoveredIntent,
     RouteIntent,
     RouteResult,
+    TimeInForce,
     UnwindPolicy,
     Venue,
     new_id,
@@ -214,26 +216,34 @@ class Executor:
         return await self.start_pair_trade(intent, plan)
 
     def start_pair_trade(
-        self, intent: PairIntent, plan: PairPlan, state: PairState | None = None
-    ) -> Coroutine[Any, Any, PairResult]:
+        self, intent: PairIntent, plan: PairPlan, state: PairState | None = None,
+        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None = None,
+    ) -> Coroutine[Any, Any, PairResult]:  # fmt: skip
         """:meth:`pair_trade` along ``plan``, begun synchronously: the kill switch, the plan and the gate (both
         legs) are checked here (IntentRefused at once), the first leg is built and its signing request
         leaves for the signer before this returns; the returned coroutine does the rest (records, the send,
         the second leg, any unwind). The signer signs while the caller returns to the loop and the records
         are written; nothing is sent to a venue before all of that is done. ``state``: the breaker's
-        reading of this pair taken in the same synchronous stretch (the trigger's), so it is not read twice."""
-        self._check_kill()
-        pm = self._pair(intent.pair_id)
-        _check_plan(intent, plan)
-        # Both legs against one reading of the breaker (the second is checked again before it is sent).
-        decision = self._gate_legs(intent.pair_id, plan, state)
-        if not decision:
-            raise IntentRefused("gate", decision.reasons)
-        intent_id = new_id()
-        first, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
+        reading of this pair taken in the same synchronous stretch (the trigger's), so it is not read twice.
+        ``first``: the first leg already begun by :meth:`begin_first_leg`; it must be the order the plan
+        makes (IntentRefused at ``plan`` otherwise), and any refusal here drops its signature."""
+        try:
+            self._check_kill()
+            pm = self._pair(intent.pair_id)
+            _check_plan(intent, plan)
+            # Both legs against one reading of the breaker (the second is checked again before it is sent).
+            decision = self._gate_legs(intent.pair_id, plan, state)
+            if not decision:
+                raise IntentRefused("gate", decision.reasons)
+        except BaseException:
+            if first is not None:
+                first[1].close()  # never sent: its signature is dropped
+            raise
+        first_leg, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
         # Client order ids are fixed now and stored with the intent before the first order leaves: a
         # restarted executor asks the venues about exactly these (and never invents new ones for them).
-        cids = {"leg1": new_id(), "leg2": new_id()}
+        intent_id = first[0].intent_id if first is not None else new_id()
+        cids = {"leg1": first[0].client_order_id if first is not None else new_id(), "leg2": new_id()}
 
         def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
             market = self._order_market(pm, lp.venue, lp.outcome)
@@ -241,9 +251,31 @@ class Executor:
             return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
                             intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
 
-        order1 = leg_order(first, plan.size, "leg1", first.limit)
-        signing = self.traders[order1.venue].begin_prepare(order1)
-        return self._pair_trade(intent, plan, pm, first, second, order1, leg_order, signing)
+        order1 = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
+        if first is None:
+            signing = self.traders[order1.venue].begin_prepare(order1)
+        else:
+            begun, signing = first
+            if replace(begun, venue_order_id=None, payload=b"") != order1:
+                signing.close()
+                raise IntentRefused("plan", [f"the first leg begun ({_planned(begun)}) is not the plan's "
+                                             f"({_planned(order1)})"])  # fmt: skip
+            order1 = begun
+        return self._pair_trade(intent, plan, pm, first_leg, second, order1, leg_order, signing)
+
+    def begin_first_leg(
+        self, pair_id: str, tif: TimeInForce, venue: Venue, outcome: Outcome, price: Decimal, size: Decimal
+    ) -> tuple[LegOrder, Coroutine[Any, Any, None]]:
+        """A pair trade's first leg with its signing request sent now, before the plan is checked and before
+        the gate: the edge trigger's compiled path, so the signer signs while those run. Only for
+        :meth:`start_pair_trade` (``first=``), which checks this order against the plan and the gate before
+        anything reaches a venue, and drops the signature otherwise. An engaged kill switch refuses here:
+        it asks for no signature at all."""
+        self._check_kill()
+        pm = self._pair(pair_id)
+        order = LegOrder(venue, self._order_market(pm, venue, outcome), "buy", outcome, price, size, tif, "entry",
+                         "leg1", new_id(), pair_id, new_id(), user_ref=self.user_ref)  # fmt: skip
+        return order, self.traders[venue].begin_prepare(order)
 
     def prime(self) -> None:
         """An edge was seen: a pair trade may start within a few hundred µs. The first venue's trader warns

@@ -18,6 +18,16 @@ The hot path is ordered cheapest first, because almost every change shows no edg
 4. begin ``Executor.start_pair_trade`` with that plan at once (the gate, then the first leg's signing
    request leaves in the same stretch), and finish it in a task the trigger owns.
 
+Compiled first look: over a ``crossbook.BookSet`` each armed intent has an ``EdgeWatch`` (Rust,
+``crossbook_book::edge``) that makes steps 1 and 3's top-of-book case in one call, in exact integers
+(property-tested against this module's Python path). No edge: done, in a few µs. An edge the top of book
+holds whole, on books fresh by their frames or their connections' heartbeats, while the breaker's last
+transition said "enabled", the pair is Verified and the kill switch is off: the first leg's signing request
+leaves at once (``Executor.begin_first_leg``), and the plan, the breaker and the gate (steps 2–4, the same
+Python code) run while the signer signs; nothing reaches a venue unless they all agree, else the signature
+is dropped and the compiled look stays off until the breaker's next "enabled". Any other edge (depth, a
+smaller size, a stale leg) takes the Python path below, gate first.
+
 The executor takes the trigger's plan instead of sizing again: it checks the plan against the intent
 (direction, size, edge, no leg above ``limit``), then every leg passes the gate when its task runs, and
 each order goes out at its planned limit. A frame landing between the trigger and the executor cannot
@@ -44,11 +54,13 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 
+from crossbook._core import BookSet, EdgeWatch
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import (
     ONE,
+    LegOrder,
     Outcome,
     PairIntent,
     PairMarkets,
@@ -59,6 +71,7 @@ from crossbook.execution.models import (
 )
 from crossbook.execution.models import other as other_venue
 from crossbook.execution.sizing import BookSource, CappedBooks, fee_rate, plan_at_top, plan_pair
+from crossbook.safety.breaker import PairState
 
 log = logging.getLogger("crossbook.execution.trigger")
 
@@ -140,6 +153,8 @@ class _Armed:
     last_refusal: str = ""
     fires: int = 0
     disarmed: bool = False
+    # The compiled first look (``crossbook._core.EdgeWatch``) over a ``BookSet``; None: the Python path only.
+    watch: EdgeWatch | None = None
 
 
 class EdgeTrigger:
@@ -176,11 +191,16 @@ class EdgeTrigger:
         # signature, nothing sent: ``_dry_run``) this often.
         self.keep_warm_s = keep_warm_s
         self._warmer: asyncio.Task[None] | None = None
+        self._feed: ChangeFeed | None = None
+        self._bookset = self.books if isinstance(self.books, BookSet) else None
+        self._breaker = executor.gate.breaker
+        self._breaker.add_listener(self._on_breaker)
 
     # -- arming ------------------------------------------------------------------------------------
     def attach(self, feed: ChangeFeed) -> None:
         """Subscribe to the feeds' change dispatcher (the same one Redis and the hub read)."""
         feed.add_change_consumer(self.on_changes)
+        self._feed = feed
 
     def arm(self, intent: EdgeIntent) -> None:
         """Arm (or re-arm) ``intent`` on its pair. Refused while an intent of that pair is in flight.
@@ -198,7 +218,9 @@ class EdgeTrigger:
         directions: tuple[Venue, ...] = (intent.yes_venue,) if intent.yes_venue else ("polymarket", "kalshi")
         sides = tuple((v, other_venue(v), pm.instrument(v, "yes")[1], pm.instrument(other_venue(v), "no")[1])
                       for v in directions)  # fmt: skip
-        self._armed[intent.pair_id] = _Armed(intent, pm, legs, directions, sides, fires=cur.fires if cur else 0)
+        watch = self._watch(intent, pm, legs, sides)
+        self._armed[intent.pair_id] = _Armed(intent, pm, legs, directions, sides, fires=cur.fires if cur else 0,
+                                             watch=watch)  # fmt: skip
         for leg in legs:
             ids = self._by_leg.setdefault(leg, [])
             if intent.pair_id not in ids:
@@ -222,6 +244,40 @@ class EdgeTrigger:
             ids = self._by_leg.get(leg, [])
             if pair_id in ids:
                 ids.remove(pair_id)
+
+    def _watch(
+        self, intent: EdgeIntent, pm: PairMarkets, legs: tuple[tuple[Venue, str], tuple[Venue, str]],
+        sides: tuple[tuple[Venue, Venue, Outcome, Outcome], ...],
+    ) -> EdgeWatch | None:  # fmt: skip
+        """The compiled first look for ``intent`` when the books are a ``BookSet`` (None otherwise, or for
+        numbers finer than 10^-6: the Python path then does everything)."""
+        if self._bookset is None:
+            return None
+        link = getattr(self._feed, "link", None)
+        try:
+            watch = EdgeWatch(
+                legs, [(yv, yo, nv, no) for yv, nv, yo, no in sides],
+                edge=_plain(intent.edge), limit=None if intent.limit is None else _plain(intent.limit),
+                size=_plain(intent.size), min_size=_plain(max(ONE, pm.poly_min_size)),
+                poly_fee_bps=self.executor.poly_fee_bps, stale_ms=self._breaker.stale_after_ms,
+                links=(link(*legs[0]), link(*legs[1])) if link is not None else None,
+            )  # fmt: skip
+        except ValueError as exc:
+            log.info("pair %s: the compiled edge check does not take this intent (%s); the Python path does",
+                     intent.pair_id, exc)  # fmt: skip
+            return None
+        try:
+            watch.enabled = self._breaker.evaluate(intent.pair_id).enabled
+        except KeyError:
+            watch.enabled = False
+        return watch
+
+    def _on_breaker(self, st: PairState) -> None:
+        """A breaker transition: the compiled path fires only while the breaker's last word was "enabled"
+        (and after a refusal, not until the next one). The full path reads the breaker itself."""
+        a = self._armed.get(st.pair_id)
+        if a is not None and a.watch is not None:
+            a.watch.enabled = st.enabled
 
     def state(self, pair_id: str) -> TriggerState | None:
         a = self._armed.get(pair_id)
@@ -271,17 +327,29 @@ class EdgeTrigger:
         if a.state == "in_flight" or a.state == "spent":
             return False
         now = time.monotonic_ns()
+        watch = a.watch
+        if watch is not None and a.state == "armed" and self._bookset is not None:
+            hit = watch.check(self._bookset, self._breaker.clock())
+            if hit is None:
+                return False  # no edge: exactly what the top check below would say
+            if hit is not False:
+                return self._fire_at_top(a, now, hit)
+        return self._full(a, now)
+
+    def _full(self, a: _Armed, now: int) -> bool:
+        """The Python path: the top check, the breaker, sizing (at the top or over depth), then the gate
+        before the first leg's signing request."""
         directions = self._top_edge(a)
         if a.state == "cooling":
             if not directions:
                 a.state = "armed"  # the edge closed after the last fire: the next opening may fire
-                log.info("pair %s: edge closed, trigger re-armed", pair_id)
+                log.info("pair %s: edge closed, trigger re-armed", a.intent.pair_id)
             return False
         if not directions:
             return False
         self.executor.prime()  # the signer wakes while the checks below run
         try:
-            state = self.executor.gate.breaker.evaluate(pair_id)
+            state = self._breaker.evaluate(a.intent.pair_id)
         except KeyError:  # the breaker does not watch this pair: nothing vouches for its data
             return False
         if not state.enabled:
@@ -298,15 +366,60 @@ class EdgeTrigger:
             plan = self._size(a, tuple(e.yes_venue for e in directions))
             if plan is None:
                 return False
+        return self._launch(a, now, plan, state, None)
+
+    def _fire_at_top(self, a: _Armed, now: int, hit: tuple[int, str, str, int]) -> bool:
+        """The compiled check fired: both best levels hold the size, the plan at the top keeps the edge and
+        both books are fresh. The first leg's signing request leaves first; the plan, the breaker and the
+        gate are read while the signer signs, and nothing reaches a venue unless they all agree (else the
+        signature is dropped)."""
+        direction, yes_ask, no_ask, shares = hit
+        yes_venue, no_venue, yes_outcome, no_outcome = a.sides[direction]
+        ex = self.executor
+        ya, na, size = Decimal(yes_ask), Decimal(no_ask), Decimal(shares)
+        if yes_venue == ex.first_venue:
+            leg: tuple[Venue, Outcome, Decimal] = (yes_venue, yes_outcome, ya)
+        else:
+            leg = (no_venue, no_outcome, na)
+        if ex.kill_switch is not None or not ex.gate.verified(a.intent.pair_id):
+            return self._full(a, now)  # the gate will refuse: the full path records it, and nothing is signed
+        try:
+            first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size)
+        except IntentRefused:
+            return self._full(a, now)
+        # -- the signer is signing; everything below runs meanwhile --
+        plan = plan_at_top(a.markets, yes_venue, size, ya, na, a.intent.edge, ex.poly_fee_bps)
+        try:
+            state: PairState | None = self._breaker.evaluate(a.intent.pair_id)
+        except KeyError:
+            state = None
+        if plan is None or state is None or not state.enabled:
+            first[1].close()  # never sent: the signature is dropped
+            assert a.watch is not None
+            a.watch.enabled = False  # until the breaker's next "enabled" (or a fire by the full path)
+            if plan is None:  # the compiled check and plan_at_top must agree: a bug, not a market event
+                log.error("pair %s: the compiled edge check fired on %s but plan_at_top refused it; "
+                          "the Python path decides for this arming", a.intent.pair_id, hit)  # fmt: skip
+                return self._full(a, now)
+            return False
+        return self._launch(a, now, plan, state, first)
+
+    def _launch(
+        self, a: _Armed, now: int, plan: PairPlan, state: PairState,
+        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None,
+    ) -> bool:  # fmt: skip
+        pair_id = a.intent.pair_id
         intent = _pair_intent(a.intent, plan)
         firing = Firing(pair_id, intent, now, plan)
         a.fires += 1
         self.firings.append(firing)
         try:
             # Begun here, in this stretch: the gate passes on the breaker state just read and the first
-            # leg's signing request leaves now; the task created below does the rest.
-            run = self.executor.start_pair_trade(intent, plan, state)
+            # leg's signing request leaves now (or has left: ``first``); the task created below does the rest.
+            run = self.executor.start_pair_trade(intent, plan, state, first=first)
         except IntentRefused as refused:  # nothing was sent: the pair stays armed
+            if first is not None and a.watch is not None:
+                a.watch.enabled = False  # no more signatures asked ahead of a gate that refuses
             firing.refused, firing.finished_ns = str(refused), time.monotonic_ns()
             self._refused(a, firing.refused)
             if self.on_fire is not None:
@@ -314,6 +427,8 @@ class EdgeTrigger:
             if self.on_done is not None:
                 self.on_done(firing)
             return True
+        if first is None and a.watch is not None:
+            a.watch.enabled = True  # the gate passed: the compiled path may fire again
         a.state = "in_flight"
         a.task = asyncio.get_running_loop().create_task(self._run(a, firing, run), name=f"edge-trigger:{pair_id}")
         self._tasks.add(a.task)  # owned here until done (a disarmed pair's task too)
@@ -425,6 +540,8 @@ class EdgeTrigger:
         """The fire path without firing: top check, breaker, a plan at the top and the executor's
         synchronous start (gate, leg orders, the signing request built but not sent); with ``depth`` the
         sizing walk too. Every result is dropped: only the caches matter here."""
+        if a.watch is not None and self._bookset is not None:
+            a.watch.check(self._bookset, self._breaker.clock())
         self._top_edge(a)
         state = self.executor.gate.breaker.evaluate(a.intent.pair_id)
         whole = a.intent.size.to_integral_value(ROUND_FLOOR)
@@ -469,3 +586,8 @@ def _ask(top: Mapping[str, object], outcome: Outcome) -> Decimal | None:
 
 
 __all__ = ["EdgeIntent", "EdgeTrigger", "Firing", "RearmPolicy", "TriggerState"]
+
+
+def _plain(d: Decimal) -> str:
+    """A Decimal as a plain decimal string (never an exponent), for the compiled check."""
+    return format(d, "f")

@@ -89,6 +89,12 @@ class Gate:
             p = ONE - p
         return p
 
+    def verified(self, pair_id: str) -> bool:
+        """The pair's two contracts are proven identical (``logic_status`` Verified): the one rule of
+        :meth:`check_all` that neither the breaker nor the order's own numbers decide."""
+        info = self.catalog.get(pair_id)
+        return info is not None and info.logic_status == "Verified"
+
     def check(self, pair_id: str, intent: Intent) -> GateDecision:
         return self.check_all(pair_id, (intent,))
 
