@@ -182,11 +182,32 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
             setattr(obj, name, wrapped)
 
+        prime = executor.prime
+
+        def timed_prime() -> None:
+            live["prime0"] = _now()
+            prime()
+            live["prime1"] = _now()
+
+        executor.prime = timed_prime  # type: ignore[method-assign]
+        begin_first_leg = executor.begin_first_leg
+
+        def timed_first(*a: Any, **kw: Any) -> Any:
+            # The compiled path: the first leg's signing request leaves before start_pair_trade.
+            cur.clear()
+            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), first=_now())
+            return begin_first_leg(*a, **kw)
+
+        executor.begin_first_leg = timed_first  # type: ignore[method-assign]
         start_pair_trade = executor.start_pair_trade
 
         def timed_start(*a: Any, **kw: Any) -> Any:
+            if kw.get("first") is not None:
+                cur["start"] = _now()
+                return start_pair_trade(*a, **kw)
             cur.clear()
-            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), start=_now())
+            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), prime0=live.get("prime0", 0),
+                       prime1=live.get("prime1", 0), start=_now())
             return start_pair_trade(*a, **kw)
 
         executor.start_pair_trade = timed_start  # type: ignore[method-assign]
@@ -196,8 +217,7 @@ async def child_ours(spec: dict[str, Any]) -> None:
             try:
                 return check_all(*a, **kw)
             finally:
-                if "prep0" not in cur:  # the first leg's gate check (both legs; the trigger's plan is not re-sized)
-                    cur["gated"] = _now()
+                cur.setdefault("gated", _now())  # the first leg's gate check (both legs), not the second's
 
         executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
         begin_prepare = traders["polymarket"].begin_prepare
@@ -914,11 +934,30 @@ OURS_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
     ("feed → BookSet → change dispatch", "rx", "disp"),
     ("dispatch → trigger looks at the pair", "disp", "detected"),
-    ("trigger: top check, breaker, sizing", "detected", "start"),
+    ("trigger: top check", "detected", "prime0"),
+    ("trigger: signer prime written", "prime0", "prime1"),
+    ("trigger: breaker, plan at the top", "prime1", "start"),
     ("executor: plan check + gate (both legs)", "start", "gated"),
     ("executor: leg orders → trader", "gated", "prep0"),
     ("trader: order struct → signer call", "prep0", "sign0"),
     ("signing request written (one call: sign+body+L2)", "sign0", "sent"),
+    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
+    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
+]
+# The compiled path (EdgeWatch fired): the signing request leaves first; the rows marked ‖ run while the
+# signer signs (they overlap its round trip and are left out of the tail attribution).
+OURS_COMPILED_SEGMENTS = [
+    ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
+    ("feed → BookSet → change dispatch", "rx", "disp"),
+    ("dispatch → trigger looks at the pair", "disp", "detected"),
+    ("trigger: compiled edge check (EdgeWatch)", "detected", "first"),
+    ("executor: first leg order → trader", "first", "prep0"),
+    ("trader: order struct → signer call", "prep0", "sign0"),
+    ("signing request written (one call: sign+body+L2)", "sign0", "sent"),
+    ("‖ plan at the top, breaker", "sent", "start"),
+    ("‖ plan check + gate (both legs)", "start", "gated"),
+    ("‖ leg 1 checked, intent task created", "gated", "fire"),
+    ("‖ back in the loop → reply handled", "fire", "sign1"),
     ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
     ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
 ]
@@ -1110,9 +1149,10 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
         total = sum(1 for s in p.samples)
         r["verified"] = (not p.failures and total > 0 and p.poly.orders_accepted == total
                          and p.kal.orders_accepted == total and r["accepted"]["duplicates"] == 0)  # fmt: skip
-        segments = BASE_SEGMENTS if p.name == "baseline" else OURS_SEGMENTS
+        compiled = sum(1 for s in p.samples if s["marks"].get("first")) * 2 > len(p.samples)
+        segments = BASE_SEGMENTS if p.name == "baseline" else OURS_COMPILED_SEGMENTS if compiled else OURS_SEGMENTS
         r["breakdown"] = breakdown(p, segments)
-        r["tail"] = tail_attribution(p, segments)
+        r["tail"] = tail_attribution(p, [seg for seg in segments if not seg[0].startswith("‖")])
         rows[p.name] = r
     base = rows.get("baseline")
     by_name = {p.name: p for p in pipelines}
