@@ -504,3 +504,21 @@ async def test_a_signature_asked_ahead_of_a_breaker_that_says_no_is_dropped(rig:
     (firing,) = rig.done
     assert firing.result is not None and firing.result.status == "hedged", firing
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_the_frame_that_opens_the_edge_fires_before_the_batched_change_dispatch(rig: Rig) -> None:
+    # MarketData's frame listener runs the compiled check right after the frame is applied; the change
+    # dispatch (Redis, the hub, the trigger's own on_changes) comes in a later loop turn and fires nothing more.
+    steps: list[str] = []
+    dispatch, begin_first = rig.md.dispatch_changes, rig.executor.begin_first_leg
+    rig.md.dispatch_changes = lambda: steps.append("dispatch") or dispatch()  # type: ignore[method-assign]
+    rig.executor.begin_first_leg = lambda *a: steps.append("first leg") or begin_first(*a)  # type: ignore[method-assign]
+    rig.trigger.arm(rig.intent())
+    await settle()
+    steps.clear()
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    assert steps[0] == "first leg" and "dispatch" in steps and steps.count("first leg") == 1, steps
+    (firing,) = rig.fired
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)

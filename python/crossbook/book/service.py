@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -64,6 +65,7 @@ class MarketData:
                 cfg.kalshi.markets, self.books, cfg.kalshi, cfg.feed, signer, notify
             )
         self._integrity: list[Callable[[str], object]] = []
+        self._frame_listeners: list[Callable[[str, tuple[str, ...]], object]] = []
         self._rejections: list[Callable[[str, str, str], object]] = []
         self.signer = signer
         self._notify = notify
@@ -86,6 +88,21 @@ class MarketData:
     def add_change_consumer(self, fn: Callable[[list[tuple[str, str]]], object]) -> None:
         """``fn(changed)`` receives every (venue, market) whose top of book or validity changed."""
         self._consumers.append(fn)
+
+    def add_frame_listener(self, fn: Callable[[str, tuple[str, ...]], object]) -> None:
+        """``fn(venue, markets)`` runs synchronously after every frame a connection applied (``markets``: that
+        connection's), before the batched change dispatch of that burst: for the one consumer that must not
+        wait a loop turn (the edge trigger's compiled check). It runs per frame, so it must be cheap; an
+        exception is logged and costs nothing else."""
+        self._frame_listeners.append(fn)
+
+    def _frame_applied(self, conn: UpstreamConnection) -> None:
+        self._changes.set()
+        for fn in self._frame_listeners:
+            try:
+                fn(conn.venue, conn.markets())
+            except Exception:  # a listener's bug must not take the feed down
+                log.exception("frame listener failed")
 
     def dispatch_changes(self) -> int:
         """Hand the books changed since the last call to every consumer now. Returns how many."""
@@ -245,6 +262,7 @@ class MarketData:
 
     def _adopt(self, conn: UpstreamConnection) -> None:
         conn.on_integrity = self._integrity_event
+        conn.on_update = functools.partial(self._frame_applied, conn)
         venue = conn.venue
         conn.on_rejected = lambda market, reason: self._rejected(venue, market, reason)
 

@@ -20,7 +20,9 @@ The hot path is ordered cheapest first, because almost every change shows no edg
 
 Compiled first look: over a ``crossbook.BookSet`` each armed intent has an ``EdgeWatch`` (Rust,
 ``crossbook_book::edge``) that makes steps 1 and 3's top-of-book case in one call, in exact integers
-(property-tested against this module's Python path). No edge: done, in a few µs. An edge the top of book
+(property-tested against this module's Python path), run from ``MarketData``'s frame listener right after
+each frame of an armed leg is applied (:meth:`EdgeTrigger.on_frame`), a loop turn before the batched
+dispatch. No edge: done, in a few µs. An edge the top of book
 holds whole, on books fresh by their frames or their connections' heartbeats, while the breaker's last
 transition said "enabled", the pair is Verified and the kill switch is off: the first leg's signing request
 leaves at once (``Executor.begin_first_leg``), and the plan, the breaker and the gate (steps 2–4, the same
@@ -201,6 +203,9 @@ class EdgeTrigger:
         """Subscribe to the feeds' change dispatcher (the same one Redis and the hub read)."""
         feed.add_change_consumer(self.on_changes)
         self._feed = feed
+        add_frame_listener = getattr(feed, "add_frame_listener", None)
+        if add_frame_listener is not None:
+            add_frame_listener(self.on_frame)
 
     def arm(self, intent: EdgeIntent) -> None:
         """Arm (or re-arm) ``intent`` on its pair. Refused while an intent of that pair is in flight.
@@ -317,6 +322,26 @@ class EdgeTrigger:
                 except Exception:  # one pair's failure must not starve the others in this batch
                     log.exception("pair %s: trigger evaluation failed", pid)
 
+    def on_frame(self, venue: str, markets: tuple[str, ...]) -> None:
+        """Frame listener (``MarketData.add_frame_listener``): right after a frame is applied, before the
+        batched dispatch, the compiled check of every armed pair on those books fires an edge the top of book
+        holds; anything else waits for :meth:`on_changes` (which runs when a top of book moved)."""
+        by_leg = self._by_leg
+        if not by_leg or self._bookset is None or self._stopping:
+            return
+        for market in markets:
+            for pid in by_leg.get((venue, market), ()):
+                a = self._armed.get(pid)
+                if a is None or a.state != "armed" or a.watch is None:
+                    continue
+                now = time.monotonic_ns()
+                hit = a.watch.check(self._bookset, self._breaker.clock())
+                if hit:  # a fire; None (no edge) and False (the full path's) wait for on_changes
+                    try:
+                        self._fire_at_top(a, now, hit, fall_back=False)
+                    except Exception:
+                        log.exception("pair %s: trigger evaluation failed", pid)
+
     def evaluate(self, pair_id: str) -> bool:
         """Check one pair now; True if it fired. Synchronous: nothing awaits between the look at the
         books, the gate and the first leg's signing request (``Executor.start_pair_trade``); the rest of
@@ -368,11 +393,13 @@ class EdgeTrigger:
                 return False
         return self._launch(a, now, plan, state, None)
 
-    def _fire_at_top(self, a: _Armed, now: int, hit: tuple[int, str, str, int]) -> bool:
+    def _fire_at_top(self, a: _Armed, now: int, hit: tuple[int, str, str, int], fall_back: bool = True) -> bool:
         """The compiled check fired: both best levels hold the size, the plan at the top keeps the edge and
         both books are fresh. The first leg's signing request leaves first; the plan, the breaker and the
         gate are read while the signer signs, and nothing reaches a venue unless they all agree (else the
-        signature is dropped)."""
+        signature is dropped). ``fall_back``: when the compiled path cannot go on (kill switch, pair not
+        Verified, a disagreeing plan), hand the pair to the Python path now; False (the frame listener):
+        leave it to the change dispatch that follows, so one book change is judged once."""
         direction, yes_ask, no_ask, shares = hit
         yes_venue, no_venue, yes_outcome, no_outcome = a.sides[direction]
         ex = self.executor
@@ -382,11 +409,12 @@ class EdgeTrigger:
         else:
             leg = (no_venue, no_outcome, na)
         if ex.kill_switch is not None or not ex.gate.verified(a.intent.pair_id):
-            return self._full(a, now)  # the gate will refuse: the full path records it, and nothing is signed
+            # the gate will refuse: the full path records it, and nothing is signed
+            return self._full(a, now) if fall_back else False
         try:
             first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size)
         except IntentRefused:
-            return self._full(a, now)
+            return self._full(a, now) if fall_back else False
         # -- the signer is signing; everything below runs meanwhile --
         plan = plan_at_top(a.markets, yes_venue, size, ya, na, a.intent.edge, ex.poly_fee_bps)
         try:
@@ -400,7 +428,7 @@ class EdgeTrigger:
             if plan is None:  # the compiled check and plan_at_top must agree: a bug, not a market event
                 log.error("pair %s: the compiled edge check fired on %s but plan_at_top refused it; "
                           "the Python path decides for this arming", a.intent.pair_id, hit)  # fmt: skip
-                return self._full(a, now)
+                return self._full(a, now) if fall_back else False
             return False
         return self._launch(a, now, plan, state, first)
 
