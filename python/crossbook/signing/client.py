@@ -240,6 +240,10 @@ def _prepared_reply(r: pb.PreparePolymarketOrderReply) -> PreparedOrderReply:
     return PreparedOrderReply(r.hash, r.signature, r.body, dict(r.headers), _audit(r.audit), r.session_blob)
 
 
+def _rid_of(request: Message) -> str:
+    return str(getattr(request, "request_id", ""))
+
+
 def _early_reply(out: asyncio.Future[PreparedOrderReply], kind: int, payload: bytes) -> None:
     """A PreparePolymarketOrder reply frame, the moment it is read: an OK reply resolves ``out`` now. Any
     other outcome (an error, an unreadable reply) is left to the call's task, which reports it."""
@@ -418,7 +422,8 @@ class SignerClient:
             try:
                 if sent is not None:  # written by begin(): wait for its reply (a retry sends again, same id)
                     first, sent = sent, None
-                    reply = await self._fast_wait(first, method, request, reply_type, timeout or self.timeout)
+                    reply = await self._fast_wait(first, method, _rid_of(request), reply_type,
+                                                  timeout or self.timeout)  # fmt: skip
                     if reply is not None:
                         return reply
                 return await self._call_once(method, request, reply_type, timeout or self.timeout)
@@ -489,7 +494,7 @@ class SignerClient:
                 "was sent. It may have stopped or refused this process's uid (allowed_uids); retrying with the "
                 "same request_id is safe"
             )
-        return await self._fast_wait(self._fast_send(conn, method, request), method, request, reply_type, timeout)
+        return await self._fast_wait(self._fast_send(conn, method, request), method, rid, reply_type, timeout)
 
     @staticmethod
     def _fast_send(conn: _FastConnection, method: str, request: Message) -> _Sent:
@@ -514,12 +519,11 @@ class SignerClient:
         return conn, call_id, fut
 
     async def _fast_wait(
-        self, sent: _Sent, method: str, request: Message, reply_type: type[R], timeout: float
+        self, sent: _Sent, method: str, rid: str, reply_type: type[R], timeout: float
     ) -> R | None:
-        """The reply to a request :meth:`_fast_send` wrote, or None if this signer's fast path does not
-        know ``method``."""
+        """The reply to a request written on the fast path (``rid``: its request id, for the errors), or None
+        if this signer's fast path does not know ``method``."""
         conn, call_id, fut = sent
-        rid = getattr(request, "request_id", "")
         loop = asyncio.get_running_loop()
         timer = loop.call_later(timeout, _expire, fut)
         try:
@@ -724,7 +728,18 @@ class SignerClient:
     async def _prepared(
         self, req: pb.PreparePolymarketOrderRequest | None, sent: _Sent | None, args: tuple[Any, ...]
     ) -> PreparedOrderReply:
-        if req is None:  # written already (its frame made in Rust): the message, for errors and retries
+        if req is None and sent is not None:
+            # Written already (its frame made in Rust): its reply is waited for first, and the protobuf message
+            # (for a retry, or another transport) is made only if that reply does not settle the call, so this
+            # task's first step, which runs while the signer signs, stays short.
+            try:
+                reply = await self._fast_wait(sent, PREPARE, args[-1], pb.PreparePolymarketOrderReply, self.timeout)
+                if reply is not None:
+                    return _prepared_reply(reply)
+            except SignerUnavailable:
+                pass  # the connection was lost: sent again below, same request id, within retry_for
+            sent = None
+        if req is None:
             req = self._prepare_request(*args)
         return _prepared_reply(await self._call(PREPARE, req, pb.PreparePolymarketOrderReply, sent=sent))
 
