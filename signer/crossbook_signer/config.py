@@ -6,7 +6,7 @@ test_mode = false                # true enables the ProbeOpen RPC (tests only)
 landlock = true                  # false only for development on kernels without Landlock
 require_locked = true            # refuse to start if a key's pages could not be mlock'd
 fast_path = true                 # also serve the length-prefixed fast path on <socket>.fast (docs/signer.md)
-keep_warm_ms = 10                # sign a throwaway order this often to keep the path warm (0 = off)
+keep_warm_ms = 2                 # sign a throwaway order this often when idle to keep the path warm (0 = off)
 
 [kms]
 key_id = "alias/crossbook-signer"   # seals new session keys (GenerateDataKey)
@@ -55,7 +55,7 @@ class SignerConfig:
     landlock: bool = True
     require_locked: bool = True
     fast_path: bool = True
-    keep_warm_ms: int = 10
+    keep_warm_ms: int = 2
     kms_key_id: str = ""
     kms_region: str | None = None
     kms_endpoint_url: str | None = None
@@ -111,7 +111,7 @@ def load_config(path: str) -> SignerConfig:
         landlock=bool(doc.get("landlock", True)),
         require_locked=bool(doc.get("require_locked", True)),
         fast_path=bool(doc.get("fast_path", True)),
-        keep_warm_ms=_int(doc, "keep_warm_ms", path, 10),
+        keep_warm_ms=_int(doc, "keep_warm_ms", path, 2),
         kms_key_id=_str(kms, "key_id", "kms", ""),
         kms_region=kms.get("region") or None,
         kms_endpoint_url=kms.get("endpoint_url") or None,
