@@ -882,8 +882,10 @@ def start_moto(cpu: int | None, tmp: str) -> tuple[subprocess.Popen[bytes], str]
             time.sleep(0.05)
 
 
-def start_signer(tmp: str, kms_url: str, kalshi_der: bytes, api_secret: str, address: str,
-                 cpu: int | None) -> tuple[subprocess.Popen[bytes], str, Path]:  # fmt: skip
+def start_signer(
+    tmp: str, kms_url: str, kalshi_der: bytes, api_secret: str, address: str, cpu: int | None,
+    keep_warm_ms: int | None = None,
+) -> tuple[subprocess.Popen[bytes], str, Path]:  # fmt: skip
     import boto3
     from crossbook_signer.envelope import context, seal  # type: ignore[import-not-found,unused-ignore]
 
@@ -898,7 +900,9 @@ def start_signer(tmp: str, kms_url: str, kalshi_der: bytes, api_secret: str, add
     kal = seal(kms, key_id, kalshi_der, context(KALSHI_KEY_ID, "kalshi-rsa-key"))
     config = Path(tmp) / "signer.toml"
     config.write_text("\n".join([
-        f"allowed_uids = [{os.getuid()}]", "[kms]", f'key_id = "{key_id}"', "[wallets.main]",
+        f"allowed_uids = [{os.getuid()}]",
+        *([f"keep_warm_ms = {keep_warm_ms}"] if keep_warm_ms is not None else []),
+        "[kms]", f'key_id = "{key_id}"', "[wallets.main]",
         f'private_key = "{blob}"', f'[polymarket_api."{API_KEY}"]', f'api_key = "{API_KEY}"', f'address = "{address}"',
         f'secret = "{sec}"', f'passphrase = "{pas}"', "[kalshi]", f'key_id = "{KALSHI_KEY_ID}"',
         f'private_key = "{kal}"',
@@ -944,12 +948,12 @@ OURS_SEGMENTS = [
     ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
     ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
 ]
-# The compiled path (EdgeWatch fired): the signing request leaves first; the rows marked ‖ run while the
-# signer signs (they overlap its round trip and are left out of the tail attribution).
+# The compiled path (EdgeWatch fired from MarketData's frame listener, before the batched change dispatch):
+# the signing request leaves first; the rows marked ‖ run while the signer signs (they overlap its round trip
+# and are left out of the tail attribution).
 OURS_COMPILED_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
-    ("feed → BookSet → change dispatch", "rx", "disp"),
-    ("dispatch → trigger looks at the pair", "disp", "detected"),
+    ("feed → BookSet → frame listener → trigger", "rx", "detected"),
     ("trigger: compiled edge check (EdgeWatch)", "detected", "first"),
     ("executor: first leg order → trader", "first", "prep0"),
     ("trader: order struct → signer call", "prep0", "sign0"),
@@ -1039,7 +1043,7 @@ async def harness(args: argparse.Namespace) -> dict[str, Any]:
             pg = EmbeddedPostgres().start()
             pg_url = pg.url
             await migrate(pg_url)
-        signer, sock, _ = start_signer(tmp, kms_url, der, secret, address, args.cpu_signer)
+        signer, sock, _ = start_signer(tmp, kms_url, der, secret, address, args.cpu_signer, args.signer_keep_warm_ms)
         polls = {"off": [""], "on": ["-poll"], "both": ["", "-poll"]}[args.busy_poll]
         names = [f"ours-{t}{x}" for t in args.signer for x in polls] + ["baseline"]
         for i, name in enumerate(names):
@@ -1179,7 +1183,8 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
             r["warm_p50_ratio_rounds"] = {"n": len(per_round), "median": statistics.median(per_round),
                                           "min": min(per_round), "max": max(per_round)}  # fmt: skip
     keys = ("samples", "idle", "warmup", "block", "gap_ms", "idle_ms", "background_hz", "keep_warm_ms", "cpu_sim",
-            "cpu_daemon", "cpu_signer", "busy_poll", "gc", "baseline_gc", "store", "breakdown")  # fmt: skip
+            "cpu_daemon", "cpu_signer", "signer_keep_warm_ms", "busy_poll", "gc", "baseline_gc", "store",
+            "breakdown")  # fmt: skip
     config: dict[str, Any] = {k: getattr(args, k) for k in keys}
     config.update(cpus=os.cpu_count(), python=sys.version.split()[0], loadavg=os.getloadavg(), size=SIZE, edge=EDGE,
                   limit=LIMIT)  # fmt: skip
@@ -1279,6 +1284,9 @@ def main() -> None:
     ap.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                     help="ours without the timing wrappers the breakdown needs (a few µs per step): headline only")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--signer-keep-warm-ms", type=int, default=None,
+                    help="the signer's keep_warm_ms (a throwaway signature this often when idle; default: the "
+                         "signer's own default)")  # fmt: skip
     ap.add_argument("--samples-out", metavar="FILE", help="write every sample (t0, arrivals, marks) as JSON to FILE")
     args = ap.parse_args()
     import uvloop
