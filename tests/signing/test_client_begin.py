@@ -204,3 +204,33 @@ def test_busy_polling_only_for_a_signer_on_cpus_of_its_own(tmp_path: Path) -> No
         assert _on_other_cpus(None) is False
     finally:
         os.sched_setaffinity(0, mine)
+
+
+async def test_the_protobuf_message_is_made_only_when_the_fast_reply_does_not_settle_the_call(
+    server: FastServer, tmp_path: Path
+) -> None:
+    # A request written by Rust (prepare_order_frame) needs no protobuf message unless it must be sent again:
+    # the call's task makes it only then, so its first step (while the signer signs) stays short.
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()
+    made: list[str] = []
+    build = client._prepare_request
+    client._prepare_request = lambda *a: made.append(str(a[-1])) or build(*a)  # type: ignore[method-assign]
+    server.answer.set()
+    reply = await client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                        request_id="rid-m1")  # fmt: skip
+    assert reply.body == b'{"order":1}'
+    await asyncio.sleep(0.01)  # the call's own task ends too
+    assert made == []
+    # The connection lost under the call: it is sent again under the same request id, built by protobuf now.
+    server.answer.clear()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-m2")  # fmt: skip
+    conn = client._fast_conn
+    assert conn is not None and conn.transport is not None
+    conn.transport.abort()
+    with pytest.raises(SignerError, match="rid-m2"):
+        await fut
+    assert made == ["rid-m2"]
+    server.answer.set()
+    await client.close()
