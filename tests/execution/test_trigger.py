@@ -109,6 +109,15 @@ def kalshi_bid(r: Rig) -> Decimal | None:
     return None if bid is None else Decimal(bid)
 
 
+def spy_signing(rig: Rig) -> list[object]:
+    """Every order the Polymarket signer is asked to sign (begin_prepare_polymarket_order), as it is asked."""
+    signs: list[object] = []
+    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
+    begin = signer.begin_prepare_polymarket_order
+    signer.begin_prepare_polymarket_order = lambda order, **kw: signs.append(order) or begin(order, **kw)
+    return signs
+
+
 async def settle() -> None:
     """Let the change dispatcher and any task it started run (several loop turns, no timing claim)."""
     for _ in range(5):
@@ -388,10 +397,7 @@ async def test_the_first_legs_signing_request_leaves_in_the_turn_that_saw_the_ed
 
 
 async def test_a_gate_refusal_signs_nothing_and_keeps_the_pair_armed(rig: Rig) -> None:
-    signs: list[object] = []
-    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
-    begin = signer.begin_prepare_polymarket_order
-    signer.begin_prepare_polymarket_order = lambda order, **kw: signs.append(order) or begin(order, **kw)
+    signs = spy_signing(rig)
     rig.executor.gate.catalog.pairs[rig.pair_id].logic_status = "Unverified"  # type: ignore[attr-defined]
     rig.trigger.arm(rig.intent())
     poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
@@ -477,10 +483,7 @@ async def test_the_compiled_check_signs_the_first_leg_before_the_gate_which_stil
 
 
 async def test_a_signature_asked_ahead_of_a_breaker_that_says_no_is_dropped(rig: Rig) -> None:
-    signs: list[object] = []
-    signer = rig.executor.traders["polymarket"].signer  # type: ignore[attr-defined]
-    begin = signer.begin_prepare_polymarket_order
-    signer.begin_prepare_polymarket_order = lambda order, **kw: signs.append(order) or begin(order, **kw)
+    signs = spy_signing(rig)
     rig.trigger.arm(rig.intent())
     watch = rig.trigger._armed[rig.pair_id].watch
     assert watch is not None and watch.enabled
