@@ -20,15 +20,15 @@ The hot path is ordered cheapest first, because almost every change shows no edg
 
 Compiled first look: over a ``crossbook.BookSet`` each armed intent has an ``EdgeWatch`` (Rust,
 ``crossbook_book::edge``) that makes steps 1 and 3's top-of-book case in one call, in exact integers
-(property-tested against this module's Python path), run from ``MarketData``'s frame listener right after
-each frame of an armed leg is applied (:meth:`EdgeTrigger.on_frame`), a loop turn before the batched
-dispatch. No edge: done, in a few µs. An edge the top of book
-holds whole, on books fresh by their frames or their connections' heartbeats, while the breaker's last
-transition said "enabled", the pair is Verified and the kill switch is off: the first leg's signing request
-leaves at once (``Executor.begin_first_leg``), and the plan, the breaker and the gate (steps 2–4, the same
-Python code) run while the signer signs; nothing reaches a venue unless they all agree, else the signature
-is dropped and the compiled look stays off until the breaker's next "enabled". Any other edge (depth, a
-smaller size, a stale leg) takes the Python path below, gate first.
+(property-tested against this module's Python path). It runs from ``MarketData``'s frame listener right
+after each frame of an armed leg is applied (:meth:`EdgeTrigger.on_frame`), a loop turn before the batched
+dispatch. No edge: done, in a few µs. An edge the top of book holds whole, on books fresh by their frames
+or their connections' heartbeats, while the breaker's last transition said "enabled", the pair is Verified
+and the kill switch is off: the first leg's signing request leaves at once (``Executor.begin_first_leg``),
+and the plan, the breaker and the gate (steps 2–4, the same Python code) run while the signer signs;
+nothing reaches a venue unless they all agree, else the signature is dropped and the compiled look stays
+off until the breaker's next "enabled". Any other edge (depth, a smaller size, a stale leg) waits for the
+change dispatch and takes the Python path below, gate first.
 
 The executor takes the trigger's plan instead of sizing again: it checks the plan against the intent
 (direction, size, edge, no leg above ``limit``), then every leg passes the gate when its task runs, and
