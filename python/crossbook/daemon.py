@@ -262,26 +262,22 @@ async def start_hub(
 
 async def open_pg_users(url: str) -> tuple[PgUserStore, Callable[[], Awaitable[Any]]]:
     """Hub users in PostgreSQL (``postgres.url``): migrated, with a small pool of their own."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    from crossbook.store.postgres import migrate
+    from crossbook.store.postgres import create_pool, migrate
 
     await migrate(url)
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=10)
+    pool = await create_pool(url, min_size=1, max_size=2)
     return PgUserStore(pool), pool.close
 
 
 async def open_store(cfg: Config, stack: contextlib.AsyncExitStack) -> Any:
     """PostgreSQL (embedded unless ``postgres.url``), migrated, as an asyncpg pool closed with ``stack``."""
-    import asyncpg
-
-    from crossbook.store.postgres import migrate, postgres_url
+    from crossbook.store.postgres import create_pool, migrate, postgres_url
 
     url = await stack.enter_async_context(postgres_url(cfg.postgres.url, cfg.state_dir))
     applied = await migrate(url)
     if applied:
         log.info("database migrated: %s", ", ".join(applied))
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
+    pool = await create_pool(url, min_size=1, max_size=4)
     stack.push_async_callback(pool.close)
     return pool
 

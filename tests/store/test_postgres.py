@@ -12,6 +12,7 @@ from crossbook.errors import ConfigError, StoreError
 from crossbook.store.embedded_postgres import EmbeddedPostgres
 from crossbook.store.postgres import (
     VerdictRecord,
+    create_pool,
     list_pairs,
     load_migrations,
     migrate,
@@ -157,3 +158,30 @@ async def test_postgres_url_config(tmp_path: Path) -> None:
         assert await migrate(url)
     async with postgres_url("", str(tmp_path)) as url:  # same state dir: data kept
         assert await migrate(url) == []
+
+
+async def test_the_pool_skips_the_reset_query_yet_leaks_no_transaction_or_setting(pg_url: str) -> None:
+    # create_pool leaves out asyncpg's reset query (a round trip per release); what it guarded against still
+    # holds for everything crossbook does: a transaction left open is rolled back on release, a setting
+    # made with set_config(..., true) ends with its transaction. One connection, so the next acquire gets it.
+    await migrate(pg_url)
+    pool = await create_pool(pg_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            await conn.execute("BEGIN")
+            await conn.execute("INSERT INTO audit_log (actor, action) VALUES ('pool-test', 'left open')")
+            await conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid  # the same session
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE actor = 'pool-test'") == 0
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            await conn.execute("SELECT set_config('application_name', 'kept', false)")  # session-wide
+        async with pool.acquire() as conn:
+            # no RESET ALL: a session-wide setting would survive, which is why crossbook never makes one
+            assert await conn.fetchval("SHOW application_name") == "kept"
+    finally:
+        await pool.close()
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        await create_pool("postgresql://nobody@127.0.0.1:1/none", timeout=2)

@@ -34,9 +34,9 @@ def _tx_json(t: TxRecord) -> dict[str, Any]:
 
 
 async def collect(url: str, include_done: bool = False) -> dict[str, Any]:
-    import asyncpg  # type: ignore[import-untyped]
+    from crossbook.store.postgres import create_pool
 
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=10)
+    pool = await create_pool(url, min_size=1, max_size=2)
     try:
         store = PgChainStore(pool)
         txs = await store.list_txs(only_open=not include_done)

@@ -13,12 +13,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-
 from crossbook.errors import StoreError
 from crossbook.execution.models import Fill, LegOrder, OrderResult
 from crossbook.execution.positions import Position
-from crossbook.store.postgres import append_audit, json_text
+from crossbook.store.postgres import append_audit, create_pool, json_text
 
 ACTOR = "execution"
 
@@ -77,11 +75,7 @@ class ExecutionStore:
 
     @classmethod
     async def connect(cls, url: str, commit: str = "durable") -> ExecutionStore:
-        try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise StoreError(f"execution store: cannot connect to PostgreSQL: {exc}") from exc
-        return cls(pool, commit)
+        return cls(await create_pool(url, min_size=1, max_size=4), commit)
 
     async def close(self) -> None:
         await self.release_owner()

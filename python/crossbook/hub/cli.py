@@ -84,13 +84,11 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 async def _users_add_pg(url: str, name: str) -> str:
-    import asyncpg  # type: ignore[import-untyped]
-
     from crossbook.hub.auth import PgUserStore
-    from crossbook.store.postgres import migrate
+    from crossbook.store.postgres import create_pool, migrate
 
     await migrate(url)
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, timeout=10)
+    pool = await create_pool(url, min_size=1, max_size=1)
     try:
         return await PgUserStore(pool).add_user(name)
     finally:
@@ -127,11 +125,10 @@ async def _hub_main(args: argparse.Namespace) -> int:
     users: UserStore
     pg_pool: Any = None
     if args.postgres:
-        import asyncpg
-
         from crossbook.hub.auth import PgUserStore
+        from crossbook.store.postgres import create_pool
 
-        pg_pool = await asyncpg.create_pool(args.postgres, min_size=1, max_size=2, timeout=10)
+        pg_pool = await create_pool(args.postgres, min_size=1, max_size=2)
         users = PgUserStore(pg_pool)
     else:
         users = FileUserStore(args.users)
