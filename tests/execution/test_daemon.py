@@ -77,6 +77,12 @@ async def test_daemon_killed_mid_intent_reconciles_at_restart(drig: ProcRig) -> 
         req: dict[str, Any] = {"op": "pair", "pair": r.pair_id, "size": "20", "edge": "0.02"}
         pending = asyncio.ensure_future(ask_daemon(cfg, req))
         await eventually(lambda: r.kal.stats["replies_held"] == 1, timeout=30, what="leg 2 held at the venue")
+
+        async def leg1_recorded() -> bool:  # written in the background while the hedge goes out
+            rows = await fetch(r.pg_url, "SELECT status FROM orders WHERE venue = 'polymarket'")
+            return [o["status"] for o in rows] == ["filled"]
+
+        await eventually(leg1_recorded, timeout=10, what="leg 1's result in the store")
         daemon.send_signal(signal.SIGKILL)
         await daemon.wait()
         with pytest.raises(ConfigError, match="closed the connection"):

@@ -3,6 +3,7 @@ breaker and gate, and a real (embedded) PostgreSQL. Duplicates are counted at th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -29,6 +30,7 @@ from crossbook.execution import (
     PolymarketTrader,
     UnwindPolicy,
 )
+from crossbook.execution.models import LegOrder
 from crossbook.safety import Breaker, Gate, PairLegs
 from crossbook.safety.gate import MemoryCatalog, PairInfo
 from crossbook.signing import ApiCreds, LocalHeaderSigner, PrivateKey
@@ -153,6 +155,56 @@ async def test_both_legs_fill_and_are_recorded(rig: Rig) -> None:
     actions = [a["action"] for a in await rows(rig.pg_url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions[0] == "intent_started" and actions[-1] == "intent_finished"
     assert actions.count("order_submitting") == 2 and actions.count("order_filled") == 2
+
+
+async def test_the_hedges_row_is_written_while_the_hedge_is_signed(rig: Rig) -> None:
+    # Write-ahead for every order after the first: its signing (or body) is begun, then its 'submitting' row is
+    # written meanwhile, and it is sent after both (the first order's row goes with the intent's).
+    events: list[str] = []
+    store = rig.executor.store
+    assert store is not None
+    submitting = store.order_submitting
+
+    async def row(order: LegOrder) -> None:
+        events.append(f"row {order.leg}")
+        await submitting(order)
+        events.append(f"row {order.leg} written")
+
+    store.order_submitting = row  # type: ignore[method-assign]
+    for trader in rig.executor.traders.values():
+        begin = trader.begin_prepare
+        trader.begin_prepare = lambda o, _b=begin: events.append(f"signing {o.leg}") or _b(o)  # type: ignore[method-assign]
+    res = await rig.executor.pair_trade(PairIntent(rig.pair_id, Decimal(20), edge=Decimal("0.02")))
+    assert res.status == "hedged", res.reasons
+    assert events == ["signing leg1", "signing leg2", "row leg2", "row leg2 written"], events
+    orders = await rows(rig.pg_url, "SELECT leg, status FROM orders ORDER BY created_at")
+    assert [(o["leg"], o["status"]) for o in orders] == [("leg1", "filled"), ("leg2", "filled")]
+    no_duplicates(rig)
+
+
+async def test_a_slow_record_of_the_first_leg_does_not_hold_up_the_hedge(rig: Rig) -> None:
+    # The first leg's result is written in the background while the hedge goes out (legging risk is time);
+    # the intent ends only after it landed, before the fills are recorded.
+    store = rig.executor.store
+    assert store is not None
+    order_result = store.order_result
+    seen: list[str] = []
+
+    async def slow(result: OrderResult) -> None:
+        if result.order.leg == "leg1":
+            await asyncio.sleep(0.3)
+            seen.append(f"leg1 recorded, hedges accepted {rig.kal.orders_accepted + rig.poly.orders_accepted - 1}")
+        await order_result(result)
+
+    store.order_result = slow  # type: ignore[method-assign]
+    res = await rig.executor.pair_trade(PairIntent(rig.pair_id, Decimal(20), edge=Decimal("0.02")))
+    assert res.status == "hedged", res.reasons
+    assert seen == ["leg1 recorded, hedges accepted 1"]  # the hedge was at its venue before the record
+    orders = await rows(rig.pg_url, "SELECT leg, status FROM orders ORDER BY created_at")
+    assert [(o["leg"], o["status"]) for o in orders] == [("leg1", "filled"), ("leg2", "filled")]
+    trades = await rows(rig.pg_url, "SELECT count(*) AS n FROM trades")
+    assert trades[0]["n"] >= 2
+    no_duplicates(rig)
 
 
 async def test_second_leg_rejected_unwinds_the_first(rig: Rig) -> None:

@@ -525,3 +525,49 @@ async def test_the_frame_that_opens_the_edge_fires_before_the_batched_change_dis
     (firing,) = rig.fired
     assert firing.result is not None and firing.result.status == "hedged", firing
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_the_hedge_legs_kalshi_headers_are_signed_while_the_first_leg_is_at_its_venue(rig: Rig) -> None:
+    # Kalshi's signature covers the timestamp, method and path, not the body: the executor has the hedge's
+    # headers signed once the first leg's request is on the wire, and the hedge waits for no signer.
+    events: list[str] = []
+    signer = rig.executor.traders["kalshi"].signer  # type: ignore[attr-defined]
+    sign = signer.kalshi_headers
+
+    async def spy(method: str, path: str) -> dict[str, str]:
+        events.append(f"kalshi headers {method} {path}")
+        return await sign(method, path)
+
+    signer.kalshi_headers = spy
+    rig.executor.after_leg = lambda r: events.append(f"{r.venue} leg done")  # type: ignore[func-returns-value]
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    post = "kalshi headers POST /trade-api/v2/portfolio/orders"
+    assert events[:3] == [post, "polymarket leg done", "kalshi leg done"], events  # signed once, before leg 1 ended
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)  # the venue took them
+
+
+async def test_stale_presigned_headers_are_not_used(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossbook.execution.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "PRESIGNED_MAX_AGE_S", -1.0)  # every presigned header is too old
+    signed: list[str] = []
+    signer = rig.executor.traders["kalshi"].signer  # type: ignore[attr-defined]
+    sign = signer.kalshi_headers
+
+    async def spy(method: str, path: str) -> dict[str, str]:
+        signed.append(path)
+        return await sign(method, path)
+
+    signer.kalshi_headers = spy
+    rig.trigger.arm(rig.intent())
+    poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+    await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+    (firing,) = rig.done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    orders = [p for p in signed if p.endswith("/portfolio/orders")]  # (then the fills' lookup, signed too)
+    assert orders == ["/trade-api/v2/portfolio/orders"] * 2  # presigned, dropped, signed again at the send
+    assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)

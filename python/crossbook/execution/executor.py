@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from crossbook.aio import retrieve
 from crossbook.errors import PolicyViolation, SignerError
 from crossbook.execution.errors import (
     ExecutionError,
@@ -48,7 +50,7 @@ from crossbook.execution.models import (
 )
 from crossbook.execution.sizing import BookSource, CappedBooks, asks, bids, plan_pair, plan_route
 from crossbook.execution.store import ExecutionStore
-from crossbook.execution.venues import VenueTrader
+from crossbook.execution.venues import PRESIGNED_MAX_AGE_S, VenueTrader
 from crossbook.safety.breaker import PairState
 from crossbook.safety.gate import Gate, GateDecision
 from crossbook.safety.gate import Intent as GateIntent
@@ -319,7 +321,32 @@ class Executor:
                 raise
         res = PairResult(intent_id, "no_fill", plan)
 
-        r1 = await self._execute(order1, signing, recorded=self.store is not None)
+        # The hedge leg's headers, signed while the first leg is at its venue when they do not cover the body
+        # (Kalshi): the hedge then waits for no signer once the first leg's fill is known.
+        presign = getattr(self.traders[second.venue], "presign_order", None)
+        presigned: list[asyncio.Task[tuple[dict[str, str], float]]] = []
+        start_presign = (lambda: presigned.append(presign())) if presign is not None else None
+        later: list[asyncio.Future[None]] = []  # the first leg's result record, written while the hedge goes
+        try:
+            r1 = await self._execute(order1, signing, recorded=self.store is not None, before_send=start_presign,
+                                     later=later)  # fmt: skip
+            return await self._after_first_leg(intent, plan, pm, second, r1, res, leg_order, presigned, later)
+        finally:
+            for task in presigned:
+                if not task.done():
+                    task.cancel()
+                task.add_done_callback(retrieve)
+            if later:  # a record is never abandoned, even by a failing intent (its own error is not raised here)
+                await asyncio.wait(later)
+                for record in later:
+                    record.add_done_callback(retrieve)
+
+    async def _after_first_leg(
+        self, intent: PairIntent, plan: PairPlan, pm: PairMarkets, second: LegPlan, r1: OrderResult, res: PairResult,
+        leg_order: Callable[[LegPlan, Decimal, str, Decimal], LegOrder],
+        presigned: list[asyncio.Task[tuple[dict[str, str], float]]], later: list[asyncio.Future[None]],
+    ) -> PairResult:  # fmt: skip
+        intent_id = res.intent_id
         res.legs.append(r1)
         if r1.status == "refused":
             if self.store is not None:
@@ -337,7 +364,9 @@ class Executor:
             except IntentRefused as refused:
                 res.reasons.append(f"second leg not sent: {refused}")
             else:
-                r2 = await self._execute(leg_order(second, r1.filled, "leg2", self._hedge_limit(pm, second, r1)))
+                order2 = leg_order(second, r1.filled, "leg2", self._hedge_limit(pm, second, r1))
+                order2.headers = await _fresh_headers(presigned)
+                r2 = await self._execute(order2)
                 res.legs.append(r2)
                 await self._hook(r2)
                 hedged = r2.filled
@@ -356,6 +385,8 @@ class Executor:
                 res.status = "unwound" if u is not None and u.filled >= naked else "exposed"
         else:
             res.reasons.append(f"leg 1 ({r1.venue}) {r1.status}" + (f": {r1.reason}" if r1.reason else ""))
+        for record in later:
+            await record  # the first leg's result is in the store before its fills are
         await self._record_fills(res.legs + res.unwinds)
         if self.store is not None:
             await self.store.intent_finished(intent_id, res.status, {
@@ -556,12 +587,25 @@ class Executor:
 
     # -- one order, idempotently ---------------------------------------------------------------------
     async def _execute(
-        self, order: LegOrder, prepared: Awaitable[None] | None = None, recorded: bool = False
-    ) -> OrderResult:
+        self, order: LegOrder, prepared: Coroutine[Any, Any, None] | None = None, recorded: bool = False,
+        before_send: Callable[[], object] | None = None, later: list[asyncio.Future[None]] | None = None,
+    ) -> OrderResult:  # fmt: skip
         """Prepare (or finish the preparation ``prepared`` begun earlier), record, send, resolve. ``recorded``:
         the order's row was written already (with its intent, while it was signed: ``intent_started(first=)``),
-        under the id it had then; the signed order must carry that id, else it is not sent."""
+        under the id it had then; the signed order must carry that id, else it is not sent. Otherwise, with a
+        store, the row is written while the order is prepared (its signing begun first), and sent after both.
+        ``before_send``: run once the request is on the wire (the next loop turn after the send began).
+        ``later``: the result's record is written in the background and its future added here (the caller
+        awaits it before the fills are recorded): the first leg's result no longer holds up the hedge."""
         trader = self.traders[order.venue]
+        if prepared is None and self.store is not None and not recorded:
+            prepared = trader.begin_prepare(order)  # signing starts; the row is written meanwhile
+            try:
+                await self.store.order_submitting(order)
+            except BaseException:
+                prepared.close()  # never sent: its signature is dropped
+                raise
+            recorded = True
         planned_id = order.venue_order_id
         try:
             await (prepared if prepared is not None else trader.prepare(order))
@@ -581,6 +625,8 @@ class Executor:
             return result
         if self.store is not None and not recorded:
             await self.store.order_submitting(order)
+        if before_send is not None:
+            asyncio.get_running_loop().call_soon(before_send)
         try:
             result = await trader.submit(order)
         except VenueRejected as exc:
@@ -591,7 +637,10 @@ class Executor:
             log.warning("%s order %s: %s", order.venue, order.client_order_id, exc)
             result = await self._resolve(order)
         if self.store is not None:
-            await self.store.order_result(result)
+            if later is not None:
+                later.append(asyncio.ensure_future(self.store.order_result(result)))
+            else:
+                await self.store.order_result(result)
         return result
 
     async def _resolve(self, order: LegOrder) -> OrderResult:
@@ -688,6 +737,19 @@ def _result_from_row(order: LegOrder, row: Mapping[str, Any]) -> OrderResult:
     avg = row["avg_price"]
     return OrderResult(order, row["status"], Decimal(row["filled"]), None if avg is None else Decimal(avg),
                        Decimal(row["fee"]), row["reason"] or "", row["resolved_by"] or "reply")  # fmt: skip
+
+
+async def _fresh_headers(presigned: list[asyncio.Task[tuple[dict[str, str], float]]]) -> dict[str, str]:
+    """The presigned headers for the hedge leg (waited for if still being signed), or {} when there are none,
+    they failed, or they are older than PRESIGNED_MAX_AGE_S (then the order is signed at its send)."""
+    if not presigned:
+        return {}
+    try:
+        headers, signed_at = await presigned[0]
+    except Exception as exc:  # the hedge is signed at its send instead: never lost to an early signature
+        log.warning("the hedge leg's presigned headers failed (%s); signing at the send", exc)
+        return {}
+    return headers if time.monotonic() - signed_at <= PRESIGNED_MAX_AGE_S else {}
 
 
 def _planned(o: LegOrder) -> dict[str, str]:

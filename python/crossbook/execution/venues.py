@@ -78,6 +78,11 @@ class VenueTrader(Protocol):
         ...
 
 
+# Presigned Kalshi headers older than this are not used (the order is signed at its send instead): far inside
+# any clock-skew window the venue allows for KALSHI-ACCESS-TIMESTAMP.
+PRESIGNED_MAX_AGE_S = 1.0
+
+
 async def _raise(exc: Exception) -> None:
     raise exc
 
@@ -446,6 +451,19 @@ class KalshiTrader:
     async def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self.signer.kalshi_headers(method, path)
 
+    def presign_order(self) -> asyncio.Task[tuple[dict[str, str], float]]:
+        """Sign the headers of one ``POST /portfolio/orders`` now, before its body is known: Kalshi's signature
+        covers the timestamp, the method and the path, not the body. For the hedge leg, signed while the
+        first leg is at the other venue; the task gives (headers, ``time.monotonic()`` when signed). The
+        executor uses them for that one order's first attempt if they are fresh (:data:`PRESIGNED_MAX_AGE_S`),
+        else the order is signed at its send as any other."""
+        path = self.http.base_path + "/portfolio/orders"
+
+        async def sign() -> tuple[dict[str, str], float]:
+            return await self._headers("POST", path, b""), time.monotonic()
+
+        return asyncio.get_running_loop().create_task(sign(), name="kalshi-presign")
+
     async def warm(self) -> int:
         return await self.http.warm()
 
@@ -532,7 +550,9 @@ class KalshiTrader:
         return OrderResult(order, state, filled, cost / filled if filled else None, fee, reason, resolved_by)
 
     async def submit(self, order: LegOrder) -> OrderResult:
-        status, payload = await self.http.call("POST", "/portfolio/orders", self._headers, order.payload)
+        signed, order.headers = order.headers or None, {}  # presigned for one send: never reused
+        status, payload = await self.http.call("POST", "/portfolio/orders", self._headers, order.payload,
+                                               signed=signed)  # fmt: skip
         if status in (200, 201) and isinstance(payload, dict) and isinstance(payload.get("order"), dict):
             return self._result(order, payload["order"], "reply")
         text = _error_text(payload)
