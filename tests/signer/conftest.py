@@ -138,7 +138,9 @@ class Signer:
 
     def start(self, expect_ready: bool = True) -> subprocess.Popen[bytes]:
         env = {**os.environ, **AWS_ENV, "AWS_ENDPOINT_URL_KMS": self.kms.url}
-        self.errfile = open(os.path.join(self.dir, f"signer-{time.monotonic_ns()}.log"), "w+b")
+        # O_APPEND: the signer shares this file's offset; reading it (seek(0)) while the signer writes must
+        # not make its next line overwrite the start (a new file: nothing to append to).
+        self.errfile = open(os.path.join(self.dir, f"signer-{time.monotonic_ns()}.log"), "a+b")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "crossbook_signer", "--socket", self.socket, "--config", self.config],
             stdout=subprocess.DEVNULL,
