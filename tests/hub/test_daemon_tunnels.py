@@ -34,6 +34,11 @@ from tests.hub.test_tunnels import POLY_PASS, POLY_SECRET, Inbox, fill, open_inb
 from tests.signer.conftest import KALSHI_KAT, Signer
 
 USERS = ("alice", "bob")
+
+
+def fill_subs(kalshi: Any) -> int:
+    """Live ``fill`` subscriptions at the Kalshi sim."""
+    return sum(1 for s in kalshi.subscriptions() if s["channel"] == "fill")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -102,7 +107,9 @@ async def test_daemon_opens_each_users_tunnels_through_the_configured_proxies(
         assert used == {node.proxies.label(http.url), node.proxies.label(socks.url)}, used
         # one upstream per user; each pushed event below reaches exactly one subscription (push_user_event
         # returns 1), i.e. the venue saw each user's handshake signed with that user's own key
-        assert sum(1 for s in kalshi.subscriptions() if s["channel"] == "fill") == 2
+        # (a tunnel is up once its socket is; the venue takes its subscription a moment later)
+        await eventually(lambda: fill_subs(kalshi) == 2 and sorted(poly.user_subscribers()) == ["api-alice", "api-bob"],
+                         timeout=10, what="both users' subscriptions at the venues")  # fmt: skip
 
         for n in range(4):
             for u in USERS:
@@ -194,6 +201,7 @@ async def test_kalshi_tunnel_handshake_signed_by_the_signer_service(
         tunnels = node.hub.tunnels
         await eventually(lambda: (t := tunnels.get("alice", "kalshi")) is not None and t.connected,
                          timeout=15, what="tunnel up with a signer-signed handshake")
+        await eventually(lambda: fill_subs(kalshi) == 1, timeout=10, what="the fill subscription at the venue")
         for n in range(3):
             assert kalshi.push_user_event(kat["api_key_id"], "fill", fill("alice", n)) == 1
         await eventually(lambda: len(box.private("kalshi")) == 3, timeout=10, what="fills relayed")
@@ -245,6 +253,7 @@ async def test_a_redis_fed_hub_node_opens_private_tunnels_from_the_config(
             boxes[u].task = asyncio.get_running_loop().create_task(boxes[u]._run())
         await eventually(lambda: all("up" in b.states("kalshi") for b in boxes.values()), timeout=15,
                          what="both users' tunnels up on the Redis-fed node")
+        await eventually(lambda: fill_subs(kalshi) >= 2, timeout=10, what="both fill subscriptions at the venue")
         for n in range(3):
             for u in USERS:
                 assert kalshi.push_user_event(f"key-{u}", "fill", fill(u, n)) == 1

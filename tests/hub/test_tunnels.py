@@ -131,6 +131,13 @@ async def test_each_user_gets_only_their_own_private_events(env: Env, caplog: py
     used = {t.proxy_label for t in env.tunnels.tunnels.values()}
     assert used == {env.pool.label(p.url) for p in env.proxies}, used
     await eventually(lambda: "up" in alice1.states("kalshi") and "up" in bob.states("polymarket"), timeout=5)
+    # a tunnel is up once its socket is; the venue takes its subscriptions a moment later
+    await eventually(lambda: sorted(env.poly.user_subscribers()) == ["api-alice", "api-bob"], timeout=5,
+                     what="both users' Polymarket subscriptions at the venue")  # fmt: skip
+    await eventually(lambda: sorted(s["channel"] for s in env.kalshi.subscriptions()
+                                    if s["channel"] in ("fill", "user_orders")) == ["fill", "fill", "user_orders",
+                                                                                    "user_orders"],
+                     timeout=5, what="both users' Kalshi fill and user_orders subscriptions")  # fmt: skip
 
     for n in range(5):
         for u in ("alice", "bob"):

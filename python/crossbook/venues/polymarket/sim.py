@@ -460,6 +460,10 @@ class PolymarketSim(SimServer):
         if address is not None:
             self._api_addresses[api_key] = address.lower()
 
+    def user_subscribers(self) -> list[str]:
+        """The API keys of the ``/ws/user`` connections authenticated so far (one entry per connection)."""
+        return [sub.api_key for sub in self._user_subs.values() if sub.api_key]
+
     def push_user_event(self, api_key: str, event: dict[str, Any]) -> int:
         """Send an ``order``/``trade`` event to the ``/ws/user`` connections authenticated as
         ``api_key`` (filtered by their ``markets`` when they named some). Returns how many got it."""
