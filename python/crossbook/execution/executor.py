@@ -598,8 +598,9 @@ class Executor:
         ``later``: the result's record is written in the background and its future added here (the caller
         awaits it before the fills are recorded): the first leg's result no longer holds up the hedge."""
         trader = self.traders[order.venue]
-        if prepared is None and self.store is not None and not recorded:
-            prepared = trader.begin_prepare(order)  # signing starts; the row is written meanwhile
+        if self.store is not None and not recorded:
+            if prepared is None:
+                prepared = trader.begin_prepare(order)  # signing starts; the row is written meanwhile
             try:
                 await self.store.order_submitting(order)
             except BaseException:
@@ -623,8 +624,6 @@ class Executor:
                 await self.store.order_refused(result)
             log.warning("%s order %s refused at %s: %s", order.venue, order.client_order_id, step, reason)
             return result
-        if self.store is not None and not recorded:
-            await self.store.order_submitting(order)
         if before_send is not None:
             asyncio.get_running_loop().call_soon(before_send)
         try:
