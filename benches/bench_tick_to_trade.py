@@ -193,12 +193,29 @@ async def child_ours(spec: dict[str, Any]) -> None:
         begin_first_leg = executor.begin_first_leg
 
         def timed_first(*a: Any, **kw: Any) -> Any:
-            # The compiled path: the first leg's signing request leaves before start_pair_trade.
-            cur.clear()
-            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), first=_now())
-            return begin_first_leg(*a, **kw)
+            # The compiled path: the first leg's signing request leaves before start_pair_trade (written
+            # already when the check made it: ``sent``).
+            if kw.get("sent") is None:
+                cur.clear()
+                cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0))
+            cur["first"] = _now()
+            try:
+                return begin_first_leg(*a, **kw)
+            finally:
+                cur["first1"] = _now()
 
         executor.begin_first_leg = timed_first  # type: ignore[method-assign]
+        send_first_leg = executor.send_first_leg
+
+        def timed_send_first(frame: bytes, call_id: int) -> Any:
+            # The check made the signing request (EdgeWatch with a first leg): written here, before anything else.
+            cur.clear()
+            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0), send0=_now())
+            sent = send_first_leg(frame, call_id)
+            cur["sent"] = _now()
+            return sent
+
+        executor.send_first_leg = timed_send_first  # type: ignore[method-assign]
         start_pair_trade = executor.start_pair_trade
 
         def timed_start(*a: Any, **kw: Any) -> Any:
@@ -222,9 +239,9 @@ async def child_ours(spec: dict[str, Any]) -> None:
         executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
         begin_prepare = traders["polymarket"].begin_prepare
 
-        def timed_begin_prepare(order: Any) -> Any:
+        def timed_begin_prepare(order: Any, *a: Any) -> Any:
             cur.setdefault("prep0", _now())
-            return begin_prepare(order)
+            return begin_prepare(order, *a)
 
         traders["polymarket"].begin_prepare = timed_begin_prepare  # type: ignore[method-assign]
         begin_sign = signer.begin_prepare_polymarket_order
@@ -965,6 +982,21 @@ OURS_COMPILED_SEGMENTS = [
     ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
     ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
 ]
+# The compiled path with the signing request made in the check itself (EdgeWatch with a first leg: the signer
+# service's fast path): written before any Python builds the order, which is made (and checked) meanwhile.
+OURS_FRAME_SEGMENTS = [
+    ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
+    ("feed → BookSet → frame listener → trigger", "rx", "detected"),
+    ("trigger: compiled check, signing request made", "detected", "send0"),
+    ("signing request written", "send0", "sent"),
+    ("‖ first leg order, struct, hash", "sent", "first1"),
+    ("‖ plan at the top, breaker", "first1", "start"),
+    ("‖ plan check + gate (both legs)", "start", "gated"),
+    ("‖ leg 1 checked, intent task created", "gated", "fire"),
+    ("‖ back in the loop → reply handled", "fire", "sign1"),
+    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
+    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
+]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
     ("orjson + dict book", "rx", "applied"),
@@ -1154,7 +1186,9 @@ def report(args: argparse.Namespace, pipelines: list[Pipeline]) -> dict[str, Any
         r["verified"] = (not p.failures and total > 0 and p.poly.orders_accepted == total
                          and p.kal.orders_accepted == total and r["accepted"]["duplicates"] == 0)  # fmt: skip
         compiled = sum(1 for s in p.samples if s["marks"].get("first")) * 2 > len(p.samples)
-        segments = BASE_SEGMENTS if p.name == "baseline" else OURS_COMPILED_SEGMENTS if compiled else OURS_SEGMENTS
+        made = sum(1 for s in p.samples if s["marks"].get("send0")) * 2 > len(p.samples)
+        segments = (BASE_SEGMENTS if p.name == "baseline" else OURS_FRAME_SEGMENTS if made
+                    else OURS_COMPILED_SEGMENTS if compiled else OURS_SEGMENTS)  # fmt: skip
         r["breakdown"] = breakdown(p, segments)
         r["tail"] = tail_attribution(p, [seg for seg in segments if not seg[0].startswith("‖")])
         rows[p.name] = r

@@ -296,8 +296,35 @@ class EdgeWatch:
         directions: list[tuple[str, str, str, str]], *, edge: str, limit: str | None, size: str, min_size: str,
         poly_fee_bps: int, stale_ms: int, links: tuple[object | None, object | None] | None = None,
     ) -> Self: ...
-    def check(self, books: BookSet, now_ns: int) -> Literal[False] | tuple[int, str, str, int] | None:
+    @property
+    def first_leg(self) -> bool:
+        """Whether a fire makes the first leg's signing request (:meth:`set_first_leg`)."""
+    def check(
+        self, books: BookSet, now_ns: int
+    ) -> Literal[False] | tuple[int, str, str, int, tuple[bytes, int, str, int] | None] | None:
         """None: no edge (a missing or invalid book is none). False: an edge only the full path may judge
         (the best levels do not hold the size, per-fill fees eat it at that size, a book is stale, or
-        ``enabled`` is down). Else ``(direction, yes_ask, no_ask, shares)``: fire that direction for
-        ``shares`` whole shares at the best asks."""
+        ``enabled`` is down). Else ``(direction, yes_ask, no_ask, shares, first)``: fire that direction for
+        ``shares`` whole shares at the best asks; ``first`` is None, or with a first leg set its signing
+        request made in this call: ``(frame, call_id, client_order_id, timestamp_ms)``, the fast-path frame
+        of the PreparePolymarketOrder request ``SignerClient.begin_prepare_polymarket_order`` would send for
+        the order ``PolymarketTrader`` would make (a BUY at the fired ask, salt from the new client order id,
+        timestamp ``timestamp_ms``), under a call id from the high half of the id space."""
+    def set_first_leg(
+        self,
+        venue: str,
+        tokens: tuple[str, str],
+        *,
+        method: int,
+        address: str,
+        account: str,
+        order_type: str,
+        wallet: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """Make the first leg's signing request in a fire: a BUY on ``venue`` (Polymarket only; ``ValueError``
+        otherwise) of ``tokens[0]`` for a YES leg or ``tokens[1]`` for a NO leg, by ``address``, under
+        ``wallet`` or ``session_id`` (exactly one; ``ValueError`` otherwise), for the API ``account``, as an
+        ``order_type`` order; ``method``: the fast path's PreparePolymarketOrder id."""
+    def clear_first_leg(self) -> None:
+        """A fire makes no signing request any more (``first`` is None)."""

@@ -34,11 +34,15 @@ from crossbook.execution.trigger import EdgeIntent, EdgeTrigger, Firing
 from crossbook.safety import Breaker, Gate, PairLegs
 from crossbook.safety.gate import MemoryCatalog, PairInfo
 from crossbook.signing import ApiCreds, LocalHeaderSigner, PrivateKey
-from crossbook.signing.client import SignerClient
+from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient
 from crossbook.venues.kalshi.sim import KalshiSim
 from crossbook.venues.polymarket.sim import PolymarketSim
 from crossbook.venues.simcore import LadderBook
 from tests.conftest import eventually
+from tests.signer.conftest import ANVIL_ADDR, Signer
+from tests.signer.conftest import API_KEY as SIGNER_API_KEY
+from tests.signer.conftest import API_PASSPHRASE as SIGNER_API_PASSPHRASE
+from tests.signer.conftest import API_SECRET as SIGNER_API_SECRET
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 KEY_ID = "trigger-key"
@@ -468,7 +472,7 @@ async def test_the_compiled_check_signs_the_first_leg_before_the_gate_which_stil
     # signing request leaves at once, and the plan, the breaker and the gate are read while it is signed.
     steps: list[str] = []
     begin_first, check_all = rig.executor.begin_first_leg, rig.executor.gate.check_all
-    rig.executor.begin_first_leg = lambda *a: steps.append("first leg signing") or begin_first(*a)  # type: ignore[method-assign]
+    rig.executor.begin_first_leg = lambda *a, **kw: steps.append("first leg signing") or begin_first(*a, **kw)  # type: ignore[method-assign]
     rig.executor.gate.check_all = lambda *a, **kw: steps.append("gate") or check_all(*a, **kw)  # type: ignore[method-assign]
     rig.trigger.arm(rig.intent())
     assert rig.trigger._armed[rig.pair_id].watch is not None
@@ -515,7 +519,7 @@ async def test_the_frame_that_opens_the_edge_fires_before_the_batched_change_dis
     steps: list[str] = []
     dispatch, begin_first = rig.md.dispatch_changes, rig.executor.begin_first_leg
     rig.md.dispatch_changes = lambda: steps.append("dispatch") or dispatch()  # type: ignore[method-assign]
-    rig.executor.begin_first_leg = lambda *a: steps.append("first leg") or begin_first(*a)  # type: ignore[method-assign]
+    rig.executor.begin_first_leg = lambda *a, **kw: steps.append("first leg") or begin_first(*a, **kw)  # type: ignore[method-assign]
     rig.trigger.arm(rig.intent())
     await settle()
     steps.clear()
@@ -571,3 +575,59 @@ async def test_stale_presigned_headers_are_not_used(rig: Rig, monkeypatch: pytes
     orders = [p for p in signed if p.endswith("/portfolio/orders")]  # (then the fills' lookup, signed too)
     assert orders == ["/trade-api/v2/portfolio/orders"] * 2  # presigned, dropped, signed again at the send
     assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+
+
+async def test_with_the_signer_service_the_compiled_check_makes_the_first_legs_signing_request(
+    rig: Rig, signer_env: Signer
+) -> None:
+    # The signer service in its own process (wallet key and L2 API account KMS-sealed): the compiled check makes
+    # the first leg's PreparePolymarketOrder frame in the fire, the trigger writes it before any Python builds the
+    # order, and the signer signs exactly the order the executor then checks against the plan and sends.
+    signer_env.write_config(header_keys=True)
+    await asyncio.to_thread(signer_env.start)  # its wait loop blocks: keep the feeds (this loop) running
+    rig.poly.add_api_creds(SIGNER_API_KEY, SIGNER_API_SECRET, SIGNER_API_PASSPHRASE, address=ANVIL_ADDR)
+    client = SignerClient(signer_env.socket, timeout=3.0)
+    try:
+        await client.health()  # the fast path is up
+        trader = rig.executor.traders["polymarket"]
+        trader.signer = ServiceSigner(client, address=ANVIL_ADDR, api_key="main", wallet="main")  # type: ignore[attr-defined]
+        written: list[tuple[int, object]] = []
+        send = client.send_prepare_frame
+
+        def spy(frame: bytes, call_id: int) -> object:
+            sent = send(frame, call_id)
+            written.append((call_id, sent))
+            return sent
+
+        client.send_prepare_frame = spy  # type: ignore[method-assign]
+        rig.trigger.arm(rig.intent())
+        watch = rig.trigger._armed[rig.pair_id].watch
+        assert watch is not None and watch.first_leg
+        poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+        await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+        (firing,) = rig.done
+        assert firing.result is not None and firing.result.status == "hedged", firing
+        leg1 = firing.result.legs[0].order
+        assert (leg1.venue, leg1.outcome, leg1.price, leg1.size) == ("polymarket", "yes", Decimal("0.40"), INTENT_SIZE)
+        ((call_id, sent),) = written
+        assert call_id > CLIENT_CALL_IDS and sent is not None  # written by the trigger, under a high-half call id
+        # the order the signer signed (its hash) is the one the venue holds, and the signer saw it once
+        assert leg1.venue_order_id is not None and leg1.venue_order_id in rig.poly.orders
+        assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+        assert rig.poly.stats["orders_duplicate"] == 0
+        assert signer_env.stderr().count(f"request_id={leg1.client_order_id} method=PreparePolymarketOrder") == 1
+
+        # The fast path down at the fire: nothing is written by the trigger, the executor sends the same kind
+        # of request its own way (here gRPC), and the trade goes through as before.
+        rig.trigger.disarm(rig.pair_id)
+        client._open_fast = lambda method: None  # type: ignore[method-assign]
+        rig.done.clear()
+        rig.trigger.arm(rig.intent())
+        poly_level(rig.poly, "ask", 39 * CENT, 50 * SHARE)
+        await eventually(lambda: rig.done, timeout=10, what="the second intent to finish")
+        (firing,) = rig.done
+        assert firing.result is not None and firing.result.status == "hedged", firing
+        assert [sent for _, sent in written[1:]] == [None]
+        assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (2, 2)
+    finally:
+        await client.close()

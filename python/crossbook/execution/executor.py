@@ -266,18 +266,45 @@ class Executor:
         return self._pair_trade(intent, plan, pm, first_leg, second, order1, leg_order, signing)
 
     def begin_first_leg(
-        self, pair_id: str, tif: TimeInForce, venue: Venue, outcome: Outcome, price: Decimal, size: Decimal
-    ) -> tuple[LegOrder, Coroutine[Any, Any, None]]:
+        self, pair_id: str, tif: TimeInForce, venue: Venue, outcome: Outcome, price: Decimal, size: Decimal,
+        sent: tuple[object, str, int] | None = None,
+    ) -> tuple[LegOrder, Coroutine[Any, Any, None]]:  # fmt: skip
         """A pair trade's first leg with its signing request sent now, before the plan is checked and before
         the gate: the edge trigger's compiled path, so the signer signs while those run. Only for
         :meth:`start_pair_trade` (``first=``), which checks this order against the plan and the gate before
         anything reaches a venue, and drops the signature otherwise. An engaged kill switch refuses here:
-        it asks for no signature at all."""
-        self._check_kill()
+        it asks for no signature at all. ``sent``: the request was written already (:meth:`send_first_leg`),
+        with ``(what it returned, the client order id, the order's timestamp in ms)`` the frame was made
+        with; the kill switch was read before it was written."""
+        if sent is None:
+            self._check_kill()
         pm = self._pair(pair_id)
+        cid = new_id() if sent is None else sent[1]
         order = LegOrder(venue, self._order_market(pm, venue, outcome), "buy", outcome, price, size, tif, "entry",
-                         "leg1", new_id(), pair_id, new_id(), user_ref=self.user_ref)  # fmt: skip
-        return order, self.traders[venue].begin_prepare(order)
+                         "leg1", new_id(), pair_id, cid, user_ref=self.user_ref)  # fmt: skip
+        trader = self.traders[venue]
+        if sent is None:
+            return order, trader.begin_prepare(order)
+        return order, trader.begin_prepare(order, sent[0], sent[2])  # type: ignore[call-arg]
+
+    def first_leg_template(self, pair_id: str, tif: TimeInForce) -> dict[str, object] | None:
+        """The arguments of ``EdgeWatch.set_first_leg`` that make the first leg's signing request for ``pair_id``
+        exactly as :meth:`begin_first_leg` would (its tokens, the first venue's signer frame), or None when
+        the first venue's trader cannot take a request made that way."""
+        trader = self.traders.get(self.first_venue)
+        template = getattr(trader, "first_leg_template", None)
+        made = None if template is None else template(tif)
+        if made is None:
+            return None
+        pm = self._pair(pair_id)
+        yes, no = (self._order_market(pm, self.first_venue, o) for o in ("yes", "no"))
+        return {"venue": self.first_venue, "tokens": (yes, no), **made}
+
+    def send_first_leg(self, frame: bytes, call_id: int) -> object | None:
+        """Write a first leg's signing request made by ``EdgeWatch`` (from :meth:`first_leg_template`) now;
+        what :meth:`begin_first_leg` takes in ``sent``, or None (nothing written)."""
+        send = getattr(self.traders.get(self.first_venue), "send_first_leg", None)
+        return None if send is None else send(frame, call_id)
 
     def prime(self) -> None:
         """An edge was seen: a pair trade may start within a few hundred µs. The first venue's trader warns

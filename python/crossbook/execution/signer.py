@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from crossbook.aio import retrieve
 from crossbook.signing import (
@@ -27,9 +27,12 @@ from crossbook.signing import (
     prepare_polymarket_order,
     sign_polymarket_order,
 )
+from crossbook.signing.fastframe import METHOD_IDS
+
+PREPARE = "PreparePolymarketOrder"
 
 if TYPE_CHECKING:
-    from crossbook.signing.client import SignerClient
+    from crossbook.signing.client import SignerClient, _Sent
 
 
 # How long the order path busy-polls for the signer's reply to an order it waits on (see
@@ -153,13 +156,28 @@ class ServiceSigner:
         return PreparedOrder(r.hash, r.signature, r.body, r.headers)
 
     def begin_prepare_polymarket_order(
-        self, order: Mapping[str, object], *, order_type: str, request_id: str
+        self, order: Mapping[str, object], *, order_type: str, request_id: str, sent: object | None = None
     ) -> Awaitable[Prepared]:
-        # The request leaves now when the fast path is up; the reply is converted when it comes.
+        # The request leaves now when the fast path is up (or has left: ``sent``, from send_prepare_frame);
+        # the reply is converted when it comes.
         return self._client.begin_prepare_polymarket_order(
             order, account=self._api_key, order_type=order_type, wallet=self._wallet, session_id=self._session_id,
-            request_id=request_id,
+            request_id=request_id, sent=cast("_Sent | None", sent),
         )  # fmt: skip
+
+    def prepare_frame_template(self, order_type: str) -> dict[str, object] | None:
+        """The arguments of ``EdgeWatch.set_first_leg`` (all but venue and tokens) that make the frame
+        :meth:`begin_prepare_polymarket_order` would write for an ``order_type`` order, or None when the
+        client has no fast path to write it on."""
+        if not self._client.fast:
+            return None
+        return {"method": METHOD_IDS[PREPARE], "address": self._address, "account": self._api_key,
+                "order_type": order_type, "wallet": self._wallet, "session_id": self._session_id}  # fmt: skip
+
+    def send_prepare_frame(self, frame: bytes, call_id: int) -> object | None:
+        """Write a frame made from :meth:`prepare_frame_template` now (``SignerClient.send_prepare_frame``);
+        None when the fast path is not connected."""
+        return self._client.send_prepare_frame(frame, call_id)
 
     async def polymarket_l2_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return await self._client.l2_headers(self._api_key, method, path, body)

@@ -275,6 +275,15 @@ class EdgeTrigger:
             watch.enabled = self._breaker.evaluate(intent.pair_id).enabled
         except KeyError:
             watch.enabled = False
+        # The first leg's signing request made in the fire itself, when the first venue's signer takes a frame
+        # made that way (the signer service's fast path): written before any Python runs for the order.
+        template = self.executor.first_leg_template(intent.pair_id, intent.tif)
+        if template is not None:
+            try:
+                watch.set_first_leg(**template)  # type: ignore[arg-type]
+            except ValueError as exc:
+                log.info("pair %s: the compiled check does not make this first leg (%s); the executor does",
+                         intent.pair_id, exc)  # fmt: skip
         return watch
 
     def _on_breaker(self, st: PairState) -> None:
@@ -393,26 +402,33 @@ class EdgeTrigger:
                 return False
         return self._launch(a, now, plan, state, None)
 
-    def _fire_at_top(self, a: _Armed, now: int, hit: tuple[int, str, str, int], fall_back: bool = True) -> bool:
+    def _fire_at_top(
+        self, a: _Armed, now: int, hit: tuple[int, str, str, int, tuple[bytes, int, str, int] | None],
+        fall_back: bool = True,
+    ) -> bool:  # fmt: skip
         """The compiled check fired: both best levels hold the size, the plan at the top keeps the edge and
         both books are fresh. The first leg's signing request leaves first; the plan, the breaker and the
         gate are read while the signer signs, and nothing reaches a venue unless they all agree (else the
         signature is dropped). ``fall_back``: when the compiled path cannot go on (kill switch, pair not
         Verified, a disagreeing plan), hand the pair to the Python path now; False (the frame listener):
         leave it to the change dispatch that follows, so one book change is judged once."""
-        direction, yes_ask, no_ask, shares = hit
-        yes_venue, no_venue, yes_outcome, no_outcome = a.sides[direction]
+        direction, yes_ask, no_ask, shares, made = hit
         ex = self.executor
+        if ex.kill_switch is not None or not ex.gate.verified(a.intent.pair_id):
+            # the gate will refuse: the full path records it, and nothing is signed
+            return self._full(a, now) if fall_back else False
+        # The signing request made by the check itself leaves first (None: the fast path is down; the executor
+        # then makes and sends the request below, as without a first leg set).
+        sent = None if made is None else ex.send_first_leg(made[0], made[1])
+        yes_venue, no_venue, yes_outcome, no_outcome = a.sides[direction]
         ya, na, size = Decimal(yes_ask), Decimal(no_ask), Decimal(shares)
         if yes_venue == ex.first_venue:
             leg: tuple[Venue, Outcome, Decimal] = (yes_venue, yes_outcome, ya)
         else:
             leg = (no_venue, no_outcome, na)
-        if ex.kill_switch is not None or not ex.gate.verified(a.intent.pair_id):
-            # the gate will refuse: the full path records it, and nothing is signed
-            return self._full(a, now) if fall_back else False
         try:
-            first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size)
+            first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size,
+                                       sent=None if sent is None or made is None else (sent, made[2], made[3]))
         except IntentRefused:
             return self._full(a, now) if fall_back else False
         # -- the signer is signing; everything below runs meanwhile --

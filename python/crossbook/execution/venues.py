@@ -33,7 +33,7 @@ from crossbook.aio import cancel_and_wait, poll_until_done
 from crossbook.errors import PolicyViolation, SignerError
 from crossbook.execution import http1
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
-from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, Venue
+from crossbook.execution.models import ZERO, Fill, LegOrder, OrderResult, OrderStatus, TimeInForce, Venue
 from crossbook.execution.signer import ExecutionSigner, Prepared
 from crossbook.hub.proxies import proxy_label
 from crossbook.signing.orders import order_hash
@@ -333,13 +333,22 @@ class PolymarketTrader:
                                                            request_id=order.client_order_id)  # fmt: skip
         _apply(order, ready)
 
-    def begin_prepare(self, order: LegOrder) -> Coroutine[Any, Any, None]:
+    def begin_prepare(
+        self, order: LegOrder, sent: object | None = None, timestamp_ms: int | None = None
+    ) -> Coroutine[Any, Any, None]:
         """:meth:`prepare`, with the signing request sent now (the signer signs while the caller goes on);
-        await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it."""
+        await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it.
+        ``sent``: the request was written already (:meth:`send_first_leg`) for this order made at
+        ``timestamp_ms``."""
         try:
-            struct = self._struct(order)
-            pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
-                                                                 request_id=order.client_order_id)  # fmt: skip
+            struct = self._struct(order, timestamp_ms)
+            if sent is None:
+                pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                                     request_id=order.client_order_id)  # fmt: skip
+            else:
+                pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
+                    struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id, sent=sent
+                )
         except (ExecutionError, SignerError, PolicyViolation) as exc:
             # Refused before anything left (the order format, or the signing request itself): raised where
             # the caller awaits, as prepare() would, so the executor records the refusal the same way.
@@ -348,6 +357,19 @@ class PolymarketTrader:
         # it before the signature is back; the signer's hash must then be this one (checked on send).
         order.venue_order_id = order_hash(struct)
         return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
+
+    def first_leg_template(self, tif: TimeInForce) -> dict[str, object] | None:
+        """What ``EdgeWatch.set_first_leg`` needs to make this trader's signing request for a ``tif`` BUY
+        itself (the order :meth:`_struct` makes, as the signer client would frame it), or None when the
+        signer cannot take such a frame (a signer in this process, or no fast path)."""
+        template = getattr(self.signer, "prepare_frame_template", None)
+        return None if template is None else template(_POLY_TIF[tif])
+
+    def send_first_leg(self, frame: bytes, call_id: int) -> object | None:
+        """Write a signing request made by ``EdgeWatch`` now; what :meth:`begin_prepare` takes as ``sent``,
+        or None (nothing written: the order goes the usual way)."""
+        send = getattr(self.signer, "send_prepare_frame", None)
+        return None if send is None else send(frame, call_id)
 
     def prime(self) -> None:
         """An order is likely soon: let the signer know (a signer in this process needs nothing)."""
@@ -361,7 +383,7 @@ class PolymarketTrader:
         if warm is not None:
             warm(struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id)
 
-    def _struct(self, order: LegOrder) -> dict[str, object]:
+    def _struct(self, order: LegOrder, timestamp_ms: int | None = None) -> dict[str, object]:
         shares = order.size.quantize(Decimal("0.01"), ROUND_FLOOR)
         if shares != order.size or shares <= 0:
             raise ExecutionError(f"Polymarket size {order.size} must be positive with at most 2 decimals")
@@ -382,7 +404,7 @@ class PolymarketTrader:
             "takerAmount": str(int(size_units if buy else usdc_units)),
             "side": "BUY" if buy else "SELL",
             "signatureType": 0,
-            "timestamp": str(time.time_ns() // 1_000_000),
+            "timestamp": str(time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms),
             "metadata": ZERO_BYTES32,
             "builder": ZERO_BYTES32,
         }

@@ -94,6 +94,9 @@ FAST_METHODS = frozenset(
 # After a signer answered over gRPC while its fast socket could not be reached (an older signer, or
 # fast_path = false), try the fast socket again only this often.
 FAST_RETRY_S = 1.0
+# This client numbers its fast-path calls in the low half of the call id space; the high half is for frames
+# made elsewhere (``crossbook._core.EdgeWatch``), written by :meth:`SignerClient.send_prepare_frame`.
+CLIENT_CALL_IDS = 0x7FFFFFFF
 _STATUS = {c.value[0]: c for c in grpc.StatusCode}
 
 
@@ -393,7 +396,7 @@ class SignerClient:
         if conn is None or not conn.own_cpus:
             return False
         assert conn.transport is not None
-        call_id = conn.next_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # never registered: the reply is dropped
+        call_id = conn.next_id = (conn.next_id + 1) & CLIENT_CALL_IDS or 1  # never registered: the reply is dropped
         conn.transport.write(encode(METHOD_IDS["Health"], call_id,
                                     pb.HealthRequest(stay_awake_us=stay_awake_us).SerializeToString()))  # fmt: skip
         return True
@@ -507,11 +510,25 @@ class SignerClient:
     def _fast_write(conn: _FastConnection, frame_for: Callable[[int], bytes | None]) -> _Sent | None:
         """Write the frame ``frame_for(call id)`` makes, registered for its reply; None (nothing written, no id
         used) when it makes none."""
-        call_id = (conn.next_id + 1) & 0xFFFFFFFF or 1  # 0 is the signer's connection notice
+        call_id = (conn.next_id + 1) & CLIENT_CALL_IDS or 1  # 0 is the signer's connection notice
         frame = frame_for(call_id)
         if frame is None:
             return None
         conn.next_id = call_id
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        conn.pending[call_id] = fut
+        assert conn.transport is not None
+        conn.transport.write(frame)
+        return conn, call_id, fut
+
+    def send_prepare_frame(self, frame: bytes, call_id: int) -> _Sent | None:
+        """Write a PreparePolymarketOrder frame made elsewhere (``EdgeWatch``'s fire: the message this client
+        would make, under a call id from the high half of the id space, which this client never uses) on the
+        fast path now, registered for its reply; None (nothing written) when the fast path is not connected.
+        Hand what it returns to :meth:`begin_prepare_polymarket_order` (``sent=``) with the same request."""
+        conn = self._open_fast(PREPARE)
+        if conn is None or call_id <= CLIENT_CALL_IDS or call_id in conn.pending:
+            return None
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         conn.pending[call_id] = fut
         assert conn.transport is not None
@@ -658,14 +675,18 @@ class SignerClient:
         wallet: str | None = None,
         session_id: str | None = None,
         request_id: str | None = None,
+        sent: _Sent | None = None,
     ) -> asyncio.Future[PreparedOrderReply]:
         """:meth:`prepare_polymarket_order`, started now and awaited later: when the fast path is connected
         the request is written before this returns, so the signer signs while the caller goes on (the
         executor runs its pre-trade checks meanwhile; nothing is sent to a venue before both are done).
         Otherwise the call starts at the next loop turn. The task gives what the ``await``-style call
-        gives (same retries, same errors); a task nobody awaits just drops its signature."""
+        gives (same retries, same errors); a task nobody awaits just drops its signature. ``sent``: this
+        request's frame, written already by :meth:`send_prepare_frame` (a retry resends it from these
+        arguments, which must be the ones the frame was made from)."""
         rid = self._rid(request_id)
-        sent = self._send_prepare(order, account, order_type, wallet, session_id, rid)
+        if sent is None:
+            sent = self._send_prepare(order, account, order_type, wallet, session_id, rid)
         req: pb.PreparePolymarketOrderRequest | None = None  # written already: the message is made later
         if sent is None:  # not connected, or values only protobuf's rules may judge: it refuses what it must
             req = self._prepare_request(order, account, order_type, wallet, session_id, rid)

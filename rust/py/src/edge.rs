@@ -1,14 +1,113 @@
 //! `EdgeWatch`: the edge trigger's first look (`crossbook_book::edge`) over a live `BookSet`, in one
 //! call per book change of an armed pair.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crossbook_book::edge::{check, Check, Direction, EdgeRule, LegView, Outcome};
 use crossbook_book::{fixed, Venue};
+use crossbook_keys::prepare::{KeyChoice, KeyRef, PrepareRequest};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyBytes};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
 
+use crate::prepare::frame_of;
 use crate::{venue_of, BookSet};
+
+const ZERO_BYTES32: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Call ids of the frames made here: the high half of the id space (the signer client numbers its
+/// own calls in the low half), unique in the process.
+static NEXT_CALL: AtomicU32 = AtomicU32::new(0);
+
+fn next_call_id() -> u32 {
+    0x8000_0000 | (NEXT_CALL.fetch_add(1, Ordering::Relaxed) & 0x7FFF_FFFF)
+}
+
+/// A random (version 4) UUID in its canonical text form, as ``crossbook.execution.models.new_id``.
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut h = String::with_capacity(32);
+    for x in b {
+        h.push(HEX[usize::from(x >> 4)] as char);
+        h.push(HEX[usize::from(x & 15)] as char);
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The first leg's order as a Polymarket BUY at the fired price, ready for the signer: what
+/// ``PolymarketTrader._struct`` makes and ``SignerClient.begin_prepare_polymarket_order`` sends.
+struct FirstLeg {
+    venue: Venue,
+    /// The token bought for each outcome (`Outcome::Yes`, `Outcome::No`).
+    tokens: [String; 2],
+    method: u8,
+    key: KeyChoice,
+    account: String,
+    order_type: String,
+    address: String,
+}
+
+impl FirstLeg {
+    /// ``(frame, call_id, client_order_id, timestamp_ms)`` for ``shares`` of ``outcome`` at ``price``.
+    fn frame(&self, outcome: Outcome, price: i64, shares: i64) -> (Vec<u8>, u32, String, i64) {
+        let rid = new_id();
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let digest = Sha256::digest(rid.as_bytes());
+        let salt = digest[..6]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let token = &self.tokens[match outcome {
+            Outcome::Yes => 0,
+            Outcome::No => 1,
+        }];
+        // BUY: pays shares × price USDC, gets shares tokens, both in units of 10^-6.
+        let order = vec![
+            ("salt".to_owned(), salt.to_string()),
+            ("maker".to_owned(), self.address.clone()),
+            ("signer".to_owned(), self.address.clone()),
+            ("tokenId".to_owned(), token.clone()),
+            ("makerAmount".to_owned(), (shares * price).to_string()),
+            ("takerAmount".to_owned(), (shares * fixed::ONE).to_string()),
+            ("side".to_owned(), "BUY".to_owned()),
+            ("signatureType".to_owned(), "0".to_owned()),
+            ("timestamp".to_owned(), ts_ms.to_string()),
+            ("metadata".to_owned(), ZERO_BYTES32.to_owned()),
+            ("builder".to_owned(), ZERO_BYTES32.to_owned()),
+        ];
+        let req = PrepareRequest {
+            request_id: rid.clone(),
+            key: Some(KeyRef {
+                choice: self.key.clone(),
+                unknown: Vec::new(),
+            }),
+            order,
+            chain_id: 137,
+            account: self.account.clone(),
+            order_type: self.order_type.clone(),
+            path: "/order".to_owned(),
+            ..PrepareRequest::default()
+        };
+        let call_id = next_call_id();
+        (frame_of(self.method, call_id, &req), call_id, rid, ts_ms)
+    }
+}
 
 fn outcome_of(s: &str) -> PyResult<Outcome> {
     match s {
@@ -26,7 +125,9 @@ fn amount(name: &str, s: &str) -> PyResult<i64> {
 
 /// One standing pair intent's compiled first look. ``check`` answers ``None`` (no edge), ``False``
 /// (an edge only the full path may judge: depth, a smaller size, stale or disabled) or
-/// ``(direction, yes_ask, no_ask, shares)`` to fire at the top of book.
+/// ``(direction, yes_ask, no_ask, shares, first)`` to fire at the top of book. ``first`` is
+/// ``None``, or with a first leg set (:meth:`set_first_leg`) its signing request, made in the same
+/// call: ``(frame, call_id, client_order_id, timestamp_ms)``.
 #[pyclass(module = "crossbook._core")]
 pub struct EdgeWatch {
     legs: [(Venue, String); 2],
@@ -34,6 +135,7 @@ pub struct EdgeWatch {
     directions: Vec<Direction>,
     rule: EdgeRule,
     stale_ns: u64,
+    first: Option<FirstLeg>,
     /// The caller's switch (the breaker's last word on the pair): down, every edge is ``False``.
     #[pyo3(get, set)]
     enabled: bool,
@@ -84,6 +186,7 @@ impl EdgeWatch {
             directions: dirs,
             rule,
             stale_ns: stale_ms.saturating_mul(1_000_000),
+            first: None,
             enabled: true,
         })
     }
@@ -132,17 +235,88 @@ impl EdgeWatch {
                 yes_ask,
                 no_ask,
                 shares,
-            } => Some(
-                (
-                    direction,
-                    fixed::to_string(yes_ask, 0),
-                    fixed::to_string(no_ask, 0),
-                    shares,
+            } => {
+                let first = self.first.as_ref().and_then(|f| {
+                    let d = &self.directions[direction];
+                    let (outcome, price) = if d.yes_venue == f.venue {
+                        (d.yes_outcome, yes_ask)
+                    } else if d.no_venue == f.venue {
+                        (d.no_outcome, no_ask)
+                    } else {
+                        return None;
+                    };
+                    Some(f.frame(outcome, price, shares))
+                });
+                let first = first
+                    .map(|(frame, call_id, rid, ts)| (PyBytes::new(py, &frame), call_id, rid, ts));
+                Some(
+                    (
+                        direction,
+                        fixed::to_string(yes_ask, 0),
+                        fixed::to_string(no_ask, 0),
+                        shares,
+                        first,
+                    )
+                        .into_pyobject(py)?
+                        .into_any(),
                 )
-                    .into_pyobject(py)?
-                    .into_any(),
-            ),
+            }
         })
+    }
+
+    /// Make the first leg's signing request in :meth:`check`'s fire: a Polymarket BUY (``venue``)
+    /// of ``tokens[0]`` for a YES leg or ``tokens[1]`` for a NO leg, by ``address``, signed under
+    /// ``wallet`` or ``session_id`` (exactly one) for the API ``account`` as an ``order_type``
+    /// order; the frame's ``method`` id is the fast path's PreparePolymarketOrder.
+    #[pyo3(signature = (venue, tokens, *, method, address, account, order_type, wallet = None, session_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_first_leg(
+        &mut self,
+        venue: &str,
+        tokens: (String, String),
+        method: u8,
+        address: String,
+        account: String,
+        order_type: String,
+        wallet: Option<String>,
+        session_id: Option<String>,
+    ) -> PyResult<()> {
+        let venue = venue_of(venue)?;
+        if venue != Venue::Polymarket {
+            return Err(PyValueError::new_err(
+                "EdgeWatch first leg: only a Polymarket order is made here",
+            ));
+        }
+        let key = match (wallet, session_id) {
+            (Some(w), None) => KeyChoice::Wallet(w),
+            (None, Some(s)) => KeyChoice::Session(s),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "EdgeWatch first leg: give exactly one of wallet or session_id",
+                ))
+            }
+        };
+        self.first = Some(FirstLeg {
+            venue,
+            tokens: [tokens.0, tokens.1],
+            method,
+            key,
+            account,
+            order_type,
+            address,
+        });
+        Ok(())
+    }
+
+    /// Stop making the first leg's signing request (a fire answers ``first`` = ``None``).
+    fn clear_first_leg(&mut self) {
+        self.first = None;
+    }
+
+    /// Whether :meth:`check` makes the first leg's signing request.
+    #[getter]
+    fn first_leg(&self) -> bool {
+        self.first.is_some()
     }
 
     fn __repr__(&self) -> String {

@@ -278,13 +278,19 @@ fn prepare_order_frame<'py>(
         path: path.to_owned(),
         ..PrepareRequest::default()
     };
+    Ok(Some(PyBytes::new(py, &frame_of(method, call_id, &req))))
+}
+
+/// The fast-path frame carrying ``req``: ``u32 length | u8 method | u32 call id | message``, the
+/// message in its canonical form (what the client's protobuf message serializes to).
+pub(crate) fn frame_of(method: u8, call_id: u32, req: &PrepareRequest) -> Vec<u8> {
     let msg = req.canonical();
     let mut frame = Vec::with_capacity(9 + msg.len());
     frame.extend_from_slice(&((msg.len() + 5) as u32).to_be_bytes());
     frame.push(method);
     frame.extend_from_slice(&call_id.to_be_bytes());
     frame.extend_from_slice(&msg);
-    Ok(Some(PyBytes::new(py, &frame)))
+    frame
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
