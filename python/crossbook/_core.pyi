@@ -264,6 +264,9 @@ class PolymarketOrderRequest:
     ) -> bytes:
         """The serialized ``PreparePolymarketOrderReply`` of the signed order, ``audit.signed_at_ms`` now.
         ``notional=None``: the order's own notional, as a wallet signature's audit shows it."""
+    def wallet_reply_frame(self, kind: int, call_id: int, audit_key: str) -> bytes:
+        """:meth:`reply` for a wallet signature (the order's own notional, no session) as a whole fast-path
+        frame: ``u32 length | u8 kind | u32 call id | reply``."""
 
 __all__ += ["prepare_order_frame"]
 
@@ -277,7 +280,27 @@ def prepare_order_frame(
     arguments need the client's own rules (another value type, an int past 128 bits, not exactly one of
     ``wallet`` / ``session_id``): build the message with protobuf then."""
 
-__all__ += ["EdgeWatch"]
+__all__ += ["EdgeWatch", "FirstLegRequest"]
+
+@final
+class FirstLegRequest:
+    """A fire's first-leg signing request (:meth:`EdgeWatch.check`): the fast-path frame of the
+    PreparePolymarketOrder request ``SignerClient.begin_prepare_polymarket_order`` would send for the order
+    ``PolymarketTrader`` would make (a BUY at the fired ask, salt from the new client order id, timestamp
+    ``timestamp_ms``), under a call id from the high half of the id space."""
+
+    @property
+    def frame(self) -> bytes: ...
+    @property
+    def call_id(self) -> int: ...
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+    def order(self) -> dict[str, str]:
+        """The order map the request carries (every value a string)."""
+    def order_hash(self) -> str:
+        """The order's EIP-712 digest (0x, lowercase hex): its Polymarket id, as the signer signs it."""
 
 @final
 class EdgeWatch:
@@ -301,15 +324,12 @@ class EdgeWatch:
         """Whether a fire makes the first leg's signing request (:meth:`set_first_leg`)."""
     def check(
         self, books: BookSet, now_ns: int
-    ) -> Literal[False] | tuple[int, str, str, int, tuple[bytes, int, str, int] | None] | None:
+    ) -> Literal[False] | tuple[int, str, str, int, FirstLegRequest | None] | None:
         """None: no edge (a missing or invalid book is none). False: an edge only the full path may judge
         (the best levels do not hold the size, per-fill fees eat it at that size, a book is stale, or
         ``enabled`` is down). Else ``(direction, yes_ask, no_ask, shares, first)``: fire that direction for
         ``shares`` whole shares at the best asks; ``first`` is None, or with a first leg set its signing
-        request made in this call: ``(frame, call_id, client_order_id, timestamp_ms)``, the fast-path frame
-        of the PreparePolymarketOrder request ``SignerClient.begin_prepare_polymarket_order`` would send for
-        the order ``PolymarketTrader`` would make (a BUY at the fired ask, salt from the new client order id,
-        timestamp ``timestamp_ms``), under a call id from the high half of the id space."""
+        request made in this call (:class:`FirstLegRequest`)."""
     def set_first_leg(
         self,
         venue: str,
@@ -325,6 +345,7 @@ class EdgeWatch:
         """Make the first leg's signing request in a fire: a BUY on ``venue`` (Polymarket only; ``ValueError``
         otherwise) of ``tokens[0]`` for a YES leg or ``tokens[1]`` for a NO leg, by ``address``, under
         ``wallet`` or ``session_id`` (exactly one; ``ValueError`` otherwise), for the API ``account``, as an
-        ``order_type`` order; ``method``: the fast path's PreparePolymarketOrder id."""
+        ``order_type`` order; ``method``: the fast path's PreparePolymarketOrder id. Token ids that are not
+        uint256 numbers, or an address that is not one, are refused here (``ValueError``)."""
     def clear_first_leg(self) -> None:
         """A fire makes no signing request any more (``first`` is None)."""

@@ -33,7 +33,7 @@ from google.protobuf.message import DecodeError, Message
 
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
-from crossbook.signing.fastframe import ERROR, METHODS, OK, FrameReader, FramingError, encode
+from crossbook.signing.fastframe import ERROR, METHOD_IDS, METHODS, OK, FrameReader, FramingError, encode
 from crossbook.unixsock import peer_credentials
 from crossbook_signer.service import Refusal, SignerService
 
@@ -41,6 +41,7 @@ log = logging.getLogger("crossbook.signer")
 
 # The longest a Health request's ``stay_awake_us`` may keep the loop polling (a client asks for less).
 MAX_STAY_AWAKE_US = 5000
+PREPARE_ID = METHOD_IDS["PreparePolymarketOrder"]
 
 
 class _Connection(asyncio.Protocol):
@@ -93,11 +94,20 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _frame(self, kind: int, call_id: int, payload: bytes) -> None:
+        service = self.server.service
+        if kind == PREPARE_ID:  # the order path's common case, in one step (else the general path below)
+            fast = service.prepare_wallet_frame(payload, OK, call_id)
+            if fast is not None:
+                frame, req = fast
+                transport = self.transport
+                if transport is not None and not transport.is_closing():
+                    transport.write(frame)
+                service.remember_wallet_frame(req, frame)  # signed: remembered even if the peer left
+                return
         method = METHODS.get(kind)
         if method is None:
             self._send_error(call_id, grpc.StatusCode.UNIMPLEMENTED, f"unknown fast-path method id {kind}")
             return
-        service = self.server.service
         raw = service.raw_methods.get(method.name)
         result: Message | bytes | Awaitable[Message] | Awaitable[bytes]
         try:

@@ -38,7 +38,7 @@ from crossbook.signing import (
     sign_eip1559,
     sign_polymarket_order,
 )
-from crossbook.signing.fastframe import METHODS
+from crossbook.signing.fastframe import HEADER, METHODS
 from crossbook_signer import __version__
 from crossbook_signer.policy import Policy, PolicyRefusal, check_order, order_notional, parse_amount
 from crossbook_signer.sessions import Session, create_session
@@ -254,6 +254,39 @@ class SignerService:
         if isinstance(result, Message):  # a replay
             return result.SerializeToString()
         return _bytes_of(result)
+
+    def prepare_wallet_frame(
+        self, payload: bytes, kind: int, call_id: int
+    ) -> tuple[bytes, PolymarketOrderRequest] | None:
+        """The fast path's common case of PreparePolymarketOrder in one step, its reply as a whole frame
+        (``kind``, ``call_id``): a request for a loaded wallet and API account, its id neither remembered nor
+        in flight, that signs. None for anything else (a session key, a replay, a refusal, values only
+        Python's rules judge): :meth:`prepare_order_raw` then answers it, the same way, and remembers it. The
+        same signature, body, headers and audit as that path (:meth:`_prepare_compiled` with a wallet). The
+        caller writes the frame, then calls :meth:`remember_wallet_frame` in the same loop turn."""
+        try:
+            req = PolymarketOrderRequest(payload)
+            rid = req.request_id
+            if (not rid or req.key_kind != "wallet" or req.needs_python_rules or rid in self._done
+                    or rid in self._inflight):  # fmt: skip
+                return None
+            account = self.keys.polymarket_api.get(req.account)
+            key = self.keys.wallets.get(req.key_name)
+            if account is None or key is None:
+                return None
+            creds, address = account
+            req.sign(key, creds.secret, creds.api_key, creds.passphrase, address)
+            return req.wallet_reply_frame(kind, call_id, f"wallet:{req.key_name}"), req
+        except Exception:  # refused (nothing signed for a wallet has a side effect): the general path says why
+            return None
+
+    def remember_wallet_frame(self, req: PolymarketOrderRequest, frame: bytes) -> None:
+        """After :meth:`prepare_wallet_frame`'s frame is written: what :meth:`_run` does after a signature
+        (the reply remembered under the request id with its fingerprint, the log line)."""
+        self.calls += 1
+        rid = req.request_id
+        self._remember(rid, (req.fingerprint, frame[HEADER.size :], 0, "", ""))
+        _log_soon(logging.INFO, "signed request_id=%s method=%s", rid, PREPARE)
 
     def _run(
         self, name: str, rid: str, fp: bytes, request: Any, fn: Handler, is_async: bool

@@ -5,7 +5,7 @@ on random books in a real ``BookSet``, both polarities, with and without a Polym
 With a first leg set (``set_first_leg``, from ``PolymarketTrader.first_leg_template`` over a real
 ``ServiceSigner``), a fire's signing request is byte for byte the frame the Python path makes for that
 order: ``PolymarketTrader._struct`` of the first leg ``EdgeTrigger._fire_at_top`` picks, framed by the
-signer client's ``prepare_order_frame``."""
+signer client's ``prepare_order_frame``; the order map and hash it hands the executor are that struct's."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ from crossbook.execution.trigger import EdgeIntent, EdgeTrigger
 from crossbook.execution.venues import PolymarketTrader
 from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient
 from crossbook.signing.fastframe import METHOD_IDS
+from crossbook.signing.orders import order_hash
 from tests.unit.test_bookset import ksnap, pbook
 
-PID, ASSET, NO_ASSET, TICKER = "p1", "A1", "A2", "K1"
+PID, TICKER = "p1", "K1"
+ASSET, NO_ASSET = "71321045679252212594626385532706912750332728571942532289631379312455583992563", "1234567"
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 
@@ -153,7 +155,7 @@ def test_a_fire_makes_the_python_path_signing_request(
     _assert_python_path_frame(trig, made, trader, template)
     again = watch.check(books, now)  # every fire is a new order: new client order id, new call id
     assert isinstance(again, tuple) and again[4] is not None and made[4] is not None
-    assert again[4][1] != made[4][1] and again[4][2] != made[4][2]
+    assert again[4].call_id != made[4].call_id and again[4].client_order_id != made[4].client_order_id
 
 
 def test_a_first_leg_is_a_polymarket_order_under_one_key() -> None:
@@ -169,8 +171,21 @@ def test_a_first_leg_is_a_polymarket_order_under_one_key() -> None:
     assert not watch.first_leg
     watch.set_first_leg("polymarket", (ASSET, NO_ASSET), wallet="w", **common)
     assert watch.first_leg
+    now = time.time_ns()
+    books = _books((38, 10, 40, 50), (48, 30, 40, 30), now)
+    fired = watch.check(books, now)
+    assert isinstance(fired, tuple) and fired[4] is not None and fired[4].order()["tokenId"] == ASSET
+    # What the signer would refuse as input is refused when set (the trigger then leaves the first leg to the
+    # executor's path, which refuses such an order with the reason); the first leg set before stays.
+    with pytest.raises(ValueError, match=r"tokens\[0\]"):
+        watch.set_first_leg("polymarket", ("not-a-token", NO_ASSET), wallet="w", **common)
+    with pytest.raises(ValueError, match="address"):
+        watch.set_first_leg("polymarket", (ASSET, NO_ASSET), wallet="w", **{**common, "address": "0x12"})
+    assert watch.first_leg
     watch.clear_first_leg()
     assert not watch.first_leg
+    fired = watch.check(books, now)
+    assert isinstance(fired, tuple) and fired[:4] == (0, "0.4", "0.52", 20) and fired[4] is None
 
 
 def _trader(session: bool) -> PolymarketTrader:
@@ -182,14 +197,19 @@ def _trader(session: bool) -> PolymarketTrader:
 
 
 def _assert_python_path_frame(trig: EdgeTrigger, made: Any, trader: PolymarketTrader, template: Any) -> None:
-    direction, yes_ask, no_ask, shares, (frame, call_id, rid, ts_ms) = made
+    direction, yes_ask, no_ask, shares, first = made
+    frame, call_id, rid, ts_ms = first.frame, first.call_id, first.client_order_id, first.timestamp_ms
+    order_map, digest = first.order(), first.order_hash()
     yes_venue, _, yes_outcome, no_outcome = trig._armed[PID].sides[direction]
     # the first leg as EdgeTrigger._fire_at_top picks it (Polymarket first)
     outcome, price = (yes_outcome, yes_ask) if yes_venue == "polymarket" else (no_outcome, no_ask)
     token = ASSET if outcome == "yes" else NO_ASSET
     order = LegOrder("polymarket", token, "buy", outcome, Decimal(price), Decimal(shares), "FOK", "entry", "leg1",
                      "intent", PID, rid)  # fmt: skip
-    want = python_path_frame(METHOD_IDS["PreparePolymarketOrder"], call_id, rid, trader._struct(order, ts_ms),
+    struct = trader._struct(order, ts_ms)
+    # the order map and hash the executor records and checks, as the Python path makes them
+    assert order_map == {k: str(v) for k, v in struct.items()} and digest == order_hash(struct)
+    want = python_path_frame(METHOD_IDS["PreparePolymarketOrder"], call_id, rid, struct,
                              account="api-1", order_type="FOK", wallet=template["wallet"],
                              session_id=template["session_id"])  # fmt: skip
     assert want is not None and frame == want

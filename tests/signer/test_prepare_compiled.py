@@ -37,7 +37,7 @@ from crossbook._core import PolymarketOrderRequest
 from crossbook._proto import signer_pb2 as pb
 from crossbook.signing import ApiCreds, HmacKey, PrivateKey, l2_headers, polymarket_exchange
 from crossbook.signing.client import SignerClient
-from crossbook.signing.fastframe import OK, encode
+from crossbook.signing.fastframe import HEADER, OK, encode
 from tests.signer.conftest import ANVIL_ADDR, ANVIL_KEY, API_KEY, API_PASSPHRASE, API_SECRET, Kms, Signer
 from tests.signer.test_fast_path import assert_alive, call_error, raw_connect, read_frame
 from tests.signer.test_signer_service import OTHER_TOKEN, TOKEN, v2_order
@@ -467,6 +467,68 @@ def test_compiled_reply_is_the_python_replys_bytes_for_plain_orders() -> None:
         assert got == want.SerializeToString(deterministic=True)
         wire = orjson.loads(Reply.FromString(got).body)
         assert wire["order"]["side"] in ("BUY", "SELL") and wire["deferExec"] == m.defer_exec
+
+
+def _normalized(reply: bytes, like: bytes) -> bytes:
+    """``reply`` with the signing time (and, for a request without a timestamp, the L2 headers' time) of
+    ``like``: what two signatures of one request may differ by."""
+    a, b = Reply.FromString(reply), Reply.FromString(like)
+    assert abs(a.audit.signed_at_ms - b.audit.signed_at_ms) < 5_000
+    a.audit.signed_at_ms = b.audit.signed_at_ms
+    if a.headers != b.headers:
+        assert abs(int(a.headers["POLY_TIMESTAMP"]) - int(b.headers["POLY_TIMESTAMP"])) <= 2
+        for h in ("POLY_TIMESTAMP", "POLY_SIGNATURE"):
+            a.headers[h] = b.headers[h]
+    return a.SerializeToString(deterministic=True)
+
+
+def test_the_wallet_frame_step_answers_as_the_general_path() -> None:
+    """The fast path's one-step wallet case (``prepare_wallet_frame`` + ``remember_wallet_frame``) against
+    ``prepare_order_raw`` on a twin service, over the randomized requests: it takes exactly the wallet
+    requests that sign, answers them with the same reply bytes (signing time aside) in a whole frame for the
+    call id, and leaves every other request (sessions, refusals, odd values) to the general path; after it,
+    the service's memory is the general path's (a retry replays, another request under the id is refused)."""
+    fast, general = make_service(), make_service()
+    gen = OrderGen(7)
+    taken = left = 0
+    for i in range(700):
+        m = gen.request(i)
+        data = m.SerializeToString()
+        kind_b, b = outcome(lambda: general.prepare_order_raw(data))  # noqa: B023
+        made = fast.prepare_wallet_frame(data, OK, 0x80000000 + i)
+        if made is None:
+            left += 1
+            kind_a, a = outcome(lambda: fast.prepare_order_raw(data))  # noqa: B023
+            assert kind_a == kind_b, (i, m, a, b)
+            if kind_a == "error":
+                assert type(a) is type(b) and str(a) == str(b)
+            else:
+                # only a session signature (or values Python's rules judge) is left to the general path
+                assert m.key.WhichOneof("key") == "session_id" or PolymarketOrderRequest(data).needs_python_rules
+                assert _normalized(a, b) != b"" and Reply.FromString(a).audit.key == Reply.FromString(b).audit.key
+            continue
+        taken += 1
+        frame, req = made
+        fast.remember_wallet_frame(req, frame)
+        assert kind_b == "ok" and m.key.WhichOneof("key") == "wallet", (i, m, b)
+        assert frame[:9] == HEADER.pack(len(frame) - 4, OK, 0x80000000 + i)
+        assert _normalized(frame[9:], b) == b, (i, m)
+        # remembered as the general path remembers it: a retry replays the first reply, marked
+        again = fast.prepare_order_raw(data)
+        assert isinstance(again, bytes) and Reply.FromString(again).audit.replayed
+        assert Reply.FromString(again).body == Reply.FromString(frame[9:]).body
+        assert fast.prepare_wallet_frame(data, OK, 1) is None
+    assert taken > 100 and left > 300, (taken, left)
+    assert fast.calls == general.calls + taken  # the general path counts each request once, the retries too
+    other = prepare_request("w-1")
+    made = fast.prepare_wallet_frame(other.SerializeToString(), OK, 5)
+    assert made is not None
+    fast.remember_wallet_frame(made[1], made[0])
+    changed = prepare_request("w-1", salt=9)
+    assert fast.prepare_wallet_frame(changed.SerializeToString(), OK, 6) is None
+    assert refusal(lambda: fast.prepare_order_raw(changed.SerializeToString())).code == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
 
 
 # --- the service entry, in process ------------------------------------------------------------------------

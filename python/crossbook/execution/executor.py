@@ -14,9 +14,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossbook.aio import retrieve
 from crossbook.errors import PolicyViolation, SignerError
@@ -54,6 +53,9 @@ from crossbook.execution.venues import PRESIGNED_MAX_AGE_S, VenueTrader
 from crossbook.safety.breaker import PairState
 from crossbook.safety.gate import Gate, GateDecision
 from crossbook.safety.gate import Intent as GateIntent
+
+if TYPE_CHECKING:
+    from crossbook._core import FirstLegRequest
 
 log = logging.getLogger("crossbook.execution")
 
@@ -253,39 +255,47 @@ class Executor:
             return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
                             intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
 
-        order1 = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
         if first is None:
+            order1 = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
             signing = self.traders[order1.venue].begin_prepare(order1)
         else:
-            begun, signing = first
-            if replace(begun, venue_order_id=None, payload=b"") != order1:
+            # The order begun must be the one leg_order makes from the plan (field for field, as LegOrder
+            # compares, but for what signing adds), checked without making it.
+            order1, signing = first
+            if ((order1.venue, order1.market, order1.side, order1.outcome, order1.price, order1.size, order1.tif,
+                 order1.purpose, order1.leg, order1.intent_id, order1.pair_id, order1.client_order_id,
+                 order1.user_ref)
+                    != (first_leg.venue, self._order_market(pm, first_leg.venue, first_leg.outcome), "buy",
+                        first_leg.outcome, first_leg.limit, plan.size, intent.tif, "entry", "leg1", intent_id,
+                        intent.pair_id, cids["leg1"], self.user_ref)):  # fmt: skip
                 signing.close()
-                raise IntentRefused("plan", [f"the first leg begun ({_planned(begun)}) is not the plan's "
-                                             f"({_planned(order1)})"])  # fmt: skip
-            order1 = begun
+                planned = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
+                raise IntentRefused("plan", [f"the first leg begun ({_planned(order1)}) is not the plan's "
+                                             f"({_planned(planned)})"])  # fmt: skip
         return self._pair_trade(intent, plan, pm, first_leg, second, order1, leg_order, signing)
 
     def begin_first_leg(
         self, pair_id: str, tif: TimeInForce, venue: Venue, outcome: Outcome, price: Decimal, size: Decimal,
-        sent: tuple[object, str, int] | None = None,
+        sent: tuple[object, FirstLegRequest] | None = None,
     ) -> tuple[LegOrder, Coroutine[Any, Any, None]]:  # fmt: skip
         """A pair trade's first leg with its signing request sent now, before the plan is checked and before
         the gate: the edge trigger's compiled path, so the signer signs while those run. Only for
         :meth:`start_pair_trade` (``first=``), which checks this order against the plan and the gate before
         anything reaches a venue, and drops the signature otherwise. An engaged kill switch refuses here:
-        it asks for no signature at all. ``sent``: the request was written already (:meth:`send_first_leg`),
-        with ``(what it returned, the client order id, the order's timestamp in ms)`` the frame was made
-        with; the kill switch was read before it was written."""
+        it asks for no signature at all. ``sent``: the request was written already: ``(what
+        :meth:`send_first_leg` returned, the request EdgeWatch made)``; the kill switch was read before it was
+        written."""
         if sent is None:
             self._check_kill()
         pm = self._pair(pair_id)
-        cid = new_id() if sent is None else sent[1]
+        cid = new_id() if sent is None else sent[1].client_order_id
         order = LegOrder(venue, self._order_market(pm, venue, outcome), "buy", outcome, price, size, tif, "entry",
                          "leg1", new_id(), pair_id, cid, user_ref=self.user_ref)  # fmt: skip
         trader = self.traders[venue]
         if sent is None:
             return order, trader.begin_prepare(order)
-        return order, trader.begin_prepare(order, sent[0], sent[2])  # type: ignore[call-arg]
+        made = sent[1]  # its order map and hash, made now that the request is on its way
+        return order, trader.begin_prepare(order, (sent[0], made.order(), made.order_hash()))  # type: ignore[call-arg]
 
     def first_leg_template(self, pair_id: str, tif: TimeInForce) -> dict[str, object] | None:
         """The arguments of ``EdgeWatch.set_first_leg`` that make the first leg's signing request for ``pair_id``

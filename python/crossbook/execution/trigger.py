@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 
-from crossbook._core import BookSet, EdgeWatch
+from crossbook._core import BookSet, EdgeWatch, FirstLegRequest
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
@@ -403,7 +403,7 @@ class EdgeTrigger:
         return self._launch(a, now, plan, state, None)
 
     def _fire_at_top(
-        self, a: _Armed, now: int, hit: tuple[int, str, str, int, tuple[bytes, int, str, int] | None],
+        self, a: _Armed, now: int, hit: tuple[int, str, str, int, FirstLegRequest | None],
         fall_back: bool = True,
     ) -> bool:  # fmt: skip
         """The compiled check fired: both best levels hold the size, the plan at the top keeps the edge and
@@ -419,7 +419,7 @@ class EdgeTrigger:
             return self._full(a, now) if fall_back else False
         # The signing request made by the check itself leaves first (None: the fast path is down; the executor
         # then makes and sends the request below, as without a first leg set).
-        sent = None if made is None else ex.send_first_leg(made[0], made[1])
+        sent = None if made is None else ex.send_first_leg(made.frame, made.call_id)
         yes_venue, no_venue, yes_outcome, no_outcome = a.sides[direction]
         ya, na, size = Decimal(yes_ask), Decimal(no_ask), Decimal(shares)
         if yes_venue == ex.first_venue:
@@ -428,7 +428,7 @@ class EdgeTrigger:
             leg = (no_venue, no_outcome, na)
         try:
             first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size,
-                                       sent=None if sent is None or made is None else (sent, made[2], made[3]))
+                                       sent=None if sent is None or made is None else (sent, made))
         except IntentRefused:
             return self._full(a, now) if fall_back else False
         # -- the signer is signing; everything below runs meanwhile --

@@ -334,21 +334,21 @@ class PolymarketTrader:
         _apply(order, ready)
 
     def begin_prepare(
-        self, order: LegOrder, sent: object | None = None, timestamp_ms: int | None = None
+        self, order: LegOrder, sent: tuple[object, Mapping[str, object], str] | None = None
     ) -> Coroutine[Any, Any, None]:
         """:meth:`prepare`, with the signing request sent now (the signer signs while the caller goes on);
         await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it.
-        ``sent``: the request was written already (:meth:`send_first_leg`) for this order made at
-        ``timestamp_ms``."""
+        ``sent``: the request was written already (:meth:`send_first_leg`): ``(what that returned, the order
+        map it carries, the order's hash)``, made by ``EdgeWatch`` for this order as :meth:`_struct` makes it."""
+        if sent is not None:
+            handle, struct, order.venue_order_id = sent
+            pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
+                struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id, sent=handle)
+            return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
         try:
-            struct = self._struct(order, timestamp_ms)
-            if sent is None:
-                pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
-                                                                     request_id=order.client_order_id)  # fmt: skip
-            else:
-                pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
-                    struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id, sent=sent
-                )
+            struct = self._struct(order)
+            pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
+                                                                 request_id=order.client_order_id)  # fmt: skip
         except (ExecutionError, SignerError, PolicyViolation) as exc:
             # Refused before anything left (the order format, or the signing request itself): raised where
             # the caller awaits, as prepare() would, so the executor records the refusal the same way.

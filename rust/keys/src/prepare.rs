@@ -621,6 +621,15 @@ pub fn prepare(
     })
 }
 
+/// The order's EIP-712 digest (its Polymarket order id) as [`prepare`] signs it, without a key:
+/// the same checks of the order map, chain and exchange, in the same order.
+pub fn order_hash(req: &PrepareRequest) -> Result<Word, KeyError> {
+    let chain_id = if req.chain_id == 0 { 137 } else { req.chain_id };
+    let exchange = exchange_of(req, chain_id)?;
+    let order = order_from_map(req)?;
+    order_digest(&Order::V2(order), OrderVersion::V2, chain_id, &exchange)
+}
+
 /// The order's notional as the audit of a wallet signature shows it: `str(order_notional(order))`
 /// (USDC, a Decimal of the 6-decimal amount), "" for an order without a side.
 pub fn wallet_notional(req: &PrepareRequest) -> Result<String, KeyError> {

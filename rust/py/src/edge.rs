@@ -6,11 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbook_book::edge::{check, Check, Direction, EdgeRule, LegView, Outcome};
 use crossbook_book::{fixed, Venue};
-use crossbook_keys::prepare::{KeyChoice, KeyRef, PrepareRequest};
+use crossbook_keys::abi::{parse_address, parse_uint256};
+use crossbook_keys::hex::encode_0x;
+use crossbook_keys::prepare::{order_hash, KeyChoice, KeyRef, PrepareRequest};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes};
+use pyo3::types::{PyBool, PyBytes, PyDict};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -63,8 +65,15 @@ struct FirstLeg {
 }
 
 impl FirstLeg {
-    /// ``(frame, call_id, client_order_id, timestamp_ms)`` for ``shares`` of ``outcome`` at ``price``.
-    fn frame(&self, outcome: Outcome, price: i64, shares: i64) -> (Vec<u8>, u32, String, i64) {
+    /// The signing request for ``shares`` of ``outcome`` at ``price``: its frame, call id, timestamp
+    /// and the request. Its order hash is made after the frame is written
+    /// (``FirstLegRequest.order_hash``): the tokens and the address were checked when set.
+    fn frame(
+        &self,
+        outcome: Outcome,
+        price: i64,
+        shares: i64,
+    ) -> (Vec<u8>, u32, i64, PrepareRequest) {
         let rid = new_id();
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -105,7 +114,57 @@ impl FirstLeg {
             ..PrepareRequest::default()
         };
         let call_id = next_call_id();
-        (frame_of(self.method, call_id, &req), call_id, rid, ts_ms)
+        (frame_of(self.method, call_id, &req), call_id, ts_ms, req)
+    }
+}
+
+/// A fire's first-leg signing request (``EdgeWatch.check``): its frame, ready to write, and what the
+/// executor records and checks of the order, made on demand (after the frame is written).
+#[pyclass(module = "crossbook._core", frozen)]
+pub struct FirstLegRequest {
+    frame: Py<PyBytes>,
+    #[pyo3(get)]
+    call_id: u32,
+    #[pyo3(get)]
+    timestamp_ms: i64,
+    req: PrepareRequest,
+}
+
+#[pymethods]
+impl FirstLegRequest {
+    /// The fast-path frame: ``u32 length | u8 method | u32 call id | PreparePolymarketOrderRequest``.
+    #[getter]
+    fn frame(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.frame.clone_ref(py)
+    }
+
+    /// The request id: the order's client order id.
+    #[getter]
+    fn client_order_id(&self) -> &str {
+        &self.req.request_id
+    }
+
+    /// The order map the request carries (every value a string).
+    fn order<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let order = PyDict::new(py);
+        for (k, v) in &self.req.order {
+            order.set_item(k, v)?;
+        }
+        Ok(order)
+    }
+
+    /// The order's EIP-712 digest, 0x lowercase hex: its Polymarket id, as the signer signs it.
+    fn order_hash(&self) -> PyResult<String> {
+        order_hash(&self.req)
+            .map(|d| encode_0x(&d))
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<FirstLegRequest call_id={:#x} client_order_id={}>",
+            self.call_id, self.req.request_id
+        )
     }
 }
 
@@ -127,7 +186,7 @@ fn amount(name: &str, s: &str) -> PyResult<i64> {
 /// (an edge only the full path may judge: depth, a smaller size, stale or disabled) or
 /// ``(direction, yes_ask, no_ask, shares, first)`` to fire at the top of book. ``first`` is
 /// ``None``, or with a first leg set (:meth:`set_first_leg`) its signing request, made in the same
-/// call: ``(frame, call_id, client_order_id, timestamp_ms)``.
+/// call: a ``FirstLegRequest``.
 #[pyclass(module = "crossbook._core")]
 pub struct EdgeWatch {
     legs: [(Venue, String); 2],
@@ -248,7 +307,18 @@ impl EdgeWatch {
                     Some(f.frame(outcome, price, shares))
                 });
                 let first = first
-                    .map(|(frame, call_id, rid, ts)| (PyBytes::new(py, &frame), call_id, rid, ts));
+                    .map(|(frame, call_id, timestamp_ms, req)| {
+                        Py::new(
+                            py,
+                            FirstLegRequest {
+                                frame: PyBytes::new(py, &frame).unbind(),
+                                call_id,
+                                timestamp_ms,
+                                req,
+                            },
+                        )
+                    })
+                    .transpose()?;
                 Some(
                     (
                         direction,
@@ -287,6 +357,13 @@ impl EdgeWatch {
                 "EdgeWatch first leg: only a Polymarket order is made here",
             ));
         }
+        // What the signer would refuse as input is refused here, once: each fire's order hash then holds.
+        for (name, token) in [("tokens[0]", &tokens.0), ("tokens[1]", &tokens.1)] {
+            parse_uint256(name, token)
+                .map_err(|e| PyValueError::new_err(format!("EdgeWatch first leg: {e}")))?;
+        }
+        parse_address("address", &address)
+            .map_err(|e| PyValueError::new_err(format!("EdgeWatch first leg: {e}")))?;
         let key = match (wallet, session_id) {
             (Some(w), None) => KeyChoice::Wallet(w),
             (None, Some(s)) => KeyChoice::Session(s),
@@ -346,5 +423,6 @@ impl EdgeWatch {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<EdgeWatch>()
+    m.add_class::<EdgeWatch>()?;
+    m.add_class::<FirstLegRequest>()
 }

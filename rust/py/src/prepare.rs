@@ -182,6 +182,51 @@ impl PolymarketOrderRequest {
         cumulative: &str,
         session_blob: &[u8],
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let reply = self.reply_bytes(py, audit_key, notional, cumulative, session_blob)?;
+        Ok(PyBytes::new(py, &reply))
+    }
+
+    /// :meth:`reply` for a wallet signature (the order's own notional, no session), as a whole
+    /// fast-path frame (``u32 length | u8 kind | u32 call id | reply``) for ``call_id``.
+    fn wallet_reply_frame<'py>(
+        &self,
+        py: Python<'py>,
+        kind: u8,
+        call_id: u32,
+        audit_key: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let reply = self.reply_bytes(py, audit_key, None, "", b"")?;
+        let mut frame = Vec::with_capacity(9 + reply.len());
+        frame.extend_from_slice(&((reply.len() + 5) as u32).to_be_bytes());
+        frame.push(kind);
+        frame.extend_from_slice(&call_id.to_be_bytes());
+        frame.extend_from_slice(&reply);
+        Ok(PyBytes::new(py, &frame))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PolymarketOrderRequest(request_id={:?}, account={:?}, signed={})",
+            self.req.request_id,
+            self.req.account,
+            if self.prepared.is_some() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
+}
+
+impl PolymarketOrderRequest {
+    fn reply_bytes(
+        &self,
+        py: Python<'_>,
+        audit_key: &str,
+        notional: Option<&str>,
+        cumulative: &str,
+        session_blob: &[u8],
+    ) -> PyResult<Vec<u8>> {
         let Some(p) = &self.prepared else {
             return Err(PyRuntimeError::new_err(
                 "reply() before a successful sign()",
@@ -202,20 +247,7 @@ impl PolymarketOrderRequest {
             cumulative,
             signed_at_ms: unix_ms(),
         };
-        Ok(PyBytes::new(py, &encode_reply(p, &audit, session_blob)))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "PolymarketOrderRequest(request_id={:?}, account={:?}, signed={})",
-            self.req.request_id,
-            self.req.account,
-            if self.prepared.is_some() {
-                "True"
-            } else {
-                "False"
-            }
-        )
+        Ok(encode_reply(p, &audit, session_blob))
     }
 }
 
