@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from crossbook._core import PolymarketOrderRequest
+from crossbook._core import PolymarketOrderRequest, prepare_order_frame
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
 from crossbook.errors import SignerError
-from crossbook.signing.client import SignerClient, SignerPolicyError
+from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient, SignerPolicyError
 from crossbook.signing.fastframe import ERROR, HEADER, METHOD_IDS, OK, encode
 
 ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
@@ -233,4 +233,34 @@ async def test_the_protobuf_message_is_made_only_when_the_fast_reply_does_not_se
         await fut
     assert made == ["rid-m2"]
     server.answer.set()
+    await client.close()
+
+
+async def test_a_frame_made_elsewhere_is_written_now_and_its_reply_reaches_the_call(
+    server: FastServer, tmp_path: Path
+) -> None:
+    # EdgeWatch makes the first leg's frame under a call id from the high half; the client writes it at once and
+    # the call begun with it (sent=) gets its reply; the client's own ids stay in the low half.
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    assert client.send_prepare_frame(b"never written", 0x80000001) is None  # not connected: nothing written
+    await client.health()
+    n = len(server.frames)
+    frame = prepare_order_frame(METHOD_IDS["PreparePolymarketOrder"], 0x80000002, "rid-x", ORDER, account="acct",
+                                order_type="FOK", wallet="main")  # fmt: skip
+    assert frame is not None
+    assert client.send_prepare_frame(frame, 0x1234) is None  # a low-half id is the client's own: refused
+    server.got.clear()
+    sent = client.send_prepare_frame(frame, 0x80000002)
+    assert sent is not None
+    assert server.got.wait(5), "send_prepare_frame returned without writing the frame"
+    assert client.send_prepare_frame(frame, 0x80000002) is None  # that id is pending: refused
+    assert server.frames[n:] == [(METHOD_IDS["PreparePolymarketOrder"], 0x80000002, frame[9:])]
+    call = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                 request_id="rid-x", sent=sent)  # fmt: skip
+    server.answer.set()
+    reply = await call
+    assert reply.hash == "0x" + "11" * 32 and reply.headers == {"POLY_API_KEY": "acct"}
+    assert len(server.frames) == n + 1  # the call wrote nothing more
+    await client.health()
+    assert all(call_id <= CLIENT_CALL_IDS for _, call_id, _ in server.frames[n + 1 :])
     await client.close()
