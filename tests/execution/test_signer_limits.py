@@ -19,6 +19,7 @@ from crossbook_signer.envelope import context, seal
 from cryptography.hazmat.primitives import serialization
 
 from crossbook.execution import Executor, IntentRefused, KalshiTrader, PairIntent, PolymarketTrader, ServiceSigner
+from crossbook.execution.trigger import EdgeIntent, EdgeTrigger, Firing
 from crossbook.signing.client import SignerClient
 from tests.conftest import eventually
 from tests.execution.test_scenarios import KEY, KEY_ID, Rig, rig, rows
@@ -128,3 +129,44 @@ async def test_session_limits_refuse_inside_the_signer_nothing_sent(
     assert [i["status"] for i in intents] == ["refused", "hedged", "refused"]
     actions = [a["action"] for a in await rows(r.pg_url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions.count("order_refused") == 2
+
+
+async def test_a_fire_under_a_session_sends_the_compiled_request_and_records_the_signers_hash(
+    signed_rig: tuple[Rig, Executor, SignerClient],
+) -> None:
+    # An armed trigger over the live books with the session-signed executor and its records: the compiled check
+    # makes the first leg's request (a session key), the order's hash is recorded before the send from that
+    # request, and it is the hash the signer signed and the venue holds.
+    r, executor, client = signed_rig
+    await client.health()  # the fast path is up (the daemon connects it at start)
+    r.poly.pause_updates()
+    r.kal.pause_updates()
+    await asyncio.sleep(0.2)  # the last ticks reach our books
+    written: list[object] = []
+    send = client.send_prepare_frame
+
+    def spy(frame: bytes, call_id: int) -> object:
+        sent = send(frame, call_id)
+        written.append(sent)
+        return sent
+
+    client.send_prepare_frame = spy  # type: ignore[method-assign]
+    done: list[Firing] = []
+    trigger = EdgeTrigger(executor, rearm="manual", on_done=done.append)
+    trigger.attach(r.md)
+    # the direction the scenario books show an edge in (YES on Kalshi, NO on Polymarket), at any edge
+    trigger.arm(EdgeIntent(r.pair_id, Decimal(20), Decimal(0), yes_venue="kalshi"))
+    watch = trigger._armed[r.pair_id].watch
+    assert watch is not None and watch.first_leg
+    try:
+        await eventually(lambda: done, timeout=15, what="the armed trigger's intent to finish")
+    finally:
+        await trigger.stop()
+    (firing,) = done
+    assert firing.result is not None and firing.result.status == "hedged", firing
+    assert len(written) == 1 and written[0] is not None  # the compiled request, written by the trigger
+    leg1 = firing.result.legs[0].order
+    assert leg1.venue == "polymarket" and leg1.venue_order_id in r.poly.orders
+    (row,) = await rows(r.pg_url, "SELECT venue_order_id FROM orders WHERE client_order_id = $1",
+                        leg1.client_order_id)  # fmt: skip
+    assert row["venue_order_id"] == leg1.venue_order_id

@@ -294,8 +294,11 @@ class Executor:
         trader = self.traders[venue]
         if sent is None:
             return order, trader.begin_prepare(order)
-        made = sent[1]  # its order map and hash, made now that the request is on its way
-        return order, trader.begin_prepare(order, (sent[0], made.order(), made.order_hash()))  # type: ignore[call-arg]
+        # Its order map and hash, made now that the request is on its way; the hash (the order's id, known before
+        # the signature) only when it is recorded before the send, else the signer's reply brings it.
+        made = sent[1]
+        digest = made.order_hash() if self.store is not None else None
+        return order, trader.begin_prepare(order, (sent[0], made.order(), digest))  # type: ignore[call-arg]
 
     def first_leg_template(self, pair_id: str, tif: TimeInForce) -> dict[str, object] | None:
         """The arguments of ``EdgeWatch.set_first_leg`` that make the first leg's signing request for ``pair_id``

@@ -334,12 +334,13 @@ class PolymarketTrader:
         _apply(order, ready)
 
     def begin_prepare(
-        self, order: LegOrder, sent: tuple[object, Mapping[str, object], str] | None = None
+        self, order: LegOrder, sent: tuple[object, Mapping[str, object], str | None] | None = None
     ) -> Coroutine[Any, Any, None]:
         """:meth:`prepare`, with the signing request sent now (the signer signs while the caller goes on);
         await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it.
         ``sent``: the request was written already (:meth:`send_first_leg`): ``(what that returned, the order
-        map it carries, the order's hash)``, made by ``EdgeWatch`` for this order as :meth:`_struct` makes it."""
+        map it carries, the order's hash or None)``, made by ``EdgeWatch`` for this order as :meth:`_struct`
+        makes it (no hash: ``venue_order_id`` comes with the signer's reply)."""
         if sent is not None:
             handle, struct, order.venue_order_id = sent
             pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
