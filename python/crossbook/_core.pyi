@@ -268,6 +268,14 @@ class PolymarketOrderRequest:
         """:meth:`reply` for a wallet signature (the order's own notional, no session) as a whole fast-path
         frame: ``u32 length | u8 kind | u32 call id | reply``."""
 
+__all__ += ["decode_prepare_reply"]
+
+def decode_prepare_reply(data: bytes) -> tuple[str, str, bytes, dict[str, str], dict[str, object], bytes]:
+    """A serialized ``PreparePolymarketOrderReply`` as ``(hash, signature, body, headers, audit, session_blob)``:
+    what the signer client makes of the protobuf message (``audit``: a dict of its seven fields), in one
+    call. ``ValueError`` where protobuf refuses the bytes (and for a few odd inputs it may accept): parse
+    those with protobuf."""
+
 __all__ += ["prepare_order_frame"]
 
 def prepare_order_frame(

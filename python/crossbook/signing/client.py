@@ -45,6 +45,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
+from crossbook._core import decode_prepare_reply as _decode_prepare_reply
 from crossbook._core import prepare_order_frame as _prepare_frame
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import retrieve
@@ -252,11 +253,11 @@ def _early_reply(out: asyncio.Future[PreparedOrderReply], kind: int, payload: by
     other outcome (an error, an unreadable reply) is left to the call's task, which reports it."""
     if kind != OK or out.done():
         return
-    try:
-        reply = pb.PreparePolymarketOrderReply.FromString(payload)
-    except DecodeError:
+    try:  # read in one compiled call (the same reply protobuf makes of these bytes)
+        reply = PreparedOrderReply(*_decode_prepare_reply(payload))
+    except ValueError:
         return
-    out.set_result(_prepared_reply(reply))
+    out.set_result(reply)
 
 
 def _settle(out: asyncio.Future[PreparedOrderReply], task: asyncio.Task[PreparedOrderReply]) -> None:

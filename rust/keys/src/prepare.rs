@@ -696,6 +696,90 @@ pub struct Audit<'a> {
     pub signed_at_ms: i64,
 }
 
+/// `Audit` as a reply carries it (proto/signer.proto).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFields {
+    pub request_id: String,
+    pub decision: String,
+    pub key: String,
+    pub notional: String,
+    pub cumulative: String,
+    pub signed_at_ms: i64,
+    pub replayed: bool,
+}
+
+/// A decoded `PreparePolymarketOrderReply`: what upb's `FromString` reads from the same bytes
+/// (last value wins, map entries by key with the last value, the audit merged, unknown fields and
+/// known numbers with another wire type skipped; a map entry carrying unknown fields is not in
+/// the map, as upb keeps it among the unknown fields). Headers in first-seen key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrepareReply {
+    pub hash: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub audit: AuditFields,
+    pub session_blob: Vec<u8>,
+}
+
+impl PrepareReply {
+    /// Decode a serialized reply; an error where upb's `FromString` raises (and, to be safe, for a
+    /// few inputs it may accept: the caller then parses with protobuf).
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut m = Self::default();
+        let mut r = Reader::new(buf);
+        while !r.at_end() {
+            let at = r.offset();
+            match r.tag()? {
+                (1, LEN) => m.hash = r.string("hash")?.to_owned(),
+                (2, LEN) => m.signature = r.string("signature")?.to_owned(),
+                (3, LEN) => m.body = r.len_delimited()?.to_vec(),
+                (4, LEN) => {
+                    let mut sub = r.sub()?;
+                    let (mut key, mut value, mut unknown) = ("", "", false);
+                    while !sub.at_end() {
+                        let at = sub.offset();
+                        match sub.tag()? {
+                            (1, LEN) => key = sub.string("headers (a key)")?,
+                            (2, LEN) => value = sub.string("headers (a value)")?,
+                            (f, wt) => {
+                                sub.skip(at, f, wt, DEPTH_LIMIT - 1)?;
+                                unknown = true;
+                            }
+                        }
+                    }
+                    if !unknown {
+                        match m.headers.iter_mut().find(|(k, _)| k == key) {
+                            Some(slot) => value.clone_into(&mut slot.1),
+                            None => m.headers.push((key.to_owned(), value.to_owned())),
+                        }
+                    }
+                }
+                (5, LEN) => {
+                    let mut sub = r.sub()?;
+                    let a = &mut m.audit;
+                    while !sub.at_end() {
+                        let at = sub.offset();
+                        match sub.tag()? {
+                            (1, LEN) => a.request_id = sub.string("audit.request_id")?.to_owned(),
+                            (2, LEN) => a.decision = sub.string("audit.decision")?.to_owned(),
+                            (3, LEN) => a.key = sub.string("audit.key")?.to_owned(),
+                            (4, LEN) => a.notional = sub.string("audit.notional")?.to_owned(),
+                            (5, LEN) => a.cumulative = sub.string("audit.cumulative")?.to_owned(),
+                            (6, VARINT) => a.signed_at_ms = sub.varint()? as i64,
+                            (7, VARINT) => a.replayed = sub.varint()? != 0,
+                            (f, wt) => sub.skip(at, f, wt, DEPTH_LIMIT - 1)?,
+                        }
+                    }
+                }
+                (6, LEN) => m.session_blob = r.len_delimited()?.to_vec(),
+                (f, wt) => r.skip(at, f, wt, DEPTH_LIMIT)?,
+            }
+        }
+        Ok(m)
+    }
+}
+
 /// `PreparePolymarketOrderReply`, serialized as upb serializes it deterministically.
 pub fn encode_reply(p: &Prepared, audit: &Audit<'_>, session_blob: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(p.body.len() + 640 + session_blob.len());

@@ -5,12 +5,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbook_keys::prepare::{
-    encode_reply, prepare, wallet_notional, Audit, KeyChoice, KeyRef, L2Creds, PrepareRequest,
-    Prepared,
+    encode_reply, prepare, wallet_notional, Audit, KeyChoice, KeyRef, L2Creds, PrepareReply,
+    PrepareRequest, Prepared,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple};
 
 use crate::signing::{key_err, HmacKey, PrivateKey};
 
@@ -325,7 +325,41 @@ pub(crate) fn frame_of(method: u8, call_id: u32, req: &PrepareRequest) -> Vec<u8
     frame
 }
 
+/// A serialized ``PreparePolymarketOrderReply`` as ``(hash, signature, body, headers, audit,
+/// session_blob)``: what the signer client makes of the protobuf message (``audit`` a dict of its
+/// seven fields), read in one call. ``ValueError`` where protobuf would refuse the bytes (and for a
+/// few odd inputs it may accept): the caller then parses them with protobuf.
+#[pyfunction]
+fn decode_prepare_reply<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+    let r = PrepareReply::decode(data).map_err(|e| {
+        PyValueError::new_err(format!("not a valid PreparePolymarketOrderReply: {e}"))
+    })?;
+    let headers = PyDict::new(py);
+    for (k, v) in &r.headers {
+        headers.set_item(k, v)?;
+    }
+    let a = &r.audit;
+    let audit = PyDict::new(py);
+    audit.set_item("request_id", &a.request_id)?;
+    audit.set_item("decision", &a.decision)?;
+    audit.set_item("key", &a.key)?;
+    audit.set_item("notional", &a.notional)?;
+    audit.set_item("cumulative", &a.cumulative)?;
+    audit.set_item("signed_at_ms", a.signed_at_ms)?;
+    audit.set_item("replayed", a.replayed)?;
+    (
+        r.hash,
+        r.signature,
+        PyBytes::new(py, &r.body),
+        headers,
+        audit,
+        PyBytes::new(py, &r.session_blob),
+    )
+        .into_pyobject(py)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PolymarketOrderRequest>()?;
+    m.add_function(wrap_pyfunction!(decode_prepare_reply, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_order_frame, m)?)
 }
