@@ -97,12 +97,14 @@ class MarketData:
         self._frame_listeners.append(fn)
 
     def _frame_applied(self, conn: UpstreamConnection) -> None:
-        self._changes.set()
+        # The listeners first, then the dispatch's wake-up: whatever a listener starts (the edge trigger's
+        # intent task) is queued ahead of the batched dispatch, which no order waits for.
         for fn in self._frame_listeners:
             try:
                 fn(conn.venue, conn.markets())
             except Exception:  # a listener's bug must not take the feed down
                 log.exception("frame listener failed")
+        self._changes.set()
 
     def dispatch_changes(self) -> int:
         """Hand the books changed since the last call to every consumer now. Returns how many."""
