@@ -20,7 +20,7 @@ from crossbook._core import PolymarketOrderRequest, prepare_order_frame
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
 from crossbook.errors import SignerError
-from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient, SignerPolicyError
+from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient, SignerPolicyError, SignerTimeout
 from crossbook.signing.fastframe import ERROR, HEADER, METHOD_IDS, OK, encode
 
 ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
@@ -263,4 +263,33 @@ async def test_a_frame_made_elsewhere_is_written_now_and_its_reply_reaches_the_c
     assert len(server.frames) == n + 1  # the call wrote nothing more
     await client.health()
     assert all(call_id <= CLIENT_CALL_IDS for _, call_id, _ in server.frames[n + 1 :])
+    await client.close()
+
+
+def _call_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "").endswith("._prepared")]
+
+
+async def test_a_begun_call_runs_no_task_for_an_ok_reply_and_reports_a_timeout_as_the_awaited_call(
+    server: FastServer, tmp_path: Path
+) -> None:
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=0.3, fast=True)
+    await client.health()
+    conn = client._fast_conn
+    assert conn is not None
+    server.answer.set()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-t1")  # fmt: skip
+    assert _call_tasks() == []  # written: the reply alone settles the call
+    reply = await fut
+    await asyncio.sleep(0)
+    assert reply.body == b'{"order":1}' and _call_tasks() == [] and not conn.early and not conn.pending
+    # No reply within the client's timeout: the call's task starts and reports it, as the awaited call does.
+    server.answer.clear()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-t2")  # fmt: skip
+    with pytest.raises(SignerTimeout, match="did not answer PreparePolymarketOrder"):
+        await fut
+    assert not conn.early and not conn.pending
+    server.answer.set()
     await client.close()

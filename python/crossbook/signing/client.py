@@ -693,16 +693,27 @@ class SignerClient:
             req = self._prepare_request(order, account, order_type, wallet, session_id, rid)
             sent = self._send_now(PREPARE, req)
         loop = asyncio.get_running_loop()
-        # The call's task owns timeouts, errors and retries; on the fast path an OK reply also resolves
-        # ``out`` in the turn its frame is read, so the order path resumes a turn before the task ends.
-        task = loop.create_task(self._prepared(req, sent, (order, account, order_type, wallet, session_id, rid)))
-        if sent is None:
+        args = (order, account, order_type, wallet, session_id, rid)
+        if sent is None:  # the call's task does it all: connect, send, wait, retry
+            task = loop.create_task(self._prepared(req, None, args))
             task.add_done_callback(retrieve)
             return task
+        # Written on the fast path: an OK reply resolves ``out`` in the turn its frame is read, and nothing else
+        # runs for the call. The call's task (timeouts, errors, retries: as ever) starts only for what that did
+        # not settle: another reply (an error), a lost connection, or no reply within the timeout.
         out: asyncio.Future[PreparedOrderReply] = loop.create_future()
-        sent[0].early[sent[1]] = functools.partial(_early_reply, out)
-        task.add_done_callback(functools.partial(_settle, out))
         out.add_done_callback(retrieve)
+        conn, call_id, fut = sent
+        conn.early[call_id] = functools.partial(_early_reply, out)
+        timer = loop.call_later(self.timeout, _expire, fut)  # the call's task then reports the timeout
+
+        def settled(_: object) -> None:  # the reply frame read (any kind), the connection lost, or expired
+            timer.cancel()
+            if not out.done():
+                task = loop.create_task(self._prepared(req, sent, args))
+                task.add_done_callback(functools.partial(_settle, out))
+
+        fut.add_done_callback(settled)
         return out
 
     def warm_prepare_polymarket_order(
