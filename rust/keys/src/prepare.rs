@@ -114,6 +114,28 @@ fn put_entry(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
     put_bytes(out, 2, value.as_bytes());
 }
 
+/// One `map<string, string>` entry: its key, value (the last of each; "" when absent; named
+/// ``names`` in errors) and unknown fields, raw.
+fn map_entry<'a>(
+    r: &mut Reader<'a>,
+    names: [&str; 2],
+) -> Result<(&'a str, &'a str, Vec<u8>), DecodeError> {
+    let (mut key, mut value) = ("", "");
+    let mut unknown: Vec<u8> = Vec::new();
+    while !r.at_end() {
+        let at = r.offset();
+        match r.tag()? {
+            (1, LEN) => key = r.string(names[0])?,
+            (2, LEN) => value = r.string(names[1])?,
+            (f, wt) => {
+                r.skip(at, f, wt, DEPTH_LIMIT - 1)?;
+                unknown.extend_from_slice(r.since(at));
+            }
+        }
+    }
+    Ok((key, value, unknown))
+}
+
 /// The order upb's deterministic serialization gives string map keys: bytewise over the common
 /// prefix, then the LONGER key first ("ab" before "a", "" last) — upb's comparator, quirk included.
 fn upb_key_order(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
@@ -163,19 +185,7 @@ impl PrepareRequest {
     }
 
     fn order_entry(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
-        let (mut key, mut value) = ("", "");
-        let mut unknown: Vec<u8> = Vec::new();
-        while !r.at_end() {
-            let at = r.offset();
-            match r.tag()? {
-                (1, LEN) => key = r.string("order (a key)")?,
-                (2, LEN) => value = r.string("order (a value)")?,
-                (f, wt) => {
-                    r.skip(at, f, wt, DEPTH_LIMIT - 1)?;
-                    unknown.extend_from_slice(r.since(at));
-                }
-            }
-        }
+        let (key, value, unknown) = map_entry(r, ["order (a key)", "order (a value)"])?;
         if unknown.is_empty() {
             match self.order.iter_mut().find(|(k, _)| k == key) {
                 Some(slot) => value.clone_into(&mut slot.1),
@@ -735,20 +745,9 @@ impl PrepareReply {
                 (2, LEN) => m.signature = r.string("signature")?.to_owned(),
                 (3, LEN) => m.body = r.len_delimited()?.to_vec(),
                 (4, LEN) => {
-                    let mut sub = r.sub()?;
-                    let (mut key, mut value, mut unknown) = ("", "", false);
-                    while !sub.at_end() {
-                        let at = sub.offset();
-                        match sub.tag()? {
-                            (1, LEN) => key = sub.string("headers (a key)")?,
-                            (2, LEN) => value = sub.string("headers (a value)")?,
-                            (f, wt) => {
-                                sub.skip(at, f, wt, DEPTH_LIMIT - 1)?;
-                                unknown = true;
-                            }
-                        }
-                    }
-                    if !unknown {
+                    let names = ["headers (a key)", "headers (a value)"];
+                    let (key, value, unknown) = map_entry(&mut r.sub()?, names)?;
+                    if unknown.is_empty() {
                         match m.headers.iter_mut().find(|(k, _)| k == key) {
                             Some(slot) => value.clone_into(&mut slot.1),
                             None => m.headers.push((key.to_owned(), value.to_owned())),

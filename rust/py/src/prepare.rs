@@ -196,12 +196,7 @@ impl PolymarketOrderRequest {
         audit_key: &str,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let reply = self.reply_bytes(py, audit_key, None, "", b"")?;
-        let mut frame = Vec::with_capacity(9 + reply.len());
-        frame.extend_from_slice(&((reply.len() + 5) as u32).to_be_bytes());
-        frame.push(kind);
-        frame.extend_from_slice(&call_id.to_be_bytes());
-        frame.extend_from_slice(&reply);
-        Ok(PyBytes::new(py, &frame))
+        Ok(PyBytes::new(py, &framed(kind, call_id, &reply)))
     }
 
     fn __repr__(&self) -> String {
@@ -316,12 +311,16 @@ fn prepare_order_frame<'py>(
 /// The fast-path frame carrying ``req``: ``u32 length | u8 method | u32 call id | message``, the
 /// message in its canonical form (what the client's protobuf message serializes to).
 pub(crate) fn frame_of(method: u8, call_id: u32, req: &PrepareRequest) -> Vec<u8> {
-    let msg = req.canonical();
+    framed(method, call_id, &req.canonical())
+}
+
+/// ``u32 length | u8 kind | u32 call id | msg``: one fast-path frame.
+fn framed(kind: u8, call_id: u32, msg: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(9 + msg.len());
     frame.extend_from_slice(&((msg.len() + 5) as u32).to_be_bytes());
-    frame.push(method);
+    frame.push(kind);
     frame.extend_from_slice(&call_id.to_be_bytes());
-    frame.extend_from_slice(&msg);
+    frame.extend_from_slice(msg);
     frame
 }
 
