@@ -39,6 +39,11 @@ async def fetch(url: str, sql: str, *args: object) -> list[dict[str, object]]:
 
 
 async def kill_mid_intent(r: ProcRig, held_sim: object) -> None:
+    # The books held still while the intent runs: a tick between its plan and its FOK order could leave the
+    # order nothing to fill at its limit (a rejection, replied at once, not held; seen in CI), and this test is
+    # about the held reply. Resumed once the process is killed.
+    r.poly.pause_updates()
+    r.kal.pause_updates()
     proc = await r.start("trade", "pair", r.pair_id, "--size", "20", "--edge", "0.02")
     try:
         await eventually(lambda: held_sim.stats["replies_held"] == 1 or proc.returncode is not None,  # type: ignore[attr-defined]
@@ -56,6 +61,8 @@ async def kill_mid_intent(r: ProcRig, held_sim: object) -> None:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+        r.poly.resume_updates()
+        r.kal.resume_updates()
     assert proc.returncode == -signal.SIGKILL
 
 
