@@ -27,9 +27,6 @@ from crossbook.signing import (
     prepare_polymarket_order,
     sign_polymarket_order,
 )
-from crossbook.signing.fastframe import METHOD_IDS
-
-PREPARE = "PreparePolymarketOrder"
 
 if TYPE_CHECKING:
     from crossbook.signing.client import SignerClient, _Sent
@@ -169,10 +166,9 @@ class ServiceSigner:
         """The arguments of ``EdgeWatch.set_first_leg`` (all but venue and tokens) that make the frame
         :meth:`begin_prepare_polymarket_order` would write for an ``order_type`` order, or None when the
         client has no fast path to write it on."""
-        if not self._client.fast:
-            return None
-        return {"method": METHOD_IDS[PREPARE], "address": self._address, "account": self._api_key,
-                "order_type": order_type, "wallet": self._wallet, "session_id": self._session_id}  # fmt: skip
+        template = self._client.prepare_frame_template(account=self._api_key, order_type=order_type,
+                                                       wallet=self._wallet, session_id=self._session_id)  # fmt: skip
+        return None if template is None else {**template, "address": self._address}
 
     def send_prepare_frame(self, frame: bytes, call_id: int) -> object | None:
         """Write a frame made from :meth:`prepare_frame_template` now (``SignerClient.send_prepare_frame``);

@@ -516,11 +516,25 @@ class SignerClient:
         if frame is None:
             return None
         conn.next_id = call_id
+        return SignerClient._write_registered(conn, call_id, frame)
+
+    @staticmethod
+    def _write_registered(conn: _FastConnection, call_id: int, frame: bytes) -> _Sent:
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         conn.pending[call_id] = fut
         assert conn.transport is not None
         conn.transport.write(frame)
         return conn, call_id, fut
+
+    def prepare_frame_template(
+        self, *, account: str, order_type: str, wallet: str | None = None, session_id: str | None = None
+    ) -> dict[str, object] | None:
+        """The arguments of ``EdgeWatch.set_first_leg`` that say how this client frames a PreparePolymarketOrder
+        request (all but the venue, tokens and address), or None when it has no fast path to write one on."""
+        if not self.fast:
+            return None
+        return {"method": METHOD_IDS[PREPARE], "account": account, "order_type": order_type, "wallet": wallet,
+                "session_id": session_id}  # fmt: skip
 
     def send_prepare_frame(self, frame: bytes, call_id: int) -> _Sent | None:
         """Write a PreparePolymarketOrder frame made elsewhere (``EdgeWatch``'s fire: the message this client
@@ -530,11 +544,7 @@ class SignerClient:
         conn = self._open_fast(PREPARE)
         if conn is None or call_id <= CLIENT_CALL_IDS or call_id in conn.pending:
             return None
-        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        conn.pending[call_id] = fut
-        assert conn.transport is not None
-        conn.transport.write(frame)
-        return conn, call_id, fut
+        return self._write_registered(conn, call_id, frame)
 
     async def _fast_wait(
         self, sent: _Sent, method: str, rid: str, reply_type: type[R], timeout: float

@@ -35,12 +35,8 @@ fn new_id() -> String {
     OsRng.fill_bytes(&mut b);
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut h = String::with_capacity(32);
-    for x in b {
-        h.push(HEX[usize::from(x >> 4)] as char);
-        h.push(HEX[usize::from(x & 15)] as char);
-    }
+    let hex = encode_0x(&b);
+    let h = &hex[2..];
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
