@@ -107,6 +107,7 @@ def _now() -> int:
 async def child_ours(spec: dict[str, Any]) -> None:
     from picows import WSMsgType
 
+    import crossbook.signing.client as signer_client_module
     from crossbook.aio import BusyPoll, ManagedGC
     from crossbook.book.service import MarketData
     from crossbook.config import Config
@@ -256,6 +257,16 @@ async def child_ours(spec: dict[str, Any]) -> None:
             return task
 
         signer.begin_prepare_polymarket_order = timed_begin_sign  # type: ignore[method-assign]
+        early_reply = signer_client_module._early_reply
+
+        def timed_early_reply(out: Any, kind: int, payload: bytes) -> None:
+            # The reply read and settled: in the turn it lands (the order path may go on in that same turn,
+            # ahead of the future's callbacks, when it waits spinning: SignerClient.spin_for_reply).
+            early_reply(out, kind, payload)
+            if out.done():
+                cur.setdefault("sign1", _now())
+
+        signer_client_module._early_reply = timed_early_reply
         wrap_async(signer, "kalshi_headers", "k0", "k1")
 
     def on_fire(f: Firing) -> None:
@@ -962,8 +973,8 @@ OURS_SEGMENTS = [
     ("executor: leg orders → trader", "gated", "prep0"),
     ("trader: order struct → signer call", "prep0", "sign0"),
     ("signing request written (one call: sign+body+L2)", "sign0", "sent"),
-    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
-    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
+    ("signer works ‖ daemon → reply read", "sent", "sign1"),
+    ("reply read → HTTP write → arrival at the sim", "sign1", "t1"),
 ]
 # The compiled path (EdgeWatch fired from MarketData's frame listener, before the batched change dispatch):
 # the signing request leaves first; the rows marked ‖ run while the signer signs (they overlap its round trip
@@ -978,9 +989,9 @@ OURS_COMPILED_SEGMENTS = [
     ("‖ plan at the top, breaker", "sent", "start"),
     ("‖ plan check + gate (both legs)", "start", "gated"),
     ("‖ leg 1 checked, intent task created", "gated", "fire"),
-    ("‖ back in the loop → reply handled", "fire", "sign1"),
-    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
-    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
+    ("‖ → reply read (the loop, or the order path spinning)", "fire", "sign1"),
+    ("signer works ‖ daemon → reply read", "sent", "sign1"),
+    ("reply read → HTTP write → arrival at the sim", "sign1", "t1"),
 ]
 # The compiled path with the signing request made in the check itself (EdgeWatch with a first leg: the signer
 # service's fast path): written before any Python builds the order, which is made (and checked) meanwhile.
@@ -993,9 +1004,9 @@ OURS_FRAME_SEGMENTS = [
     ("‖ plan at the top, breaker", "first1", "start"),
     ("‖ plan check + gate (both legs)", "start", "gated"),
     ("‖ leg 1 checked, intent task created", "gated", "fire"),
-    ("‖ back in the loop → reply handled", "fire", "sign1"),
-    ("signer works ‖ daemon back to the loop → reply", "sent", "sign1"),
-    ("task resumes, HTTP write → arrival at the sim", "sign1", "t1"),
+    ("‖ → reply read (the loop, or the order path spinning)", "fire", "sign1"),
+    ("signer works ‖ daemon → reply read", "sent", "sign1"),
+    ("reply read → HTTP write → arrival at the sim", "sign1", "t1"),
 ]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),

@@ -658,3 +658,48 @@ async def test_a_first_leg_begun_that_is_not_the_plans_order_is_refused_and_noth
     await eventually(lambda: all(f in rig.done for f in later), timeout=10, what="later firings to finish")
     assert rig.poly.orders_accepted == rig.kal.orders_accepted == len(later)
     assert all(f.result is not None and f.result.legs[0].order.price == Decimal("0.40") for f in later)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+async def test_with_the_signer_on_cpus_of_its_own_the_order_path_waits_for_its_reply_spinning(
+    rig: Rig, signer_env: Signer
+) -> None:
+    # A signer pinned to CPUs this process may not use (as a deployment pins it): the order path waits for the
+    # first leg's signature by reading the signer's socket itself (SignerClient.spin_for_reply, via the
+    # trader's ServiceSigner.poll_reply) and the order goes out in the turn the reply lands.
+    signer_env.write_config(header_keys=True)
+    await asyncio.to_thread(signer_env.start)
+    assert signer_env.proc is not None
+    mine = os.sched_getaffinity(0)
+    rig.poly.add_api_creds(SIGNER_API_KEY, SIGNER_API_SECRET, SIGNER_API_PASSPHRASE, address=ANVIL_ADDR)
+    client = SignerClient(signer_env.socket, timeout=3.0)
+    try:
+        os.sched_setaffinity(signer_env.proc.pid, {1})
+        os.sched_setaffinity(0, {0})
+        await client.health()  # connected now: the client sees the signer's CPUs are not ours
+        assert client.signer_on_other_cpus
+        trader = rig.executor.traders["polymarket"]
+        trader.signer = ServiceSigner(client, address=ANVIL_ADDR, api_key="main", wallet="main")  # type: ignore[attr-defined]
+        spins: list[tuple[bool, bool]] = []
+        spin = client.spin_for_reply
+
+        def spy(fut: asyncio.Future[object], max_s: float) -> bool:
+            got = spin(fut, max_s)
+            spins.append((got, fut.done()))
+            return got
+
+        client.spin_for_reply = spy  # type: ignore[method-assign]
+        rig.trigger.arm(rig.intent())
+        poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+        await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
+        (firing,) = rig.done
+        assert firing.result is not None and firing.result.status == "hedged", firing
+        # The first leg's wait spun once (its reply read by the spin, or, past the spin's bound, by the loop).
+        assert len(spins) == 1 and spins[0][0] == spins[0][1], spins
+        leg1 = firing.result.legs[0].order
+        assert leg1.venue_order_id is not None and leg1.venue_order_id in rig.poly.orders
+        assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
+        assert rig.poly.stats["orders_duplicate"] == 0
+    finally:
+        os.sched_setaffinity(0, mine)
+        await client.close()

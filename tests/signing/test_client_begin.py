@@ -20,7 +20,7 @@ from crossbook._core import PolymarketOrderRequest, prepare_order_frame
 from crossbook._proto import signer_pb2 as pb
 from crossbook.aio import poll_until_done
 from crossbook.errors import SignerError
-from crossbook.signing.client import CLIENT_CALL_IDS, SignerClient, SignerPolicyError, SignerTimeout
+from crossbook.signing.client import CLIENT_CALL_IDS, PreparedOrderReply, SignerClient, SignerPolicyError, SignerTimeout
 from crossbook.signing.fastframe import ERROR, HEADER, METHOD_IDS, OK, encode
 
 ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
@@ -42,6 +42,7 @@ class FastServer(threading.Thread):
 
     def run(self) -> None:
         conn, _ = self.listener.accept()
+        self.conn = conn
         with conn, contextlib.suppress(OSError):  # the client may hang up mid-call (a test does)
             while True:
                 head = conn.recv(HEADER.size, socket.MSG_WAITALL)
@@ -291,5 +292,63 @@ async def test_a_begun_call_runs_no_task_for_an_ok_reply_and_reports_a_timeout_a
     with pytest.raises(SignerTimeout, match="did not answer PreparePolymarketOrder"):
         await fut
     assert not conn.early and not conn.pending
+    server.answer.set()
+    await client.close()
+
+
+async def test_spin_for_reply_reads_the_reply_without_turning_the_loop(server: FastServer, tmp_path: Path) -> None:
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()
+    conn = client._fast_conn
+    assert conn is not None and conn.fd >= 0
+    loop = asyncio.get_running_loop()
+
+    def begin(rid: str) -> asyncio.Future[PreparedOrderReply]:
+        return client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                     request_id=rid)  # fmt: skip
+
+    # A signer sharing our CPUs (as here): no spinning, whatever is asked.
+    server.answer.clear()
+    fut = begin("rid-s0")
+    assert client.spin_for_reply(fut, 0.5) is False and not fut.done()
+    server.answer.set()
+    assert (await fut).signature == "0x" + "22" * 65
+    conn.own_cpus = True  # as if the signer ran on CPUs of its own
+    # The reply lands 20 ms after the request: read where the transport would read it, the loop held meanwhile.
+    server.answer.clear()
+    fut = begin("rid-s1")
+    turned: list[int] = []
+    loop.call_soon(turned.append, 1)
+    threading.Timer(0.02, server.answer.set).start()
+    assert client.spin_for_reply(fut, 5.0) is True
+    assert fut.done() and fut.result().headers == {"POLY_API_KEY": "acct"} and not conn.early and not conn.pending
+    assert turned == []  # the loop never turned: the caller goes on in the same turn
+    await asyncio.sleep(0)
+    assert turned == [1]
+    # No reply within max_s: False, nothing lost; the transport reads the reply when it comes.
+    server.answer.clear()
+    fut = begin("rid-s2")
+    assert client.spin_for_reply(fut, 0.01) is False and not fut.done()
+    server.answer.set()
+    assert (await fut).body == b'{"order":1}'
+    # An error reply stops the spin at once; the call's task reports it as ever.
+    server.error = pb.CallError(code=7, message="over the session's limit", rule="max_total_notional")
+    fut = begin("rid-s3")
+    assert client.spin_for_reply(fut, 5.0) is False and not fut.done()
+    with pytest.raises(SignerPolicyError, match="over the session's limit"):
+        await fut
+    # A call's task (no fast path at its start) settles only in a later turn: no spinning for it.
+    task = loop.create_task(asyncio.sleep(1))
+    assert client.spin_for_reply(task, 5.0) is False
+    task.cancel()
+    # The signer gone mid-spin: the spin stops and leaves the loss to the transport, which reports it.
+    server.error = None
+    server.answer.clear()
+    fut = begin("rid-s4")
+    assert server.got.wait(5)
+    threading.Timer(0.02, lambda: server.conn.shutdown(socket.SHUT_RDWR)).start()
+    assert client.spin_for_reply(fut, 5.0) is False and not fut.done()
+    with pytest.raises(SignerError):
+        await fut
     server.answer.set()
     await client.close()

@@ -22,14 +22,14 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
 import orjson
 
-from crossbook.aio import cancel_and_wait, poll_until_done
+from crossbook.aio import cancel_and_wait
 from crossbook.errors import PolicyViolation, SignerError
 from crossbook.execution import http1
 from crossbook.execution.errors import ExecutionError, SubmitUncertain, VenueRejected, VenueUnavailable
@@ -87,11 +87,14 @@ async def _raise(exc: Exception) -> None:
     raise exc
 
 
-async def _applied(order: LegOrder, pending: Awaitable[Prepared], poll_s: float) -> None:
-    # A signer on CPUs of its own answers within a fraction of a millisecond: poll for it rather than let
-    # this core halt (waking a halted core costs more than that on some machines).
+async def _applied(
+    order: LegOrder, pending: Awaitable[Prepared], poll: Callable[[asyncio.Future[Any]], None] | None
+) -> None:
+    # A signer on CPUs of its own answers within a fraction of a millisecond: wait for it polling (the signer's
+    # poll_reply) rather than let this core halt (waking a halted core costs more than that on some machines).
     fut = asyncio.ensure_future(pending)  # the signer's task itself (no new task)
-    poll_until_done(fut, poll_s)
+    if poll is not None:
+        poll(fut)
     _apply(order, await fut)
 
 
@@ -345,7 +348,7 @@ class PolymarketTrader:
             handle, struct, order.venue_order_id = sent
             pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
                 struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id, sent=handle)
-            return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
+            return _applied(order, pending, getattr(self.signer, "poll_reply", None))
         try:
             struct = self._struct(order)
             pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
@@ -357,7 +360,7 @@ class PolymarketTrader:
         # While the signer signs: the order's id (its EIP-712 hash) needs no key, so the executor can record
         # it before the signature is back; the signer's hash must then be this one (checked on send).
         order.venue_order_id = order_hash(struct)
-        return _applied(order, pending, getattr(self.signer, "reply_poll_s", 0.0))
+        return _applied(order, pending, getattr(self.signer, "poll_reply", None))
 
     def first_leg_template(self, tif: TimeInForce) -> dict[str, object] | None:
         """What ``EdgeWatch.set_first_leg`` needs to make this trader's signing request for a ``tif`` BUY

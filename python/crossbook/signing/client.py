@@ -173,10 +173,38 @@ class _FastConnection(asyncio.Protocol):
         self.next_id = 0
         self.notice = ""  # the signer's last connection-level error (call id 0), for the error message
         self.own_cpus = False  # the signer may run only on CPUs this process may not (seen at connect)
+        self.fd = -1  # the socket's descriptor, for read_until
+        self.errors = 0  # error reply frames read (read_until stops at one)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
-        self.own_cpus = _on_other_cpus(self.transport.get_extra_info("socket"))
+        sock = self.transport.get_extra_info("socket")
+        self.own_cpus = _on_other_cpus(sock)
+        self.fd = sock.fileno() if sock is not None else -1
+
+    def read_until(self, fut: asyncio.Future[Any], deadline_ns: int) -> bool:
+        """Read this connection's socket directly, in a tight loop, until ``fut`` is done or the monotonic
+        clock passes ``deadline_ns``; True if ``fut`` is done. What is read goes where the transport would
+        put it (:meth:`data_received`), so the replies, their order and their framing are the same; the loop
+        does not turn meanwhile. Stops at once, leaving the socket to the transport, at its end or an error
+        (the transport then sees it and reports the loss as ever), and after an error reply frame (settled by
+        its call's task, in a later turn)."""
+        fd, errors = self.fd, self.errors
+        while not fut.done() and self.errors == errors:
+            if self.transport is None or fd < 0:
+                return False
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                if time.monotonic_ns() >= deadline_ns:
+                    return False
+                continue
+            except OSError:
+                return False
+            if not data:
+                return False
+            self.data_received(data)
+        return fut.done()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -199,6 +227,8 @@ class _FastConnection(asyncio.Protocol):
                 fut.set_exception(_Lost(reason))
 
     def _frame(self, kind: int, call_id: int, payload: bytes) -> None:
+        if kind != OK:
+            self.errors += 1
         early = self.early.pop(call_id, None)
         if early is not None:
             try:
@@ -354,6 +384,20 @@ class SignerClient:
         waiting for its replies by busy-polling is then free for it (see ``crossbook.aio.poll_until_done``)."""
         conn = self._fast_conn
         return conn is not None and conn.transport is not None and conn.own_cpus
+
+    def spin_for_reply(self, fut: asyncio.Future[Any], max_s: float) -> bool:
+        """Wait for a fast-path reply that settles ``fut`` (:meth:`begin_prepare_polymarket_order`'s future) by
+        reading the connection's socket in a tight loop, for at most ``max_s``, without returning to the event
+        loop: the reply is handled the moment it lands, and the caller goes on in the same turn (its order is
+        written before any other callback runs). True if ``fut`` is done. Only for a signer on CPUs of its own
+        (:attr:`signer_on_other_cpus`; this CPU spins meanwhile, and nothing else on this loop runs): False
+        at once otherwise, and when the fast path is not connected."""
+        conn = self._fast_conn
+        if fut.done():
+            return True
+        if conn is None or conn.transport is None or not conn.own_cpus or max_s <= 0 or isinstance(fut, asyncio.Task):
+            return False  # (a call's task is only settled in a later turn: nothing to spin for)
+        return conn.read_until(fut, time.monotonic_ns() + int(max_s * 1e9))
 
     @property
     def fast_connected(self) -> bool:
