@@ -268,6 +268,14 @@ async def child_ours(spec: dict[str, Any]) -> None:
 
         signer_client_module._early_reply = timed_early_reply
         wrap_async(signer, "kalshi_headers", "k0", "k1")
+        pool = traders["polymarket"].http.pool  # type: ignore[attr-defined]
+        pool_request = pool.request
+
+        def timed_request(*a: Any, **kw: Any) -> Any:
+            cur.setdefault("http0", _now())  # the first leg's POST asked of the pool (written in this call)
+            return pool_request(*a, **kw)
+
+        pool.request = timed_request
 
     def on_fire(f: Firing) -> None:
         cur.update(detected=f.detected_ns, fire=_now())
@@ -1006,7 +1014,8 @@ OURS_FRAME_SEGMENTS = [
     ("‖ leg 1 checked, intent task created", "gated", "fire"),
     ("‖ → reply read (the loop, or the order path spinning)", "fire", "sign1"),
     ("signer works ‖ daemon → reply read", "sent", "sign1"),
-    ("reply read → HTTP write → arrival at the sim", "sign1", "t1"),
+    ("reply read → order checked → HTTP request", "sign1", "http0"),
+    ("HTTP request written → arrival at the sim", "http0", "t1"),
 ]
 BASE_SEGMENTS = [
     ("frame write → feed callback (kernel, loop wake)", "t0", "rx"),
