@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -165,3 +166,72 @@ async def test_both_legs_are_judged_on_one_breaker_reading(rig: Rig) -> None:
     # ... but never one of another pair
     other = PairState("pair-2", False, ("pair halted",), taken.at_ns)
     assert rig.gate.check_all("pair-1", [buy_yes("0.5")], other).allowed
+
+
+class _WordsOnly:
+    """Market data that can only read a leg with its words (``freshness``): the breaker's full path."""
+
+    def __init__(self, md: MarketData) -> None:
+        self.freshness = md.freshness
+
+
+async def test_the_one_call_leg_test_reads_as_freshness_and_the_breaker_decides_the_same(rig: Rig) -> None:
+    # MarketData.fresh_within is the breaker's test of one leg without the words; the breaker's state through
+    # it must be the state its full path (freshness(), reasons) gives, for every reading and clock.
+    import time
+
+    await eventually(lambda: rig.breaker.evaluate("pair-1").enabled, what="pair enabled")
+    words = Breaker(_WordsOnly(rig.md), stale_after_ms=500)  # type: ignore[arg-type]
+    words.add_pair(rig.legs)
+    legs = [("polymarket", rig.legs.poly_asset), ("kalshi", rig.legs.kalshi_ticker), ("kalshi", "NO-SUCH-TICKER")]
+    seen: set[tuple[bool, bool]] = set()
+
+    def newest(venue: str, market: str) -> int:  # what a leg's age counts from (its book or its link's heartbeat)
+        link = rig.md.link(venue, market)
+        try:
+            last = rig.md.books.health(venue, market)[1]
+        except KeyError:
+            last = 0
+        return max(last, link.last_heartbeat_ns) if link is not None and link.connected else last
+
+    def same_everywhere() -> None:
+        base = time.time_ns()
+        nows = [base + d_ms * 1_000_000 for d_ms in (-5, 0, 1, 10, 100, 400, 499, 500, 501, 600, 2000, 10**6)]
+        # and each leg exactly at each limit's edge, and 1 ns either side
+        nows += [newest(v, m) + limit * 1_000_000 + e for v, m in legs[:2] for limit in (1, 500) for e in (-1, 0, 1)]
+        for now in nows:
+            d_ms = (now - base) / 1e6
+            for venue, market in legs:
+                f = rig.md.freshness(venue, market, now)
+                for limit in (0, 1, 50, 500, 5000):
+                    got = rig.md.fresh_within(venue, market, now, limit)
+                    assert got == (f.valid and f.connected and f.age_ms <= limit), (venue, market, d_ms, limit, f)
+            for halted in (False, True):
+                rig.breaker.set_halted("pair-1", halted)
+                words.set_halted("pair-1", halted)
+                fast, full = rig.breaker.evaluate("pair-1", now), words.evaluate("pair-1", now)
+                assert fast == full, (d_ms, halted, fast, full)
+                seen.add((halted, fast.enabled))
+        rig.breaker.set_halted("pair-1", False)
+        words.set_halted("pair-1", False)
+
+    same_everywhere()  # both legs live: fresh now, stale a second from now
+    dispute = Dispute("0xreq", 7)
+    rig.breaker.set_dispute("0xcond", dispute)
+    words.set_dispute("0xcond", dispute)
+    same_everywhere()
+    rig.breaker.set_dispute("0xcond", None)
+    words.set_dispute("0xcond", None)
+    key = ("kalshi", rig.legs.kalshi_ticker)
+    rig.md._released.add(key)  # released on purpose (no user wants it): whatever its book says
+    same_everywhere()
+    rig.md._released.discard(key)
+    link = rig.md._by_market[key]  # a link that reads disconnected while its book still reads valid
+    rig.md._by_market[key] = SimpleNamespace(connected=False, last_heartbeat_ns=link.last_heartbeat_ns)  # type: ignore[assignment]
+    assert rig.md.freshness(*key).valid
+    same_everywhere()
+    rig.md._by_market[key] = link
+    await rig.kal.stop()  # a leg disconnected
+    await eventually(lambda: not rig.md.freshness("kalshi", rig.legs.kalshi_ticker).connected, what="disconnected")
+    same_everywhere()
+    assert (False, True) in seen and (False, False) in seen and (True, True) not in seen

@@ -174,6 +174,21 @@ class MarketData:
         ``last_heartbeat_ns`` are what :meth:`freshness` reads), or None if none does."""
         return self._by_market.get((venue, market))
 
+    def fresh_within(self, venue: str, market: str, now_ns: int, limit_ms: float) -> bool:
+        """True when :meth:`freshness` at ``now_ns`` reads valid, connected and at most ``limit_ms`` old: the
+        breaker's test of one leg, without building the reading or its words (the order path reads it)."""
+        if (venue, market) in self._released:
+            return False
+        conn = self._by_market.get((venue, market))
+        if conn is None or not conn.connected:
+            return False
+        try:
+            valid, last = self.books.health(venue, market)
+        except KeyError:
+            return False
+        newest = max(last, conn.last_heartbeat_ns)
+        return valid and newest != 0 and (now_ns - newest) / 1e6 <= limit_ms
+
     def freshness(self, venue: str, market: str, now_ns: int | None = None) -> Freshness:
         now = time.time_ns() if now_ns is None else now_ns
         conn = self._by_market.get((venue, market))

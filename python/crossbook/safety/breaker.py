@@ -92,6 +92,8 @@ class Breaker:
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.md = md
+        # MarketData's one-call test of a leg (the same rules as freshness(), no words), if md has one.
+        self._fresh_within: Callable[[str, str, int, float], bool] | None = getattr(md, "fresh_within", None)
         self.stale_after_ms = stale_after_ms
         self.poll_s = poll_s
         self.clock = clock
@@ -138,6 +140,13 @@ class Breaker:
     def evaluate(self, pair_id: str, now_ns: int | None = None) -> PairState:
         rec = self._record(pair_id)
         now = self.clock() if now_ns is None else now_ns
+        # The common case first, read without words: both legs fresh (market data that can say so in one
+        # call: MarketData.fresh_within, the same test as below), no halt, no dispute.
+        fresh = self._fresh_within
+        if (fresh is not None and not rec.halted and rec.dispute is None
+                and fresh("polymarket", rec.legs.poly_asset, now, self.stale_after_ms)
+                and fresh("kalshi", rec.legs.kalshi_ticker, now, self.stale_after_ms)):  # fmt: skip
+            return PairState(pair_id, True, (), now, False, False)
         reasons: list[str] = []
         stale = False
         for venue, market in (("polymarket", rec.legs.poly_asset), ("kalshi", rec.legs.kalshi_ticker)):
