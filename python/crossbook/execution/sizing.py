@@ -165,17 +165,19 @@ def plan_at_top(
     """The plan when both best asks hold the whole ``size`` (what :func:`plan_pair` finds on such books,
     without reading depth): every share at the best ask of each leg, fees per fill as the venues charge
     them. None if the fees eat the edge at that size (then :func:`plan_pair` may find a smaller one)."""
-    no_venue = other(yes_venue)
-    yes_market, yes_outcome = markets.instrument(yes_venue, "yes")
-    no_market, no_outcome = markets.instrument(no_venue, "no")
-    if size < max(ONE, markets.poly_min_size) or size != size.to_integral_value(ROUND_FLOOR):
+    if size < ONE or size < markets.poly_min_size or size != size.to_integral_value(ROUND_FLOOR):
         return None
-    legs = (
-        _leg(yes_venue, yes_market, yes_outcome, [(yes_ask, size)], size, poly_fee_bps),
-        _leg(no_venue, no_market, no_outcome, [(no_ask, size)], size, poly_fee_bps),
-    )
-    total = sum((leg.cost + leg.fee for leg in legs), ZERO)
+    # What _leg makes of one level holding the whole size, and the sum plan_pair takes, step for step (the same
+    # Decimal operations in the same order, so the same digits): written out, as this runs on the order path.
+    no_venue = other(yes_venue)
+    yes_cost, yes_fee = ZERO + yes_ask * size, ZERO + fee(yes_venue, size, yes_ask, poly_fee_bps)
+    no_cost, no_fee = ZERO + no_ask * size, ZERO + fee(no_venue, size, no_ask, poly_fee_bps)
+    total = ZERO + (yes_cost + yes_fee) + (no_cost + no_fee)
     if total < size * (ONE - edge):
+        yes_market, yes_outcome = markets.instrument(yes_venue, "yes")
+        no_market, no_outcome = markets.instrument(no_venue, "no")
+        legs = (LegPlan(yes_venue, yes_market, yes_outcome, yes_ask, yes_cost, yes_fee),
+                LegPlan(no_venue, no_market, no_outcome, no_ask, no_cost, no_fee))  # fmt: skip
         return PairPlan(markets.pair_id, size, legs, total, ONE - total / size)
     return None
 
