@@ -9,15 +9,11 @@ says so) instead of blocking the daemon's exit.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import gc
 import logging
 import time
-from asyncio.tasks import _enter_task, _leave_task  # what a task does around each step (3.12 has eager tasks)
-from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("crossbook.aio")
 
@@ -54,82 +50,6 @@ async def join(task: asyncio.Task[None] | None, timeout: float = 2.0) -> None:
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
         await cancel_and_wait(task, timeout)
-
-
-class _AfterFirstStep(Coroutine[Any, Any, T]):
-    """A coroutine whose first step :func:`start_now` ran already, as its task goes on with it: the task's first
-    step hands over what that step yielded (the future it waits on), returned, or raised; every later step is
-    the coroutine's own."""
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
-        self._coro = coro
-        self._first: tuple[str, Any] | None = None
-
-    def send(self, value: Any) -> Any:
-        first, self._first = self._first, None
-        if first is None:
-            return self._coro.send(value)
-        kind, got = first
-        if kind == "yield":
-            return got  # the future the first step waits on (or None: a bare yield)
-        if kind == "return":
-            raise StopIteration(got)
-        raise got
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        first, self._first = self._first, None
-        if first is not None and first[0] == "return":  # it ended already: what it ended with stands
-            raise StopIteration(first[1])
-        if first is not None and first[0] == "raise":
-            raise first[1]
-        if first is not None:
-            _release(first[1])
-        return self._coro.throw(typ if val is None else val)  # into the coroutine where it waits
-
-    def close(self) -> None:
-        first, self._first = self._first, None
-        if first is not None and first[0] == "yield":
-            _release(first[1])
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, T]:
-        raise TypeError("a started coroutine is driven by its task only")
-
-
-def _release(waited: Any) -> None:
-    """The future a first step yielded, never taken up by its task (it was cancelled first): unmark it as
-    awaited, as the task would have on taking it, so another ``await`` of it works."""
-    if waited is not None and getattr(waited, "_asyncio_future_blocking", False):
-        waited._asyncio_future_blocking = False
-
-
-def start_now(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
-    """A task for ``coro`` whose first step runs now, before this returns, as Python 3.12's eager tasks
-    do: up to its first real wait nothing goes through the loop (the order path writes its order in the
-    turn that decided it). During that step ``asyncio.current_task()`` is this task and its context is the
-    task's own; what the step yields, returns or raises is handed to the task, whose next steps run as
-    usual. The caller gets the task as ``create_task`` gives it (cancel it, await it, add callbacks)."""
-    loop = asyncio.get_running_loop()
-    ctx = contextvars.copy_context()
-    after = _AfterFirstStep(coro)
-    task: asyncio.Task[T] = loop.create_task(after, name=name, context=ctx)
-    caller = asyncio.current_task(loop)
-    if caller is not None:
-        _leave_task(loop, caller)
-    _enter_task(loop, task)
-    try:
-        after._first = ("yield", ctx.run(coro.send, None))
-    except StopIteration as stop:
-        after._first = ("return", stop.value)
-    except BaseException as exc:  # handed to the task, raised where it is awaited
-        after._first = ("raise", exc)
-    finally:
-        _leave_task(loop, task)
-        if caller is not None:
-            _enter_task(loop, caller)
-    return task
 
 
 def retrieve(task: asyncio.Future[Any]) -> None:

@@ -57,7 +57,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, Protocol
 
 from crossbook._core import BookSet, EdgeWatch, FirstLegRequest
-from crossbook.aio import cancel_and_wait, start_now
+from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
 from crossbook.execution.executor import Executor
 from crossbook.execution.models import (
@@ -474,18 +474,11 @@ class EdgeTrigger:
         if first is None and a.watch is not None:
             a.watch.enabled = True  # the gate passed: the compiled path may fire again
         a.state = "in_flight"
-        if self.on_fire is not None:  # before the task starts: its first step may end the intent at once
-            try:
-                self.on_fire(firing)
-            except Exception:  # a failing callback never stops an intent begun
-                log.exception("pair %s: on_fire callback failed", pair_id)
-        # The task's first step runs now, in this turn (start_now): it waits for the first leg's signature
-        # (spinning on the signer's socket when it may) and writes the order before this returns, ahead of
-        # the change dispatch and any other callback; the rest runs as a task as ever.
-        task = start_now(self._run(a, firing, run), name=f"edge-trigger:{pair_id}")
-        a.task = None if firing.finished_ns else task  # (its first step may have ended the intent: _run ran)
-        self._tasks.add(task)  # owned here until done (a disarmed pair's task too)
-        task.add_done_callback(self._tasks.discard)
+        a.task = asyncio.get_running_loop().create_task(self._run(a, firing, run), name=f"edge-trigger:{pair_id}")
+        self._tasks.add(a.task)  # owned here until done (a disarmed pair's task too)
+        a.task.add_done_callback(self._tasks.discard)
+        if self.on_fire is not None:
+            self.on_fire(firing)
         return True
 
     def _top_edge(self, a: _Armed) -> list[_Edge]:
