@@ -194,11 +194,10 @@ async def child_ours(spec: dict[str, Any]) -> None:
         begin_first_leg = executor.begin_first_leg
 
         def timed_first(*a: Any, **kw: Any) -> Any:
-            # The compiled path: the first leg's signing request leaves before start_pair_trade (written
-            # already when the check made it: ``sent``).
-            if kw.get("sent") is None:
-                cur.clear()
-                cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0))
+            # The compiled path without a request made by the check: the first leg's signing request leaves
+            # before start_pair_trade.
+            cur.clear()
+            cur.update(rx=live.get("rx", 0), disp=live.get("disp", 0))
             cur["first"] = _now()
             try:
                 return begin_first_leg(*a, **kw)
@@ -220,7 +219,7 @@ async def child_ours(spec: dict[str, Any]) -> None:
         start_pair_trade = executor.start_pair_trade
 
         def timed_start(*a: Any, **kw: Any) -> Any:
-            if kw.get("first") is not None:
+            if kw.get("first") is not None or kw.get("sent") is not None:
                 cur["start"] = _now()
                 return start_pair_trade(*a, **kw)
             cur.clear()
@@ -240,9 +239,9 @@ async def child_ours(spec: dict[str, Any]) -> None:
         executor.gate.check_all = timed_check_all  # type: ignore[method-assign]
         begin_prepare = traders["polymarket"].begin_prepare
 
-        def timed_begin_prepare(order: Any, *a: Any) -> Any:
+        def timed_begin_prepare(order: Any, *a: Any, **kw: Any) -> Any:
             cur.setdefault("prep0", _now())
-            return begin_prepare(order, *a)
+            return begin_prepare(order, *a, **kw)
 
         traders["polymarket"].begin_prepare = timed_begin_prepare  # type: ignore[method-assign]
         begin_sign = signer.begin_prepare_polymarket_order
@@ -267,6 +266,17 @@ async def child_ours(spec: dict[str, Any]) -> None:
                 cur.setdefault("sign1", _now())
 
         signer_client_module._early_reply = timed_early_reply
+        take_reply = signer.take_reply
+
+        def timed_take_reply(sent: Any) -> Any:
+            # The request the check made: its reply waited for (spinning) and read once the gate has passed.
+            cur.setdefault("take0", _now())
+            ready = take_reply(sent)
+            if ready is not None:
+                cur.setdefault("sign1", _now())
+            return ready
+
+        signer.take_reply = timed_take_reply
         wrap_async(signer, "kalshi_headers", "k0", "k1")
         pool = traders["polymarket"].http.pool  # type: ignore[attr-defined]
         pool_request = pool.request
@@ -276,6 +286,13 @@ async def child_ours(spec: dict[str, Any]) -> None:
             return pool_request(*a, **kw)
 
         pool.request = timed_request
+        pool_start = pool.start
+
+        def timed_start_request(*a: Any, **kw: Any) -> Any:
+            cur.setdefault("http0", _now())  # the first leg's POST written now (the reply read in this turn)
+            return pool_start(*a, **kw)
+
+        pool.start = timed_start_request
 
     def on_fire(f: Firing) -> None:
         cur.update(detected=f.detected_ns, fire=_now())
@@ -1008,11 +1025,10 @@ OURS_FRAME_SEGMENTS = [
     ("feed → BookSet → frame listener → trigger", "rx", "detected"),
     ("trigger: compiled check, signing request made", "detected", "send0"),
     ("signing request written", "send0", "sent"),
-    ("‖ first leg order, struct, hash", "sent", "first1"),
-    ("‖ plan at the top, breaker", "first1", "start"),
-    ("‖ plan check + gate (both legs)", "start", "gated"),
-    ("‖ leg 1 checked, intent task created", "gated", "fire"),
-    ("‖ → reply read (the loop, or the order path spinning)", "fire", "sign1"),
+    ("‖ plan at the top, breaker", "sent", "start"),
+    ("‖ plan check + gate (both legs), leg 1 = plan", "start", "gated"),
+    ("‖ → the wait for the reply begins", "gated", "take0"),
+    ("‖ → reply read (spinning, or the loop)", "take0", "sign1"),
     ("signer works ‖ daemon → reply read", "sent", "sign1"),
     ("reply read → order checked → HTTP request", "sign1", "http0"),
     ("HTTP request written → arrival at the sim", "http0", "t1"),

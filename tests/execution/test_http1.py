@@ -345,6 +345,49 @@ async def test_cancelled_request_drops_its_connection() -> None:
         assert pool.idle == 0
 
 
+async def test_start_writes_on_an_idle_connection_before_it_returns() -> None:
+    # Pool.start: the request's bytes are in the socket when it returns (no loop turn; the server reads them while
+    # this coroutine has not yielded), on an idle connection; finish() gives the response as request() would.
+    async with Server(echo) as srv, Pool(srv.origin) as pool:
+        assert pool.start("POST", "/order", {"X-Key": "k"}, b"{}") is None  # nothing idle: nothing written
+        assert pool.stats.requests == 0
+        assert await pool.warm(1) == 1
+        ex = pool.start("POST", "/order", {"X-Key": "k"}, b'{"n":1}')
+        assert ex is not None and pool.idle == 0 and (pool.stats.reused, pool.stats.requests) == (1, 1)
+        # written already: the server reads it without this task writing anything more
+        await eventually(lambda: any(r.target == "/order" for r in srv.requests), what="the request at the server")
+        r = await pool.finish(ex)
+        assert r.status == 200 and r.body == b'POST /order {"n":1}'
+        assert srv.requests[-1].headers["x-key"] == "k" and pool.idle == 1  # back in the pool for the next one
+        assert (await pool.request("GET", "/next")).body == b"GET /next " and srv.connections == 1
+        with pytest.raises(ValueError, match="CR or LF"):  # refused before anything is taken or written
+            pool.start("POST", "/order", {"X-Key": "a\r\nb"}, b"{}")
+        assert pool.idle == 1 and pool.stats.requests == 2
+
+
+async def test_a_started_request_times_out_or_is_cancelled_as_a_request_does() -> None:
+    # each connection answers its first request (the warm-up) and stalls on the second, mid-head
+    async with Server(serve(ok(b"warm"), b"HTTP/1.1 200 OK\r\n")) as srv, Pool(srv.origin, timeout=0.3) as pool:
+        assert await pool.warm(1, "/") == 1
+        ex = pool.start("POST", "/order", None, b"{}")
+        assert ex is not None
+        with pytest.raises(RequestUncertain, match="timed out") as info:
+            await pool.finish(ex)
+        assert info.value.timed_out and pool.idle == 0
+        await eventually(lambda: srv.eofs == 1, what="the timed-out connection closed")
+        # cancelled while awaiting the answer: its connection is dropped (a late answer would answer the next)
+        assert await pool.warm(1, "/") == 1
+        ex = pool.start("POST", "/order", None, b"{}")
+        assert ex is not None
+        task = asyncio.create_task(pool.finish(ex))
+        await eventually(lambda: len(srv.requests) == 4, what="the second POST at the server")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await eventually(lambda: srv.eofs == 2, what="the cancelled exchange's connection closed")
+        assert pool.idle == 0 and ex.timer.cancelled()
+
+
 async def test_connection_refused_is_connect_failed() -> None:
     async with Pool(f"http://127.0.0.1:{free_port()}") as pool:
         with pytest.raises(ConnectFailed, match=r"cannot connect to http://127\.0\.0\.1") as info:

@@ -660,14 +660,59 @@ async def test_a_first_leg_begun_that_is_not_the_plans_order_is_refused_and_noth
     assert all(f.result is not None and f.result.legs[0].order.price == Decimal("0.40") for f in later)
 
 
+async def test_a_request_made_by_the_check_that_is_not_the_plans_order_is_refused_before_its_reply_is_used(
+    rig: Rig, signer_env: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The signer service's route: the check's own request is written first, and start_pair_trade holds it to the
+    # plan's first leg before the reply is waited for or anything is sent. A different price (a bug between the
+    # compiled check and the plan) is refused at "plan", the reply forgotten, and nothing reaches a venue.
+    import crossbook.execution.trigger as trigger_module
+
+    signer_env.write_config(header_keys=True)
+    await asyncio.to_thread(signer_env.start)
+    rig.poly.add_api_creds(SIGNER_API_KEY, SIGNER_API_SECRET, SIGNER_API_PASSPHRASE, address=ANVIL_ADDR)
+    client = SignerClient(signer_env.socket, timeout=3.0)
+    try:
+        await client.health()
+        trader = rig.executor.traders["polymarket"]
+        trader.signer = ServiceSigner(client, address=ANVIL_ADDR, api_key="main", wallet="main")  # type: ignore[attr-defined]
+        forgotten: list[object] = []
+        forget, take = client.forget, client.take_prepared_reply
+        client.forget = lambda sent: forgotten.append(sent) or forget(sent)  # type: ignore[method-assign,func-returns-value]
+        client.take_prepared_reply = lambda *a: pytest.fail("the reply was waited for")  # type: ignore[method-assign]
+        real = trigger_module.SentFirstLeg
+
+        def off_by_a_cent(handle: object, request: Any, leg: Any) -> Any:
+            venue, outcome, price, size = leg
+            return real(handle, request, (venue, outcome, price + Decimal("0.01"), size))
+
+        monkeypatch.setattr(trigger_module, "SentFirstLeg", off_by_a_cent)
+        rig.trigger.arm(rig.intent())
+        poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
+        await eventually(lambda: rig.fired, timeout=10, what="the refused firing")
+        await settle()
+        firing = rig.fired[0]
+        assert "is not the plan's" in firing.refused and "(polymarket yes 20 @ 0.41)" in firing.refused
+        assert "(polymarket yes 20 @ 0.4)" in firing.refused
+        assert len(forgotten) == 1  # its reply dropped: nothing was sent with it (the orders below are all later)
+        # later firings (the Python path, which makes the plan's own order) are the only orders at the venues
+        client.take_prepared_reply = take  # type: ignore[method-assign]
+        later = [f for f in rig.fired[1:] if not f.refused]
+        await eventually(lambda: all(f in rig.done for f in later), timeout=10, what="later firings to finish")
+        assert rig.poly.orders_accepted == rig.kal.orders_accepted == len(later)
+    finally:
+        await client.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs 2 CPUs this process may use")
 async def test_with_the_signer_on_cpus_of_its_own_the_order_path_waits_for_its_reply_spinning(
     rig: Rig, signer_env: Signer
 ) -> None:
-    # A signer pinned to CPUs this process may not use (as a deployment pins it): the order path waits for the
-    # first leg's signature by reading the signer's socket itself (SignerClient.spin_for_reply, via the
-    # trader's ServiceSigner.poll_reply) and the order goes out in the turn the reply lands.
+    # A signer pinned to CPUs this process may not use (as a deployment pins it): once the gate has passed, the
+    # executor waits for the first leg's signature by reading the signer's socket itself
+    # (SignerClient.take_prepared_reply, via the trader's ServiceSigner.take_reply) and writes the order's POST
+    # in that same turn, before the order's records and the intent's task are made.
     signer_env.write_config(header_keys=True)
     await asyncio.to_thread(signer_env.start)
     assert signer_env.proc is not None
@@ -682,22 +727,43 @@ async def test_with_the_signer_on_cpus_of_its_own_the_order_path_waits_for_its_r
         assert client.signer_on_other_cpus
         trader = rig.executor.traders["polymarket"]
         trader.signer = ServiceSigner(client, address=ANVIL_ADDR, api_key="main", wallet="main")  # type: ignore[attr-defined]
-        spins: list[tuple[bool, bool]] = []
-        spin = client.spin_for_reply
+        await trader.warm()  # connections open to the venue, as the daemon keeps them
+        takes: list[bool] = []
+        spins: list[bool] = []
+        take, spin = client.take_prepared_reply, client.spin_for_reply
 
-        def spy(fut: asyncio.Future[object], max_s: float) -> bool:
-            got = spin(fut, max_s)
-            spins.append((got, fut.done()))
-            return got
+        def spy_take(sent: Any, max_s: float) -> Any:
+            reply = take(sent, max_s)
+            takes.append(reply is not None)
+            return reply
 
-        client.spin_for_reply = spy  # type: ignore[method-assign]
+        def spy_spin(fut: asyncio.Future[object], max_s: float) -> bool:
+            spins.append(spin(fut, max_s))
+            return spins[-1]
+
+        client.take_prepared_reply = spy_take  # type: ignore[method-assign]
+        client.spin_for_reply = spy_spin  # type: ignore[method-assign]
+        pool = trader.http.pool  # type: ignore[attr-defined]
+        posted: list[int] = []
+        start = rig.executor.start_pair_trade
+
+        def spy_start(*a: Any, **kw: Any) -> Any:
+            before = pool.stats.requests
+            run = start(*a, **kw)
+            posted.append(pool.stats.requests - before)  # POSTs written before start_pair_trade returned
+            return run
+
+        rig.executor.start_pair_trade = spy_start  # type: ignore[method-assign]
         rig.trigger.arm(rig.intent())
         poly_level(rig.poly, "ask", 40 * CENT, 50 * SHARE)
         await eventually(lambda: rig.done, timeout=10, what="the fired intent to finish")
         (firing,) = rig.done
         assert firing.result is not None and firing.result.status == "hedged", firing
-        # The first leg's wait spun once (its reply read by the spin, or, past the spin's bound, by the loop).
-        assert len(spins) == 1 and spins[0][0] == spins[0][1], spins
+        # The reply was waited for once, spinning, in the fire's own turn once the gate had passed. Read by the
+        # spin, the first leg's POST was written before start_pair_trade returned (nothing else built first) and
+        # the loop never waited for the reply again; past the spin's bound, the loop waits for it, not spinning.
+        assert len(takes) == 1 and spins == [], (takes, spins)
+        assert posted == [1 if takes[0] else 0], (takes, posted)
         leg1 = firing.result.legs[0].order
         assert leg1.venue_order_id is not None and leg1.venue_order_id in rig.poly.orders
         assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)

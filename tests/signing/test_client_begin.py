@@ -22,6 +22,7 @@ from crossbook.aio import poll_until_done
 from crossbook.errors import SignerError
 from crossbook.signing.client import CLIENT_CALL_IDS, PreparedOrderReply, SignerClient, SignerPolicyError, SignerTimeout
 from crossbook.signing.fastframe import ERROR, HEADER, METHOD_IDS, OK, encode
+from tests.conftest import eventually
 
 ORDER = {"salt": 7, "maker": "0x" + "ab" * 20, "signer": "0x" + "ab" * 20, "tokenId": "123", "makerAmount": "8000000",
          "takerAmount": "20000000", "side": "BUY", "signatureType": 0, "timestamp": "1700000000000"}  # fmt: skip
@@ -351,4 +352,77 @@ async def test_spin_for_reply_reads_the_reply_without_turning_the_loop(server: F
     with pytest.raises(SignerError):
         await fut
     server.answer.set()
+    await client.close()
+
+
+async def test_take_prepared_reply_reads_a_written_frames_reply_now_or_leaves_it_to_the_call(
+    server: FastServer, tmp_path: Path
+) -> None:
+    # The executor's direct route: a frame written by send_prepare_frame, its reply taken in the same turn
+    # (spinning, for a signer on CPUs of its own) and decoded; anything else is left to the call begun with it.
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()
+    conn = client._fast_conn
+    assert conn is not None
+    loop = asyncio.get_running_loop()
+    ids = iter(range(0x80000010, 0x80000100))
+
+    def write(rid: str) -> object:
+        call_id = next(ids)
+        frame = prepare_order_frame(METHOD_IDS["PreparePolymarketOrder"], call_id, rid, ORDER, account="acct",
+                                    order_type="FOK", wallet="main")  # fmt: skip
+        assert frame is not None
+        sent = client.send_prepare_frame(frame, call_id)
+        assert sent is not None
+        return sent
+
+    def begin(rid: str, sent: object) -> asyncio.Future[PreparedOrderReply]:
+        return client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                     request_id=rid, sent=sent)  # type: ignore[arg-type]
+
+    # A signer sharing our CPUs: not waited for; the call begun with the frame gets its reply as ever.
+    server.answer.clear()
+    sent = write("rid-t0")
+    assert client.take_prepared_reply(sent, 0.5) is None  # type: ignore[arg-type]
+    server.answer.set()
+    assert (await begin("rid-t0", sent)).signature == "0x" + "22" * 65
+    conn.own_cpus = True
+    # The reply lands 20 ms later: read by the spin, decoded, and the call is over (nothing left pending).
+    server.answer.clear()
+    sent = write("rid-t1")
+    turned: list[int] = []
+    loop.call_soon(turned.append, 1)
+    threading.Timer(0.02, server.answer.set).start()
+    reply = client.take_prepared_reply(sent, 5.0)  # type: ignore[arg-type]
+    assert reply is not None and turned == []  # in this turn
+    assert (reply.hash, reply.body, reply.headers) == ("0x" + "11" * 32, b'{"order":1}', {"POLY_API_KEY": "acct"})
+    assert not conn.pending and not conn.early
+    # Read already (the loop turned meanwhile): taken without waiting, even for a signer on our CPUs.
+    conn.own_cpus = False
+    sent = write("rid-t2")
+    await eventually(lambda: sent[2].done(), what="the reply read by the transport")  # type: ignore[index]
+    reply = client.take_prepared_reply(sent, 0.0)  # type: ignore[arg-type]
+    assert reply is not None and reply.signature == "0x" + "22" * 65
+    conn.own_cpus = True
+    # No reply within the bound: None, nothing lost; the call begun with the frame gets it.
+    server.answer.clear()
+    sent = write("rid-t3")
+    assert client.take_prepared_reply(sent, 0.01) is None  # type: ignore[arg-type]
+    server.answer.set()
+    assert (await begin("rid-t3", sent)).body == b'{"order":1}'
+    # An error reply: None at once; the call begun with the frame raises the signer's refusal with its rule.
+    server.error = pb.CallError(code=7, message="over the session's limit", rule="max_total_notional")
+    sent = write("rid-t4")
+    assert client.take_prepared_reply(sent, 5.0) is None  # type: ignore[arg-type]
+    with pytest.raises(SignerPolicyError, match="over the session's limit"):
+        await begin("rid-t4", sent)
+    # Forgotten (the order was refused after its request left): the reply is read and dropped when it comes.
+    server.error = None
+    server.answer.clear()
+    sent = write("rid-t5")
+    client.forget(sent)  # type: ignore[arg-type]
+    assert not conn.pending and sent[2].cancelled()  # type: ignore[index]
+    server.answer.set()
+    await client.health()  # answered after the forgotten reply: that one was read, and nothing broke
+    assert client.fast_connected and not conn.pending
     await client.close()

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from crossbook.aio import retrieve
 from crossbook.errors import PolicyViolation, SignerError
@@ -49,7 +49,7 @@ from crossbook.execution.models import (
 )
 from crossbook.execution.sizing import BookSource, CappedBooks, asks, bids, plan_pair, plan_route
 from crossbook.execution.store import ExecutionStore
-from crossbook.execution.venues import PRESIGNED_MAX_AGE_S, VenueTrader
+from crossbook.execution.venues import PRESIGNED_MAX_AGE_S, VenueTrader, apply_prepared
 from crossbook.safety.breaker import PairState
 from crossbook.safety.gate import Gate, GateDecision
 from crossbook.safety.gate import Intent as GateIntent
@@ -221,7 +221,7 @@ class Executor:
 
     def start_pair_trade(
         self, intent: PairIntent, plan: PairPlan, state: PairState | None = None,
-        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None = None,
+        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None = None, sent: SentFirstLeg | None = None,
     ) -> Coroutine[Any, Any, PairResult]:  # fmt: skip
         """:meth:`pair_trade` along ``plan``, begun synchronously: the kill switch, the plan and the gate (both
         legs) are checked here (IntentRefused at once), the first leg is built and its signing request
@@ -230,7 +230,15 @@ class Executor:
         are written; nothing is sent to a venue before all of that is done. ``state``: the breaker's
         reading of this pair taken in the same synchronous stretch (the trigger's), so it is not read twice.
         ``first``: the first leg already begun by :meth:`begin_first_leg`; it must be the order the plan
-        makes (IntentRefused at ``plan`` otherwise), and any refusal here drops its signature."""
+        makes (IntentRefused at ``plan`` otherwise), and any refusal here drops its signature.
+
+        ``sent`` (instead of ``first``): the first leg's signing request was written already, made by the
+        edge trigger's compiled check (:meth:`send_first_leg`); it must be for the plan's first leg (refused
+        at ``plan`` otherwise, its signature dropped). Without a store (no record has to be written before the
+        send), once the gate has passed, the signer's reply is waited for here (spinning, when it runs on
+        CPUs of its own) and the order's POST is written before this returns, when it needs no wait (a rate
+        token, an idle connection): nothing else is built ahead of it; the returned coroutine reads the
+        venue's answer and does the rest as ever."""
         try:
             self._check_kill()
             pm = self._pair(intent.pair_id)
@@ -239,11 +247,20 @@ class Executor:
             decision = self._gate_legs(intent.pair_id, plan, state)
             if not decision:
                 raise IntentRefused("gate", decision.reasons)
+            first_leg, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
+            if sent is not None and (first_leg.venue, first_leg.outcome, first_leg.limit, plan.size) != sent.leg:
+                venue, outcome, price, size = sent.leg
+                raise IntentRefused("plan", [
+                    f"the first leg asked of the signer ({venue} {outcome} {size} @ {price}) is not the plan's "
+                    f"({first_leg.venue} {first_leg.outcome} {plan.size} @ {first_leg.limit})"])  # fmt: skip
         except BaseException:
             if first is not None:
                 first[1].close()  # never sent: its signature is dropped
+            if sent is not None:
+                self.forget_first_leg(sent)
             raise
-        first_leg, second = sorted(plan.legs, key=lambda lp: lp.venue != self.first_venue)
+        if sent is not None:
+            return self._start_sent(intent, plan, pm, first_leg, second, sent)
         # Client order ids are fixed now and stored with the intent before the first order leaves: a
         # restarted executor asks the venues about exactly these (and never invents new ones for them).
         intent_id = first[0].intent_id if first is not None else new_id()
@@ -274,31 +291,61 @@ class Executor:
                                              f"({_planned(planned)})"])  # fmt: skip
         return self._pair_trade(intent, plan, pm, first_leg, second, order1, leg_order, signing)
 
+    def _start_sent(
+        self, intent: PairIntent, plan: PairPlan, pm: PairMarkets, first: LegPlan, second: LegPlan,
+        sent: SentFirstLeg,
+    ) -> Coroutine[Any, Any, PairResult]:  # fmt: skip
+        """:meth:`start_pair_trade` past its checks, for a first leg whose signing request was written already."""
+        trader = self.traders[first.venue]
+        posted = None
+        ready = None
+        if self.store is None:  # no record before the send: the reply, and the POST, now if they can be
+            take = getattr(trader, "take_first_leg", None)
+            ready = None if take is None else take(sent.handle)
+            if ready is not None:
+                posted = trader.post_now(ready.body, ready.headers)  # type: ignore[attr-defined]
+        # -- the order is at its venue, or on its way: the records of it below are made meanwhile --
+        intent_id = new_id()
+        cids = {"leg1": sent.request.client_order_id, "leg2": new_id()}
+
+        def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
+            market = self._order_market(pm, lp.venue, lp.outcome)
+            purpose: Purpose = "entry" if name == "leg1" else "hedge"
+            return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
+                            intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
+
+        order1 = leg_order(first, plan.size, "leg1", first.limit)
+        if ready is not None:
+            apply_prepared(order1, ready)
+            signing: Coroutine[Any, Any, None] = _done()
+        else:  # its reply comes later: waited for as any first leg's (not spinning again if that was tried)
+            made = sent.request
+            digest = made.order_hash() if self.store is not None else None
+            signing = trader.begin_prepare(order1, (sent.handle, made.order(), digest),  # type: ignore[call-arg]
+                                           spun=self.store is None)  # fmt: skip
+        return self._pair_trade(intent, plan, pm, first, second, order1, leg_order, signing, posted)
+
+    def forget_first_leg(self, sent: SentFirstLeg) -> None:
+        """A first leg's signing request written by :meth:`send_first_leg` for an order that will not be sent:
+        its reply is discarded when it comes."""
+        forget = getattr(self.traders.get(self.first_venue), "forget_first_leg", None)
+        if forget is not None:
+            forget(sent.handle)
+
     def begin_first_leg(
         self, pair_id: str, tif: TimeInForce, venue: Venue, outcome: Outcome, price: Decimal, size: Decimal,
-        sent: tuple[object, FirstLegRequest] | None = None,
     ) -> tuple[LegOrder, Coroutine[Any, Any, None]]:  # fmt: skip
         """A pair trade's first leg with its signing request sent now, before the plan is checked and before
         the gate: the edge trigger's compiled path, so the signer signs while those run. Only for
         :meth:`start_pair_trade` (``first=``), which checks this order against the plan and the gate before
         anything reaches a venue, and drops the signature otherwise. An engaged kill switch refuses here:
-        it asks for no signature at all. ``sent``: the request was written already: ``(what
-        :meth:`send_first_leg` returned, the request EdgeWatch made)``; the kill switch was read before it was
-        written."""
-        if sent is None:
-            self._check_kill()
+        it asks for no signature at all. (A request ``EdgeWatch`` made and :meth:`send_first_leg` wrote goes
+        to :meth:`start_pair_trade` as ``sent`` instead.)"""
+        self._check_kill()
         pm = self._pair(pair_id)
-        cid = new_id() if sent is None else sent[1].client_order_id
         order = LegOrder(venue, self._order_market(pm, venue, outcome), "buy", outcome, price, size, tif, "entry",
-                         "leg1", new_id(), pair_id, cid, user_ref=self.user_ref)  # fmt: skip
-        trader = self.traders[venue]
-        if sent is None:
-            return order, trader.begin_prepare(order)
-        # Its order map and hash, made now that the request is on its way; the hash (the order's id, known before
-        # the signature) only when it is recorded before the send, else the signer's reply brings it.
-        made = sent[1]
-        digest = made.order_hash() if self.store is not None else None
-        return order, trader.begin_prepare(order, (sent[0], made.order(), digest))  # type: ignore[call-arg]
+                         "leg1", new_id(), pair_id, new_id(), user_ref=self.user_ref)  # fmt: skip
+        return order, self.traders[venue].begin_prepare(order)
 
     def first_leg_template(self, pair_id: str, tif: TimeInForce) -> dict[str, object] | None:
         """The arguments of ``EdgeWatch.set_first_leg`` that make the first leg's signing request for ``pair_id``
@@ -347,6 +394,7 @@ class Executor:
     async def _pair_trade(
         self, intent: PairIntent, plan: PairPlan, pm: PairMarkets, first: LegPlan, second: LegPlan, order1: LegOrder,
         leg_order: Callable[[LegPlan, Decimal, str, Decimal], LegOrder], signing: Coroutine[Any, Any, None],
+        posted: object | None = None,
     ) -> PairResult:  # fmt: skip
         intent_id = order1.intent_id
         if self.store is not None:
@@ -369,7 +417,7 @@ class Executor:
         later: list[asyncio.Future[None]] = []  # the first leg's result record, written while the hedge goes
         try:
             r1 = await self._execute(order1, signing, recorded=self.store is not None, before_send=start_presign,
-                                     later=later)  # fmt: skip
+                                     later=later, posted=posted)  # fmt: skip
             return await self._after_first_leg(intent, plan, pm, second, r1, res, leg_order, presigned, later)
         finally:
             for task in presigned:
@@ -629,6 +677,7 @@ class Executor:
     async def _execute(
         self, order: LegOrder, prepared: Coroutine[Any, Any, None] | None = None, recorded: bool = False,
         before_send: Callable[[], object] | None = None, later: list[asyncio.Future[None]] | None = None,
+        posted: object | None = None,
     ) -> OrderResult:  # fmt: skip
         """Prepare (or finish the preparation ``prepared`` begun earlier), record, send, resolve. ``recorded``:
         the order's row was written already (with its intent, while it was signed: ``intent_started(first=)``),
@@ -636,7 +685,8 @@ class Executor:
         store, the row is written while the order is prepared (its signing begun first), and sent after both.
         ``before_send``: run once the request is on the wire (the next loop turn after the send began).
         ``later``: the result's record is written in the background and its future added here (the caller
-        awaits it before the fills are recorded): the first leg's result no longer holds up the hedge."""
+        awaits it before the fills are recorded): the first leg's result no longer holds up the hedge.
+        ``posted``: the order's POST was written already (the trader's ``post_now``): its answer is read."""
         trader = self.traders[order.venue]
         if self.store is not None and not recorded:
             if prepared is None:
@@ -667,7 +717,10 @@ class Executor:
         if before_send is not None:
             asyncio.get_running_loop().call_soon(before_send)
         try:
-            result = await trader.submit(order)
+            if posted is None:
+                result = await trader.submit(order)
+            else:
+                result = await trader.submit(order, posted)  # type: ignore[call-arg]
         except VenueRejected as exc:
             result = OrderResult(order, "rejected", reason=str(exc))
         except VenueUnavailable as exc:  # a 429 beyond the retry budget: the venue took nothing
@@ -742,6 +795,19 @@ class Executor:
             maybe = self.after_leg(result)
             if maybe is not None:
                 await maybe
+
+
+class SentFirstLeg(NamedTuple):
+    """A pair trade's first leg whose signing request the edge trigger wrote (:meth:`Executor.send_first_leg`):
+    what that returned, the request (``EdgeWatch``'s), and the (venue, outcome, price, size) it is for."""
+
+    handle: object
+    request: FirstLegRequest
+    leg: tuple[Venue, Outcome, Decimal, Decimal]
+
+
+async def _done() -> None:
+    """The preparation of an order whose signer reply is applied already."""
 
 
 def _check_plan(intent: PairIntent, plan: PairPlan) -> None:

@@ -68,6 +68,7 @@ from crossbook.hub.proxies import proxy_label
 
 __all__ = [
     "ConnectFailed",
+    "Exchange",
     "Headers",
     "HttpClientError",
     "MalformedResponse",
@@ -193,6 +194,14 @@ def _host_port(host: str, port: int, default: int | None) -> str:
     return h if port == default else f"{h}:{port}"
 
 
+class Exchange(NamedTuple):
+    """A request written by :meth:`Pool.start`, its response awaited with :meth:`Pool.finish`."""
+
+    conn: _Conn
+    waiter: asyncio.Future[Response]
+    timer: asyncio.TimerHandle
+
+
 class _Conn(asyncio.Protocol):
     """One connection and the exchange in flight on it (at most one: no pipelining)."""
 
@@ -261,6 +270,12 @@ class _Conn(asyncio.Protocol):
     # -- one exchange ----------------------------------------------------------------------------------
     async def exchange(self, method: str, target: str, data: bytes, deadline: float, release: bool = True) -> Response:
         """Write ``data`` and wait for the response (until ``deadline``, loop time)."""
+        return await self.finish(self.begin(method, target, data, deadline, release))
+
+    def begin(self, method: str, target: str, data: bytes, deadline: float, release: bool = True) -> Exchange:
+        """Write ``data`` now (before this returns) and start waiting for its response (until ``deadline``,
+        loop time); await :meth:`finish` with what this returns for the response. A failure to write is
+        the response's error (the request's fate is then unknown)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
         self._waiter = waiter
@@ -270,16 +285,21 @@ class _Conn(asyncio.Protocol):
         self._state = _HEAD
         self._scan = 0
         self._received = 0
-        timer = loop.call_at(deadline, self._timed_out, max(0.0, deadline - loop.time()))
+        timer = loop.call_at(deadline, self._timed_out, max(0.0, deadline - loop.time()), waiter)
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
+            self._fail(self._uncertain("the connection was closed before the request was written"))
+        else:
+            try:
+                transport.write(data)
+            except Exception as exc:  # any write failure leaves the request's fate unknown
+                self._fail(self._uncertain(f"writing the request failed ({type(exc).__name__}: {exc})"))
+        return Exchange(self, waiter, timer)
+
+    async def finish(self, ex: Exchange) -> Response:
+        """The response to the request :meth:`begin` wrote (its error, if the exchange failed)."""
+        waiter = ex.waiter
         try:
-            transport = self.transport
-            if transport is None or self.closed or transport.is_closing():
-                self._fail(self._uncertain("the connection was closed before the request was written"))
-            else:
-                try:
-                    transport.write(data)
-                except Exception as exc:  # any write failure leaves the request's fate unknown
-                    self._fail(self._uncertain(f"writing the request failed ({type(exc).__name__}: {exc})"))
             return await waiter
         except BaseException:
             if self._waiter is waiter:  # cancelled mid-exchange: its response would answer the next request
@@ -287,10 +307,10 @@ class _Conn(asyncio.Protocol):
                 self._close(abort=True)
             raise
         finally:
-            timer.cancel()
+            ex.timer.cancel()
 
-    def _timed_out(self, after: float) -> None:
-        if self._waiter is not None and not self._waiter.done():
+    def _timed_out(self, after: float, waiter: asyncio.Future[Response]) -> None:
+        if self._waiter is waiter and not waiter.done():
             reason = f"timed out after {after:.3g}s without a complete response"
             self._fail(RequestUncertain(self._what(reason), reason, timed_out=True))
 
@@ -573,6 +593,27 @@ class Pool:
             self.stats.reused += 1
         self.stats.requests += 1
         return await conn.exchange(method, target, data, deadline)
+
+    def start(
+        self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b"",
+        *, timeout: float | None = None,
+    ) -> Exchange | None:  # fmt: skip
+        """:meth:`request`'s write, now: the request is written on an idle kept-alive connection before this
+        returns, and :meth:`finish` awaits its response (with :meth:`request`'s errors). None, with nothing
+        written, when no connection is idle (:meth:`request` would have to open one first)."""
+        data = self.build(method, target, headers, body)
+        conn = self._take()
+        if conn is None:
+            return None
+        loop = asyncio.get_running_loop()
+        self.stats.reused += 1
+        self.stats.requests += 1
+        return conn.begin(method, target, data, loop.time() + (self.timeout if timeout is None else timeout))
+
+    @staticmethod
+    async def finish(ex: Exchange) -> Response:
+        """The response to a request :meth:`start` wrote. Raises :class:`RequestUncertain`."""
+        return await ex.conn.finish(ex)
 
     async def warm(
         self, n: int, path: str | None = None, headers: Mapping[str, str] | None = None,

@@ -186,16 +186,28 @@ class ServiceSigner:
         """An order is likely: ask the signer to keep its CPU running until it comes (see SignerClient.prime)."""
         self._client.prime(SIGNER_PRIME_US)
 
-    def poll_reply(self, fut: asyncio.Future[Any]) -> None:
+    def poll_reply(self, fut: asyncio.Future[Any], spun: bool = False) -> None:
         """Hasten the reply to a begun call (``fut``, from :meth:`begin_prepare_polymarket_order`) when the
         signer runs on CPUs of its own (polling on a CPU it shares would take the time its reply needs):
         read its socket in a tight loop for up to :data:`SIGNER_SPIN_S`, so the caller goes on in this
-        turn; else keep the loop polling instead of sleeping for the rest of :data:`SIGNER_POLL_S`."""
+        turn; else keep the loop polling instead of sleeping for the rest of :data:`SIGNER_POLL_S`.
+        ``spun``: the tight loop was run for this reply already (:meth:`take_reply`): only the polling."""
         client = self._client
         if fut.done() or not client.signer_on_other_cpus:
             return
-        if not client.spin_for_reply(fut, SIGNER_SPIN_S):
+        if spun or not client.spin_for_reply(fut, SIGNER_SPIN_S):
             poll_until_done(fut, SIGNER_POLL_S - SIGNER_SPIN_S)
+
+    def take_reply(self, sent: object) -> Prepared | None:
+        """The reply to a request :meth:`send_prepare_frame` wrote, now: waited for spinning (as
+        :meth:`poll_reply` does, up to :data:`SIGNER_SPIN_S`) when the signer runs on CPUs of its own. None
+        when it is not there or is not an OK reply: :meth:`begin_prepare_polymarket_order` (``sent=``) then
+        waits for it and reports what it must."""
+        return self._client.take_prepared_reply(cast("_Sent", sent), SIGNER_SPIN_S)
+
+    def forget(self, sent: object) -> None:
+        """A request :meth:`send_prepare_frame` wrote whose reply will not be used: discarded when it comes."""
+        self._client.forget(cast("_Sent", sent))
 
     def warm_prepare_polymarket_order(self, order: Mapping[str, object], *, order_type: str, request_id: str) -> None:
         """Build the signing request :meth:`begin_prepare_polymarket_order` would send, and drop it."""

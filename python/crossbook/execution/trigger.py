@@ -59,7 +59,7 @@ from typing import Any, Literal, Protocol
 from crossbook._core import BookSet, EdgeWatch, FirstLegRequest
 from crossbook.aio import cancel_and_wait
 from crossbook.execution.errors import IntentRefused
-from crossbook.execution.executor import Executor
+from crossbook.execution.executor import Executor, SentFirstLeg
 from crossbook.execution.models import (
     ONE,
     LegOrder,
@@ -426,11 +426,14 @@ class EdgeTrigger:
             leg: tuple[Venue, Outcome, Decimal] = (yes_venue, yes_outcome, ya)
         else:
             leg = (no_venue, no_outcome, na)
-        try:
-            first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size,
-                                       sent=None if sent is None or made is None else (sent, made))
-        except IntentRefused:
-            return self._full(a, now) if fall_back else False
+        first = asked = None
+        if sent is not None and made is not None:  # written: the order is made after the checks (or after its send)
+            asked = SentFirstLeg(sent, made, (*leg, size))
+        else:
+            try:
+                first = ex.begin_first_leg(a.intent.pair_id, a.intent.tif, *leg, size)
+            except IntentRefused:
+                return self._full(a, now) if fall_back else False
         # -- the signer is signing; everything below runs meanwhile --
         plan = plan_at_top(a.markets, yes_venue, size, ya, na, a.intent.edge, ex.poly_fee_bps)
         try:
@@ -438,7 +441,10 @@ class EdgeTrigger:
         except KeyError:
             state = None
         if plan is None or state is None or not state.enabled:
-            first[1].close()  # never sent: the signature is dropped
+            if first is not None:
+                first[1].close()  # never sent: the signature is dropped
+            if asked is not None:
+                ex.forget_first_leg(asked)
             assert a.watch is not None
             a.watch.enabled = False  # until the breaker's next "enabled" (or a fire by the full path)
             if plan is None:  # the compiled check and plan_at_top must agree: a bug, not a market event
@@ -446,11 +452,11 @@ class EdgeTrigger:
                           "the Python path decides for this arming", a.intent.pair_id, hit)  # fmt: skip
                 return self._full(a, now) if fall_back else False
             return False
-        return self._launch(a, now, plan, state, first)
+        return self._launch(a, now, plan, state, first, asked)
 
     def _launch(
         self, a: _Armed, now: int, plan: PairPlan, state: PairState,
-        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None,
+        first: tuple[LegOrder, Coroutine[Any, Any, None]] | None, sent: SentFirstLeg | None = None,
     ) -> bool:  # fmt: skip
         pair_id = a.intent.pair_id
         intent = _pair_intent(a.intent, plan)
@@ -460,9 +466,9 @@ class EdgeTrigger:
         try:
             # Begun here, in this stretch: the gate passes on the breaker state just read and the first
             # leg's signing request leaves now (or has left: ``first``); the task created below does the rest.
-            run = self.executor.start_pair_trade(intent, plan, state, first=first)
+            run = self.executor.start_pair_trade(intent, plan, state, first=first, sent=sent)
         except IntentRefused as refused:  # nothing was sent: the pair stays armed
-            if first is not None and a.watch is not None:
+            if (first is not None or sent is not None) and a.watch is not None:
                 a.watch.enabled = False  # no more signatures asked ahead of a gate that refuses
             firing.refused, firing.finished_ns = str(refused), time.monotonic_ns()
             self._refused(a, firing.refused)
@@ -471,7 +477,7 @@ class EdgeTrigger:
             if self.on_done is not None:
                 self.on_done(firing)
             return True
-        if first is None and a.watch is not None:
+        if first is None and sent is None and a.watch is not None:
             a.watch.enabled = True  # the gate passed: the compiled path may fire again
         a.state = "in_flight"
         a.task = asyncio.get_running_loop().create_task(self._run(a, firing, run), name=f"edge-trigger:{pair_id}")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -95,10 +96,11 @@ async def _applied(
     fut = asyncio.ensure_future(pending)  # the signer's task itself (no new task)
     if poll is not None:
         poll(fut)
-    _apply(order, await fut)
+    apply_prepared(order, await fut)
 
 
-def _apply(order: LegOrder, ready: Prepared) -> None:
+def apply_prepared(order: LegOrder, ready: Prepared) -> None:
+    """The signer's reply on its order: the exact body to send, the order's id (its hash) and the headers."""
     order.payload = ready.body
     order.venue_order_id = ready.hash
     order.headers = dict(ready.headers)
@@ -131,6 +133,23 @@ class TokenBucket:
                 wait = (1 - self._tokens) / self.rate
                 self.waited_s += wait
                 await asyncio.sleep(wait)
+
+    def try_take(self) -> bool:
+        """A token now, if one is there and nobody waits for one (their turn comes first); else False and
+        nothing taken."""
+        if self._lock.locked():
+            return False
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def give_back(self) -> None:
+        """Return a token :meth:`try_take` gave that was not used (nothing was sent with it)."""
+        self._tokens = min(self.burst, self._tokens + 1)
 
 
 Rate = tuple[float, float]  # (requests per second, burst)
@@ -203,12 +222,31 @@ class _Http:
             self._warmer = None
         await self.pool.close()
 
+    def post_now(self, path: str, body: bytes, signed: Mapping[str, str]) -> http1.Exchange | None:
+        """:meth:`call`'s first attempt of ``POST path`` with headers signed already, written now, before this
+        returns, when that needs no wait: a rate token is there and a connection is open and idle. Hand what
+        it returns to :meth:`call` (``posted=``), which awaits the response and does the rest as ever. None
+        (nothing written, no token spent): :meth:`call` does it all."""
+        bucket = self.writes
+        if bucket is not None and not bucket.try_take():
+            return None
+        if self._warmer is None:
+            self._start_warmer()
+        try:
+            posted = self.pool.start("POST", self.base_path + path, signed, body, timeout=self.timeout)
+        except ValueError:  # headers it cannot write: call() raises it where the order's task reports it
+            posted = None
+        if posted is None and bucket is not None:
+            bucket.give_back()
+        return posted
+
     async def call(
         self, method: str, path: str, headers_for: Any, body: bytes = b"", query: str = "",
-        signed: Mapping[str, str] | None = None,
+        signed: Mapping[str, str] | None = None, posted: http1.Exchange | None = None,
     ) -> tuple[int, Any]:  # fmt: skip
         """(status, JSON) of one request, retrying only 429. ``headers_for(method, path, body)`` signs;
-        ``signed``: headers already signed over this request, used for the first attempt.
+        ``signed``: headers already signed over this request, used for the first attempt. ``posted``: the
+        first attempt, written already by :meth:`post_now` (its rate token taken).
 
         POST failures after sending raise SubmitUncertain; GET failures raise VenueUnavailable."""
         bucket = self.reads if method == "GET" else self.writes
@@ -216,14 +254,18 @@ class _Http:
             self._start_warmer()
         target = self.base_path + path + (f"?{query}" if query else "")
         for attempt in range(self.max_429_retries + 1):
-            if bucket is not None:
-                await bucket.acquire()
-            if signed is not None and attempt == 0:
-                headers: Mapping[str, str] = signed
-            else:  # a retry after a 429 signs again (a fresh timestamp)
-                headers = await headers_for(method, self.base_path + path, body)
+            if posted is not None and attempt == 0:
+                pending = self.pool.finish(posted)
+            else:
+                if bucket is not None:
+                    await bucket.acquire()
+                if signed is not None and attempt == 0:
+                    headers: Mapping[str, str] = signed
+                else:  # a retry after a 429 signs again (a fresh timestamp)
+                    headers = await headers_for(method, self.base_path + path, body)
+                pending = self.pool.request(method, target, headers, body, timeout=self.timeout)
             try:
-                resp = await self.pool.request(method, target, headers, body, timeout=self.timeout)
+                resp = await pending
             except http1.ConnectFailed as exc:
                 self._rewarm.set()
                 # The TCP (or proxy, or TLS) connection never opened: the request cannot have left, so even a
@@ -334,21 +376,24 @@ class PolymarketTrader:
         # headers over it, used for the first send (a 429 retry signs the headers again).
         ready = await self.signer.prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
                                                            request_id=order.client_order_id)  # fmt: skip
-        _apply(order, ready)
+        apply_prepared(order, ready)
 
     def begin_prepare(
-        self, order: LegOrder, sent: tuple[object, Mapping[str, object], str | None] | None = None
+        self, order: LegOrder, sent: tuple[object, Mapping[str, object], str | None] | None = None, spun: bool = False
     ) -> Coroutine[Any, Any, None]:
         """:meth:`prepare`, with the signing request sent now (the signer signs while the caller goes on);
         await the result to have ``order.payload``. Never awaited (the order was refused meanwhile): close it.
         ``sent``: the request was written already (:meth:`send_first_leg`): ``(what that returned, the order
         map it carries, the order's hash or None)``, made by ``EdgeWatch`` for this order as :meth:`_struct`
-        makes it (no hash: ``venue_order_id`` comes with the signer's reply)."""
+        makes it (no hash: ``venue_order_id`` comes with the signer's reply). ``spun``: its reply was waited
+        for spinning already (:meth:`take_first_leg`): the spin is not run again (the loop polls, as after
+        one)."""
         if sent is not None:
             handle, struct, order.venue_order_id = sent
             pending = self.signer.begin_prepare_polymarket_order(  # type: ignore[call-arg]
                 struct, order_type=_POLY_TIF[order.tif], request_id=order.client_order_id, sent=handle)
-            return _applied(order, pending, getattr(self.signer, "poll_reply", None))
+            poll = getattr(self.signer, "poll_reply", None)
+            return _applied(order, pending, functools.partial(poll, spun=True) if spun and poll else poll)
         try:
             struct = self._struct(order)
             pending = self.signer.begin_prepare_polymarket_order(struct, order_type=_POLY_TIF[order.tif],
@@ -374,6 +419,25 @@ class PolymarketTrader:
         or None (nothing written: the order goes the usual way)."""
         send = getattr(self.signer, "send_prepare_frame", None)
         return None if send is None else send(frame, call_id)
+
+    def take_first_leg(self, sent: object) -> Prepared | None:
+        """The signer's reply to the request :meth:`send_first_leg` wrote, if it can be had now (a signer on
+        CPUs of its own is waited for, spinning, up to ``SIGNER_SPIN_S``); None: :meth:`begin_prepare`
+        (``sent``) waits for it."""
+        take = getattr(self.signer, "take_reply", None)
+        return None if take is None else cast("Prepared | None", take(sent))
+
+    def forget_first_leg(self, sent: object) -> None:
+        """The order :meth:`send_first_leg` asked a signature for was refused: its reply is discarded."""
+        forget = getattr(self.signer, "forget", None)
+        if forget is not None:
+            forget(sent)
+
+    def post_now(self, body: bytes, headers: Mapping[str, str]) -> object | None:
+        """The POST of a prepared order (``body`` and ``headers`` from the signer's reply) written now, when it
+        needs no wait (a rate token, an idle connection); hand what this returns to :meth:`submit` (``posted``)
+        with the order the reply was applied to. None: nothing was written, and :meth:`submit` sends it."""
+        return self.http.post_now("/order", body, headers)
 
     def prime(self) -> None:
         """An order is likely soon: let the signer know (a signer in this process needs nothing)."""
@@ -414,9 +478,12 @@ class PolymarketTrader:
         }
         return struct
 
-    async def submit(self, order: LegOrder) -> OrderResult:
+    async def submit(self, order: LegOrder, posted: object | None = None) -> OrderResult:
+        """Send ``order`` (or, with ``posted`` from :meth:`post_now`, await the answer to the POST written
+        already) and read the venue's answer."""
         signed, order.headers = order.headers or None, {}  # signed for one send: never reused
-        status, payload = await self.http.call("POST", "/order", self._headers, order.payload, signed=signed)
+        status, payload = await self.http.call("POST", "/order", self._headers, order.payload, signed=signed,
+                                               posted=cast("http1.Exchange | None", posted))  # fmt: skip
         if status != 200 or not isinstance(payload, dict) or not payload.get("success"):
             text = _error_text(payload)
             if "already exists" in text:

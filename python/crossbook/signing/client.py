@@ -399,6 +399,39 @@ class SignerClient:
             return False  # (a call's task is only settled in a later turn: nothing to spin for)
         return conn.read_until(fut, time.monotonic_ns() + int(max_s * 1e9))
 
+    def take_prepared_reply(self, sent: _Sent, max_s: float) -> PreparedOrderReply | None:
+        """The reply to a PreparePolymarketOrder request written by :meth:`send_prepare_frame` (``sent``), read
+        now: waited for as :meth:`spin_for_reply` waits (a signer on CPUs of its own only, for at most
+        ``max_s``; no wait when it is read already). An OK reply is decoded and returned, and the call is
+        over (nothing else waits for it). None otherwise (no reply yet, an error reply, an unreadable one, the
+        connection lost): then hand ``sent`` to :meth:`begin_prepare_polymarket_order` as ever, which reports
+        what it must."""
+        conn, _call_id, fut = sent
+        if not fut.done():
+            if conn.transport is None or not conn.own_cpus or max_s <= 0:
+                return None
+            if not conn.read_until(fut, time.monotonic_ns() + int(max_s * 1e9)):
+                return None
+        if fut.cancelled() or fut.exception() is not None:
+            return None
+        kind, payload = fut.result()
+        if kind != OK:
+            return None
+        try:  # read in one compiled call (the same reply protobuf makes of these bytes)
+            return PreparedOrderReply(*_decode_prepare_reply(payload))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def forget(sent: _Sent) -> None:
+        """Drop a request written on the fast path whose reply nobody will use (an order refused after its
+        signing request left): its reply, when it comes, is read and discarded."""
+        conn, call_id, fut = sent
+        conn.pending.pop(call_id, None)
+        conn.early.pop(call_id, None)
+        if not fut.done():
+            fut.cancel()
+
     @property
     def fast_connected(self) -> bool:
         """True while a fast-path connection is open (what the next signing call will use)."""
