@@ -362,7 +362,8 @@ class Executor:
 
     def send_first_leg(self, frame: bytes, call_id: int) -> object | None:
         """Write a first leg's signing request made by ``EdgeWatch`` (from :meth:`first_leg_template`) now;
-        what :meth:`begin_first_leg` takes in ``sent``, or None (nothing written)."""
+        the handle :class:`SentFirstLeg` carries to :meth:`start_pair_trade` (``sent``), or None (nothing
+        written)."""
         send = getattr(self.traders.get(self.first_venue), "send_first_leg", None)
         return None if send is None else send(frame, call_id)
 

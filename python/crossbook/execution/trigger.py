@@ -24,11 +24,14 @@ Compiled first look: over a ``crossbook.BookSet`` each armed intent has an ``Edg
 after each frame of an armed leg is applied (:meth:`EdgeTrigger.on_frame`), a loop turn before the batched
 dispatch. No edge: done, in a few µs. An edge the top of book holds whole, on books fresh by their frames
 or their connections' heartbeats, while the breaker's last transition said "enabled", the pair is Verified
-and the kill switch is off: the first leg's signing request leaves at once (``Executor.begin_first_leg``),
-and the plan, the breaker and the gate (steps 2–4, the same Python code) run while the signer signs;
-nothing reaches a venue unless they all agree, else the signature is dropped and the compiled look stays
-off until the breaker's next "enabled". Any other edge (depth, a smaller size, a stale leg) waits for the
-change dispatch and takes the Python path below, gate first.
+and the kill switch is off: the first leg's signing request leaves at once (made by the check itself and
+written by ``Executor.send_first_leg``; else ``Executor.begin_first_leg``), and the plan, the breaker and
+the gate (steps 2–4, the same Python code) run while the signer signs; nothing reaches a venue unless they
+all agree, else the signature is dropped and the compiled look stays off until the breaker's next
+"enabled". When they agree, ``Executor.start_pair_trade(sent=...)`` may take the signer's reply and write
+the order's POST in that same turn, before anything else is built (docs/execution.md, "the direct send").
+Any other edge (depth, a smaller size, a stale leg) waits for the change dispatch and takes the Python path
+below, gate first.
 
 The executor takes the trigger's plan instead of sizing again: it checks the plan against the intent
 (direction, size, edge, no leg above ``limit``), then every leg passes the gate when its task runs, and
