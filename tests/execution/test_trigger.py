@@ -768,6 +768,28 @@ async def test_with_the_signer_on_cpus_of_its_own_the_order_path_waits_for_its_r
         assert leg1.venue_order_id is not None and leg1.venue_order_id in rig.poly.orders
         assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
         assert rig.poly.stats["orders_duplicate"] == 0
+
+        # No rate token at the fire (the user's write budget spent): nothing is written in the fire's turn; the
+        # reply taken there is applied to the order and the task sends it once its token comes. Once.
+        from crossbook.execution.venues import TokenBucket
+
+        rig.trigger.disarm(rig.pair_id)
+        rig.done.clear()
+        takes.clear()
+        posted.clear()
+        bucket = trader.http.writes = TokenBucket(1.0, 1.0)  # type: ignore[attr-defined]
+        assert bucket.try_take()  # the one token of the burst: the next comes in a second
+        rig.trigger.arm(rig.intent())
+        poly_level(rig.poly, "ask", 39 * CENT, 50 * SHARE)
+        await eventually(lambda: rig.done, timeout=10, what="the second intent to finish")
+        (firing,) = rig.done
+        assert firing.result is not None and firing.result.status == "hedged", firing
+        assert len(takes) == 1 and posted == [0] and spins == [], (takes, posted, spins)
+        assert bucket.waited_s > 0  # the task waited for its token
+        leg1 = firing.result.legs[0].order
+        assert leg1.venue_order_id in rig.poly.orders
+        assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (2, 2)
+        assert rig.poly.stats["orders_duplicate"] == 0
     finally:
         os.sched_setaffinity(0, mine)
         await client.close()

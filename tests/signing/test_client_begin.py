@@ -426,3 +426,28 @@ async def test_take_prepared_reply_reads_a_written_frames_reply_now_or_leaves_it
     await client.health()  # answered after the forgotten reply: that one was read, and nothing broke
     assert client.fast_connected and not conn.pending
     await client.close()
+
+
+async def test_a_reply_waited_for_spinning_already_is_only_polled_for(server: FastServer, tmp_path: Path) -> None:
+    # ServiceSigner.poll_reply(spun=True): the direct send's spin ran out (take_reply); the order path then keeps
+    # the loop polling for the rest of SIGNER_POLL_S and does not hold the loop spinning a second time.
+    from crossbook.execution.signer import SIGNER_SPIN_S, ServiceSigner
+
+    client = SignerClient(str(tmp_path / "signer.sock"), timeout=2.0, fast=True)
+    await client.health()
+    assert client._fast_conn is not None
+    client._fast_conn.own_cpus = True  # as if the signer ran on CPUs of its own
+    signer = ServiceSigner(client, address="0x" + "ab" * 20, api_key="acct", wallet="main")
+    spun: list[float] = []
+    spin = client.spin_for_reply
+    client.spin_for_reply = lambda fut, max_s: spun.append(max_s) or spin(fut, max_s)  # type: ignore[method-assign,func-returns-value]
+    server.answer.clear()
+    fut = client.begin_prepare_polymarket_order(ORDER, account="acct", order_type="FOK", wallet="main",
+                                                request_id="rid-p1")  # fmt: skip
+    signer.poll_reply(fut, spun=True)
+    assert spun == [] and not fut.done()  # polled (the loop turned), never spun
+    signer.poll_reply(fut)
+    assert spun == [SIGNER_SPIN_S] and not fut.done()  # the first wait spins
+    server.answer.set()
+    assert (await fut).signature == "0x" + "22" * 65
+    await client.close()

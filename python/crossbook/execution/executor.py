@@ -261,17 +261,8 @@ class Executor:
             raise
         if sent is not None:
             return self._start_sent(intent, plan, pm, first_leg, second, sent)
-        # Client order ids are fixed now and stored with the intent before the first order leaves: a
-        # restarted executor asks the venues about exactly these (and never invents new ones for them).
         intent_id = first[0].intent_id if first is not None else new_id()
-        cids = {"leg1": first[0].client_order_id if first is not None else new_id(), "leg2": new_id()}
-
-        def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
-            market = self._order_market(pm, lp.venue, lp.outcome)
-            purpose: Purpose = "entry" if name == "leg1" else "hedge"
-            return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
-                            intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
-
+        leg_order = self._leg_orders(intent, pm, intent_id, first[0].client_order_id if first is not None else new_id())
         if first is None:
             order1 = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
             signing = self.traders[order1.venue].begin_prepare(order1)
@@ -284,7 +275,7 @@ class Executor:
                  order1.user_ref)
                     != (first_leg.venue, self._order_market(pm, first_leg.venue, first_leg.outcome), "buy",
                         first_leg.outcome, first_leg.limit, plan.size, intent.tif, "entry", "leg1", intent_id,
-                        intent.pair_id, cids["leg1"], self.user_ref)):  # fmt: skip
+                        intent.pair_id, order1.client_order_id, self.user_ref)):  # fmt: skip
                 signing.close()
                 planned = leg_order(first_leg, plan.size, "leg1", first_leg.limit)
                 raise IntentRefused("plan", [f"the first leg begun ({_planned(order1)}) is not the plan's "
@@ -302,18 +293,11 @@ class Executor:
         if self.store is None:  # no record before the send: the reply, and the POST, now if they can be
             take = getattr(trader, "take_first_leg", None)
             ready = None if take is None else take(sent.handle)
-            if ready is not None:
-                posted = trader.post_now(ready.body, ready.headers)  # type: ignore[attr-defined]
+            post_now = getattr(trader, "post_now", None)
+            if ready is not None and post_now is not None:
+                posted = post_now(ready.body, ready.headers)
         # -- the order is at its venue, or on its way: the records of it below are made meanwhile --
-        intent_id = new_id()
-        cids = {"leg1": sent.request.client_order_id, "leg2": new_id()}
-
-        def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
-            market = self._order_market(pm, lp.venue, lp.outcome)
-            purpose: Purpose = "entry" if name == "leg1" else "hedge"
-            return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
-                            intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
-
+        leg_order = self._leg_orders(intent, pm, new_id(), sent.request.client_order_id)
         order1 = leg_order(first, plan.size, "leg1", first.limit)
         if ready is not None:
             apply_prepared(order1, ready)
@@ -324,6 +308,22 @@ class Executor:
             signing = trader.begin_prepare(order1, (sent.handle, made.order(), digest),  # type: ignore[call-arg]
                                            spun=self.store is None)  # fmt: skip
         return self._pair_trade(intent, plan, pm, first, second, order1, leg_order, signing, posted)
+
+    def _leg_orders(
+        self, intent: PairIntent, pm: PairMarkets, intent_id: str, leg1_cid: str
+    ) -> Callable[[LegPlan, Decimal, str, Decimal], LegOrder]:
+        """What makes a pair intent's orders: leg 1 and leg 2 under client order ids fixed now (stored with the
+        intent before the first order leaves: a restarted executor asks the venues about exactly these), any
+        other (completion, unwind) under a new one."""
+        cids = {"leg1": leg1_cid, "leg2": new_id()}
+
+        def leg_order(lp: LegPlan, size: Decimal, name: str, limit: Decimal) -> LegOrder:
+            market = self._order_market(pm, lp.venue, lp.outcome)
+            purpose: Purpose = "entry" if name == "leg1" else "hedge"
+            return LegOrder(lp.venue, market, "buy", lp.outcome, limit, size, intent.tif, purpose, name, intent_id,
+                            intent.pair_id, cids.get(name) or new_id(), user_ref=self.user_ref)  # fmt: skip
+
+        return leg_order
 
     def forget_first_leg(self, sent: SentFirstLeg) -> None:
         """A first leg's signing request written by :meth:`send_first_leg` for an order that will not be sent:
