@@ -616,7 +616,7 @@ async def test_with_the_signer_service_the_compiled_check_makes_the_first_legs_s
         assert leg1.venue_order_id is not None and leg1.venue_order_id in rig.poly.orders
         assert (rig.poly.orders_accepted, rig.kal.orders_accepted) == (1, 1)
         assert rig.poly.stats["orders_duplicate"] == 0
-        assert signer_env.stderr().count(f"request_id={leg1.client_order_id} method=PreparePolymarketOrder") == 1
+        assert await signer_env.logged(f"request_id={leg1.client_order_id} method=PreparePolymarketOrder") == 1
 
         # The fast path down at the fire: nothing is written by the trigger, the executor sends the same kind
         # of request its own way (here gRPC), and the trade goes through as before.

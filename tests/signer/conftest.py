@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -20,6 +21,8 @@ from typing import Any
 import boto3  # a missing signer install must fail the run, never skip it (make setup installs it)
 import pytest
 from crossbook_signer.envelope import context, seal
+
+from tests.conftest import eventually
 
 VENV_BIN = Path(sys.executable).parent
 ANVIL_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -159,6 +162,14 @@ class Signer:
         self.errfile.flush()
         self.errfile.seek(0)
         return self.errfile.read().decode(errors="replace")
+
+    async def logged(self, text: str, timeout: float = 10.0) -> int:
+        """How many lines carry ``text`` once one does (the signer logs after its reply is written, in
+        a later loop turn, so a client can hold the reply before the line exists), and a moment more for any
+        second one. Fails the test after ``timeout`` without one."""
+        await eventually(lambda: text in self.stderr(), timeout=timeout, what=f"the signer's log line {text!r}")
+        await asyncio.sleep(0.05)
+        return self.stderr().count(text)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -409,8 +409,7 @@ async def test_kill9_mid_request_then_reconnect_without_double_signing(signer: S
         assert again.signature == first.signature and not again.audit["replayed"]  # a new life
         once_more = await client.sign_polymarket_order(order, wallet="main", request_id="k9-1")
         assert once_more.audit["replayed"]
-    await asyncio.sleep(0.05)
-    assert signer.stderr().count("signed request_id=k9-1 ") == 1
+    assert await signer.logged("signed request_id=k9-1 ") == 1
 
 
 async def test_a_stalled_signer_times_out_and_the_retry_is_not_signed_twice(signer: Signer) -> None:
@@ -445,8 +444,7 @@ async def test_keep_warm_is_invisible(signer: Signer) -> None:
         r = await client.sign_polymarket_order(order, wallet="main", request_id="warm")  # the id is free
         assert not r.audit["replayed"]
         assert r.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
-    await asyncio.sleep(0.05)
-    assert signer.stderr().count("request_id=warm") == 1
+    assert await signer.logged("request_id=warm") == 1
 
 
 async def test_retry_for_rides_out_a_signer_restart(signer: Signer) -> None:
@@ -461,5 +459,4 @@ async def test_retry_for_rides_out_a_signer_restart(signer: Signer) -> None:
         await restart
         assert r.signature == sign_polymarket_order(order, PrivateKey(ANVIL_KEY)).signature
         assert client.fast_connected and not r.audit["replayed"]
-    await asyncio.sleep(0.05)
-    assert signer.stderr().count("signed request_id=rf-1 ") == 1
+    assert await signer.logged("signed request_id=rf-1 ") == 1

@@ -237,4 +237,4 @@ async def test_kill9_mid_stream_then_reconnect(signer: Signer) -> None:
         assert not again.audit["replayed"]  # a new signer life: its first answer to k-1
         once_more = await client.sign_polymarket_order(order, wallet="main", request_id="k-1")
         assert once_more.audit["replayed"] and once_more.signature == first.signature
-        assert signer.stderr().count("signed request_id=k-1") == 1
+        assert await signer.logged("signed request_id=k-1") == 1
