@@ -581,16 +581,15 @@ class Pool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         data = self.build(method, target, headers, body)
-        conn = self._take()
-        if conn is None:
-            conn = await self._open(loop, deadline)
-            if loop.time() >= deadline:
-                self._release(conn)
-                self.stats.connect_failed += 1
-                reason = "no time left for the request once connected"
-                raise ConnectFailed(f"{method} {self.origin}{target}: {reason}", reason, timed_out=True)
-        else:
-            self.stats.reused += 1
+        ex = self._start(method, target, data, timeout)
+        if ex is not None:
+            return await ex.conn.finish(ex)
+        conn = await self._open(loop, deadline)
+        if loop.time() >= deadline:
+            self._release(conn)
+            self.stats.connect_failed += 1
+            reason = "no time left for the request once connected"
+            raise ConnectFailed(f"{method} {self.origin}{target}: {reason}", reason, timed_out=True)
         self.stats.requests += 1
         return await conn.exchange(method, target, data, deadline)
 
@@ -601,13 +600,16 @@ class Pool:
         """:meth:`request`'s write, now: the request is written on an idle kept-alive connection before this
         returns, and :meth:`finish` awaits its response (with :meth:`request`'s errors). None, with nothing
         written, when no connection is idle (:meth:`request` would have to open one first)."""
-        data = self.build(method, target, headers, body)
+        return self._start(method, target, self.build(method, target, headers, body), timeout)
+
+    def _start(self, method: str, target: str, data: bytes, timeout: float | None) -> Exchange | None:
+        """``data`` written now on an idle connection (the one :meth:`request` and :meth:`start` share)."""
         conn = self._take()
         if conn is None:
             return None
-        loop = asyncio.get_running_loop()
         self.stats.reused += 1
         self.stats.requests += 1
+        loop = asyncio.get_running_loop()
         return conn.begin(method, target, data, loop.time() + (self.timeout if timeout is None else timeout))
 
     @staticmethod

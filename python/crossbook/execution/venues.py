@@ -124,9 +124,7 @@ class TokenBucket:
     async def acquire(self) -> None:
         async with self._lock:  # FIFO: one waiter at a time takes the next token
             while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-                self._last = now
+                self._refill()
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
@@ -139,13 +137,16 @@ class TokenBucket:
         nothing taken."""
         if self._lock.locked():
             return False
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1
         return True
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
 
     def give_back(self) -> None:
         """Return a token :meth:`try_take` gave that was not used (nothing was sent with it)."""

@@ -281,13 +281,22 @@ def _rid_of(request: Message) -> str:
 def _early_reply(out: asyncio.Future[PreparedOrderReply], kind: int, payload: bytes) -> None:
     """A PreparePolymarketOrder reply frame, the moment it is read: an OK reply resolves ``out`` now. Any
     other outcome (an error, an unreadable reply) is left to the call's task, which reports it."""
-    if kind != OK or out.done():
+    if out.done():
         return
-    try:  # read in one compiled call (the same reply protobuf makes of these bytes)
-        reply = PreparedOrderReply(*_decode_prepare_reply(payload))
+    reply = _ok_prepare_reply(kind, payload)
+    if reply is not None:
+        out.set_result(reply)
+
+
+def _ok_prepare_reply(kind: int, payload: bytes) -> PreparedOrderReply | None:
+    """An OK PreparePolymarketOrder reply frame, read in one compiled call (the same reply protobuf makes of
+    these bytes); None for any other kind or an unreadable payload (the call's task reports those)."""
+    if kind != OK:
+        return None
+    try:
+        return PreparedOrderReply(*_decode_prepare_reply(payload))
     except ValueError:
-        return
-    out.set_result(reply)
+        return None
 
 
 def _settle(out: asyncio.Future[PreparedOrderReply], task: asyncio.Task[PreparedOrderReply]) -> None:
@@ -414,13 +423,7 @@ class SignerClient:
                 return None
         if fut.cancelled() or fut.exception() is not None:
             return None
-        kind, payload = fut.result()
-        if kind != OK:
-            return None
-        try:  # read in one compiled call (the same reply protobuf makes of these bytes)
-            return PreparedOrderReply(*_decode_prepare_reply(payload))
-        except ValueError:
-            return None
+        return _ok_prepare_reply(*fut.result())
 
     @staticmethod
     def forget(sent: _Sent) -> None:
